@@ -1,0 +1,1 @@
+"""The ``vistag`` command line: parser in :mod:`.parser`, entry point in :mod:`.main`."""

@@ -1,0 +1,89 @@
+"""``vistag demo``: the whole job on the embedded default, end to end."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+from vistag.cli.commands.common import embedding_cache, make_embedder
+from vistag.cli.commands.index import print_summary
+from vistag.cli.commands.search import print_hits
+from vistag.config import ConnectionSettings, default_data_dir, vistag_home
+from vistag.engine.client import EngineClient
+from vistag.engine.local import LocalNode
+from vistag.errors import ConfigError
+from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.images import ImageStore
+from vistag.indexer.pipeline import IndexOptions, index_catalog
+from vistag.indexer.schema import CatalogSchema
+from vistag.search import Searcher
+
+
+def write_sample(labels: Path, out: Path, size: int) -> tuple[Path, dict]:
+    """Write every n-th row of ``labels`` (a spread over the whole catalog) to ``out``.
+
+    Returns:
+        The sample path and one held-out row (not in the sample) to query by image.
+    """
+    with open(labels, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if size < 1 or size > len(rows):
+        raise ConfigError(f"--size must be within 1..{len(rows)}")
+    step = len(rows) / size
+    picked = {int(i * step) for i in range(size)}
+    held_out = next(r for i, r in enumerate(rows) if i not in picked and r["articleType"] == "Tshirts")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[i] for i in sorted(picked))
+    return out, held_out
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the local engine, index a sample, print example queries."""
+    started = time.monotonic()
+    data = Path(args.data) if args.data else default_data_dir()
+    if data is None or not (data / "labels.csv").is_file() or not (data / "images.tar").is_file():
+        raise ConfigError("sample data not found: pass --data or set VISTAG_DATA to the fashion-product-images folder "
+                          "(with labels.csv and images.tar)")
+    print(f"== starting a local {args.engine} node")
+    node = LocalNode(args.engine)
+    url = node.start()
+    print(f"   {url}")
+    client = EngineClient(ConnectionSettings(url=url))
+    info = client.info()
+    print(f"   {info.engine} {info.version}")
+    sample, held_out = write_sample(data / "labels.csv", vistag_home() / "demo" / "sample.csv", args.size)
+    print(f"== indexing {args.size} products from {data} into '{args.index}'")
+    embedder = make_embedder(args)
+    client.request("DELETE", f"/{args.index}", ok_statuses=(404,))
+    options = IndexOptions(index=args.index, dead_letter=vistag_home() / "demo" / "dead-letter.jsonl",
+                           progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size)
+    with ImageStore(data / "images.tar") as store:
+        batch_embedder = BatchEmbedder(embedder, store, embedding_cache(embedder))
+        try:
+            summary = index_catalog(client, sample, CatalogSchema.bundled(), batch_embedder, options)
+        finally:
+            batch_embedder.close()
+        print_summary(summary)
+        if not summary.ok:
+            return 1
+        searcher = Searcher(client, args.index, embedder.dim)
+        print('\n== keyword query: "blue jeans"')
+        print_hits(searcher.keyword("blue jeans", size=5))
+        print("\n== tag query: tshirts + casual:0.5, gender=Men")
+        print_hits(searcher.tags({"tshirts": 1.0, "casual": 0.5}, size=5, attributes={"gender": "Men"}))
+        query_image = store.load(held_out["file"])
+        vector = embedder.embed_images([query_image.image])[0]
+        print(f"\n== image query: held-out product {held_out['id']} ({held_out['productDisplayName']}), k=5")
+        print_hits(searcher.image(vector, k=5))
+    print(f"\n== done in {time.monotonic() - started:.1f}s; the node keeps running at {url}")
+    print(f"   try: vistag search --engine {args.engine} --index {args.index} --query 'red shirt'")
+    if args.stop:
+        node.stop()
+        print("   (node stopped)")
+    return 0

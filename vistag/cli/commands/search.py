@@ -1,0 +1,65 @@
+"""``vistag search``."""
+
+from __future__ import annotations
+
+import argparse
+
+from vistag.cli.commands.common import connect, make_embedder, print_json
+from vistag.errors import ConfigError
+from vistag.indexer.images import ImageLoadError, ImageStore
+from vistag.search import Hit, Searcher
+
+
+def parse_tags(items: list[str]) -> dict[str, float]:
+    """``["tshirts", "casual:0.5"]`` -> ``{"tshirts": 1.0, "casual": 0.5}``."""
+    out: dict[str, float] = {}
+    for item in items:
+        tag, _, weight = item.partition(":")
+        try:
+            out[tag.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"bad tag weight in {item!r}; use TAG or TAG:WEIGHT") from None
+    return out
+
+
+def parse_filters(items: list[str]) -> dict[str, str]:
+    """``["gender=Men"]`` -> ``{"gender": "Men"}``."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"bad filter {item!r}; use NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Run one query and print the hits."""
+    client = connect(args)
+    searcher = Searcher(client, args.index)
+    filters = parse_filters(args.filter)
+    if args.query:
+        hits = searcher.keyword(args.query, size=args.k, offset=args.offset, category=args.category, attributes=filters)
+    elif args.tags:
+        hits = searcher.tags(parse_tags(args.tags), size=args.k, offset=args.offset, category=args.category, attributes=filters)
+    else:
+        try:
+            loaded = ImageStore().load(args.image)
+        except ImageLoadError as exc:
+            raise ConfigError(str(exc)) from None
+        vector = make_embedder(args).embed_images([loaded.image])[0]
+        hits = searcher.image(vector, k=args.k, num_candidates=args.num_candidates, category=args.category, attributes=filters)
+    if args.json:
+        print_json([h.to_dict() for h in hits])
+    else:
+        print_hits(hits)
+    return 0
+
+
+def print_hits(hits: list[Hit]) -> None:
+    """One line per hit: rank, id, score, title, top tags."""
+    if not hits:
+        print("(no results)")
+    for rank, hit in enumerate(hits, 1):
+        tags = ", ".join(sorted(hit.source.get("tag_weights", {}), key=lambda t: -hit.source["tag_weights"][t])[:4])
+        print(f"{rank:>3}. {hit.id:<8} {hit.score:8.4f}  {hit.title or ''}  [{tags}]")

@@ -1,0 +1,124 @@
+"""Argument parser of the ``vistag`` command (kept apart from ``main`` so it can be tested and documented)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from vistag import __version__
+from vistag.config import ENGINES, default_engine
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (defaults from VISTAG_* environment variables)")
+    group.add_argument("--engine", choices=ENGINES, default=default_engine(),
+                       help="local engine to use when no --url is given (env VISTAG_ENGINE, default %(default)s)")
+    group.add_argument("--url", default=None, help="cluster URL (env VISTAG_URL); default: the local node of --engine")
+    group.add_argument("--api-key", default=None, help="API key, base64 id:key form (env VISTAG_API_KEY)")
+    group.add_argument("--user", default=None, help="basic-auth user (env VISTAG_USER)")
+    group.add_argument("--password", default=None, help="basic-auth password (env VISTAG_PASSWORD)")
+    group.add_argument("--ca-cert", default=None, help="CA bundle to verify TLS (env VISTAG_CA_CERT)")
+
+
+def _model(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"),
+                       help="backbone name (env VISTAG_MODEL, default %(default)s)")
+    group.add_argument("--weights", default=None, help="local weights file (needed for resnet50/vgg16/vgg19)")
+    group.add_argument("--input-size", type=int, default=None, help="input resolution in pixels (default: the model's)")
+    group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
+    group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the full ``vistag`` parser."""
+    parser = argparse.ArgumentParser(
+        prog="vistag",
+        description="Tag product images with a CNN and index them into Elasticsearch 8 / OpenSearch 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"vistag {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors; no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # engine ---------------------------------------------------------------
+    engine = sub.add_parser("engine", help="download, start, stop and inspect a local engine node",
+                            description="Manage a local single-node engine bound to 127.0.0.1 (data under $VISTAG_HOME).")
+    engine_sub = engine.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("start", "start the node (reuses a running one) and wait for yellow health"),
+                         ("stop", "stop the node cleanly"), ("status", "print the node's state"),
+                         ("url", "print the node's URL (empty and exit 1 when not running)"),
+                         ("install", "download and lay out the distribution without starting it")):
+        p = engine_sub.add_parser(action, help=text, description=text)
+        p.add_argument("--engine", choices=ENGINES, default=default_engine(), help="engine (env VISTAG_ENGINE, default %(default)s)")
+        if action == "start":
+            p.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
+            p.add_argument("--heap", default="1g", help="JVM heap, at most 1g recommended (default %(default)s)")
+        if action == "status":
+            p.add_argument("--json", action="store_true", help="print JSON")
+
+    # mappings -------------------------------------------------------------
+    mappings = sub.add_parser("mappings", help="show or install the index template and search templates",
+                              description="Render the index template and stored search templates, or install them.")
+    mappings_sub = mappings.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("show", "print the index template and search templates as JSON"),
+                         ("install", "install the index template and search templates on the cluster")):
+        p = mappings_sub.add_parser(action, help=text, description=text)
+        _connection(p)
+        p.add_argument("--index", default="products", help="index/alias name (default %(default)s)")
+        p.add_argument("--dim", type=int, default=None, help="vector dimension (default: the model's)")
+        p.add_argument("--model", default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"), help="backbone whose dimension to use")
+        if action == "show":
+            p.add_argument("--offline", action="store_true", help="render for --engine with all modules, without a cluster")
+
+    # index ----------------------------------------------------------------
+    index = sub.add_parser("index", help="embed, tag and bulk-index a catalog",
+                           description="Read a catalog (CSV/JSONL) and its images, embed them, tag them by kNN over a "
+                                       "labelled reference set and stream them into the index.")
+    _connection(index)
+    _model(index)
+    index.add_argument("--catalog", required=True, help="catalog file (.csv, .tsv, .jsonl)")
+    index.add_argument("--images", default=None, help="image directory or .tar (references may also be URLs or absolute paths)")
+    index.add_argument("--schema", default="fashion-product-images",
+                       help="schema JSON file, or the name of a bundled one (default %(default)s)")
+    index.add_argument("--reference", default=None, help="another labelled catalog to take kNN tags from (default: the catalog itself)")
+    index.add_argument("--reference-images", default=None, help="images of --reference (default: --images)")
+    index.add_argument("--index", default="products", help="index name (default %(default)s)")
+    index.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
+    index.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
+    index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
+    index.add_argument("--dead-letter", default="dead-letter.jsonl", help="JSONL file for bad rows (default %(default)s)")
+    index.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
+    index.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
+    index.add_argument("--chunk-bytes", type=int, default=10 * 1024 * 1024, help="bytes per bulk request (default 10 MiB)")
+    index.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items (default %(default)s)")
+    index.add_argument("--limit", type=int, default=None, help="read only the first N rows")
+    index.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    # search ---------------------------------------------------------------
+    search = sub.add_parser("search", help="keyword, tag or image search",
+                            description="Search the index by keywords, weighted tags or an image.")
+    _connection(search)
+    _model(search)
+    what = search.add_mutually_exclusive_group(required=True)
+    what.add_argument("--query", help="keyword query (BM25 on title and text)")
+    what.add_argument("--tags", nargs="+", metavar="TAG[:WEIGHT]", help="tags, e.g. tshirts casual:0.5")
+    what.add_argument("--image", help="query image file: nearest products by image embedding")
+    search.add_argument("--index", default="products", help="index or alias (default %(default)s)")
+    search.add_argument("--k", type=int, default=10, help="results (kNN k for --image) (default %(default)s)")
+    search.add_argument("--from", dest="offset", type=int, default=0, help="offset for paging (keyword/tags)")
+    search.add_argument("--num-candidates", type=int, default=None, help="HNSW candidates for --image (default max(100, 2k))")
+    search.add_argument("--category", default=None, help='category path prefix filter, e.g. "Apparel > Topwear"')
+    search.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="attribute filter, repeatable")
+    search.add_argument("--json", action="store_true", help="print JSON")
+
+    # demo -----------------------------------------------------------------
+    demo = sub.add_parser("demo", help="end to end: local engine, sample catalog, example queries",
+                          description="Start a local node, index a sample of the fashion catalog and run example queries.")
+    _model(demo)
+    demo.add_argument("--engine", choices=ENGINES, default=default_engine(), help="local engine (default %(default)s)")
+    demo.add_argument("--data", default=None, help="fashion-product-images folder (default $VISTAG_DATA or ../shared/data/...)")
+    demo.add_argument("--size", type=int, default=600, help="sample rows to index (default %(default)s)")
+    demo.add_argument("--index", default="demo-products", help="index name (default %(default)s)")
+    demo.add_argument("--stop", action="store_true", help="stop the engine at the end")
+    return parser

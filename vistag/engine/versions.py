@@ -1,0 +1,119 @@
+"""The one place where engine versions and the Maven artifacts behind them are pinned.
+
+Versions are the newest of each line whose Maven Central artifacts run on a Java 17
+JDK: OpenSearch 2.19.1 is the newest 2.x with a matching ``opensearch-knn`` plugin
+on Maven Central (2.19.1.0), Elasticsearch 8.19.21 the newest 8.x integ-test-zip.
+
+The integ-test-zip distributions carry only the transport module (and, for
+Elasticsearch, x-pack core/security). For OpenSearch we add the modules vistag
+needs from the jars OpenSearch publishes to Maven Central; Elasticsearch 8 does not
+publish its module jars, so its local node runs without ``mapper-extras``,
+``lang-mustache`` and ``analysis-common`` and vistag adapts (see
+:mod:`vistag.mappings.capabilities`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OPENSEARCH_VERSION = "2.19.1"
+OPENSEARCH_KNN_VERSION = "2.19.1.0"
+ELASTICSEARCH_VERSION = "8.19.21"
+
+#: Major versions vistag supports; others work with a warning.
+SUPPORTED_MAJORS = {"opensearch": (2,), "elasticsearch": (8,)}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A Maven artifact, ``group:artifact:version[:packaging]``."""
+
+    group: str
+    artifact: str
+    version: str
+    packaging: str = "jar"
+
+    @property
+    def coordinates(self) -> str:
+        """The ``mvn dependency:copy -Dartifact=`` string."""
+        return f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
+
+    @property
+    def filename(self) -> str:
+        """File name in a Maven repository."""
+        return f"{self.artifact}-{self.version}.{self.packaging}"
+
+    @property
+    def repo_path(self) -> str:
+        """Path of the file below a Maven repository root."""
+        return "/".join([*self.group.split("."), self.artifact, self.version, self.filename])
+
+
+@dataclass(frozen=True)
+class Module:
+    """An engine module assembled from Maven jars (OpenSearch only).
+
+    Attributes:
+        name: module folder name, as the engine reports it.
+        classname: the plugin entry class.
+        jars: the module jar and its runtime dependencies.
+        policy: the Java security policy grants the module needs.
+    """
+
+    name: str
+    classname: str
+    jars: tuple[Artifact, ...]
+    policy: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Everything needed to lay out one local engine node."""
+
+    engine: str
+    version: str
+    archive: Artifact
+    modules: tuple[Module, ...] = ()
+    plugins: tuple[Artifact, ...] = ()
+
+
+def _os(artifact: str, group: str = "org.opensearch.plugin") -> Artifact:
+    return Artifact(group, artifact, OPENSEARCH_VERSION)
+
+
+_OPENSEARCH_MODULES = (
+    Module(
+        "lang-painless",  # the k-NN plugin extends it
+        "org.opensearch.painless.PainlessPlugin",
+        (
+            _os("lang-painless"),
+            _os("opensearch-scripting-painless-spi"),
+            Artifact("org.antlr", "antlr4-runtime", "4.13.1"),
+            *(Artifact("org.ow2.asm", name, "9.7") for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")),
+        ),
+        ('permission java.lang.RuntimePermission "createClassLoader";', 'permission java.lang.RuntimePermission "getClassLoader";'),
+    ),
+    Module(
+        "lang-mustache",  # stored search templates
+        "org.opensearch.script.mustache.MustachePlugin",
+        (_os("lang-mustache-client"), Artifact("com.github.spullara.mustache.java", "compiler", "0.9.14")),
+        ('permission java.lang.reflect.ReflectPermission "suppressAccessChecks";', 'permission java.lang.RuntimePermission "accessDeclaredMembers";'),
+    ),
+    Module("mapper-extras", "org.opensearch.index.mapper.MapperExtrasPlugin", (_os("mapper-extras-client"),)),  # rank_features
+    Module("analysis-common", "org.opensearch.analysis.common.CommonAnalysisPlugin", (_os("analysis-common"),)),  # asciifolding, stemmers
+)
+
+DISTRIBUTIONS: dict[str, Distribution] = {
+    "opensearch": Distribution(
+        engine="opensearch",
+        version=OPENSEARCH_VERSION,
+        archive=Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", OPENSEARCH_VERSION, "zip"),
+        modules=_OPENSEARCH_MODULES,
+        plugins=(Artifact("org.opensearch.plugin", "opensearch-knn", OPENSEARCH_KNN_VERSION, "zip"),),
+    ),
+    "elasticsearch": Distribution(
+        engine="elasticsearch",
+        version=ELASTICSEARCH_VERSION,
+        archive=Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", ELASTICSEARCH_VERSION, "zip"),
+    ),
+}

@@ -1,0 +1,71 @@
+"""Build the engine document of a catalog row (see :mod:`vistag.mappings.document`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Sequence
+
+from vistag.analyzers.tags import normalize_tag
+from vistag.indexer.schema import CatalogSchema
+from vistag.mappings.document import category_fields
+
+
+def build_document(
+    row_id: str,
+    fields: dict,
+    schema: CatalogSchema,
+    *,
+    tags: Sequence[tuple[str, float]],
+    vector: Sequence[float],
+    image: dict,
+    model: dict,
+    indexed_at: str | None = None,
+) -> dict:
+    """Return the document (with ``_id``) for one row.
+
+    Args:
+        row_id: product id (the document id, so reruns overwrite, never duplicate).
+        fields: the row's columns.
+        schema: column mapping.
+        tags: ``(tag, presence score)`` pairs, best first.
+        vector: the image embedding.
+        image: ``source``, ``sha256``, ``width``, ``height``.
+        model: ``name``, ``version``, ``embedding_dim``.
+        indexed_at: ISO timestamp (default now).
+    """
+    title = _text(fields.get(schema.title)) if schema.title else None
+    text_parts = [title] if title else []
+    for column in schema.text:
+        value = _text(fields.get(column))
+        if value and value not in text_parts:
+            text_parts.append(value)
+    path = [_text(fields.get(c)) for c in schema.category]
+    path = [p for p in path if p]
+    attributes = {c: _text(fields.get(c)) for c in schema.attributes}
+    attributes = {k: v for k, v in attributes.items() if v and normalize_tag(v)}
+    weights = {t: round(float(s), 6) for t, s in tags if s > 0}
+    doc: dict = {
+        "_id": row_id,
+        "id": row_id,
+        "title": title,
+        "text": " ".join(text_parts + path + list(attributes.values())) or None,
+        "category": category_fields(path),
+        "attributes": attributes,
+        "tags": list(weights),
+        "tag_weights": weights,
+        "image_vector": [float(x) for x in vector],
+        "image": image,
+        "model": model,
+        "indexed_at": indexed_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    extra = {c: fields.get(c) for c in schema.extra if fields.get(c) not in (None, "")}
+    if extra:
+        doc["extra"] = extra
+    return doc
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

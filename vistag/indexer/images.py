@@ -1,0 +1,162 @@
+"""Where images come from (a directory, a ``.tar``, http(s) URLs) and how they are decoded safely."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+#: Decompression-bomb guard: images with more pixels are refused (default 64 MP).
+MAX_PIXELS = int(os.environ.get("VISTAG_MAX_IMAGE_PIXELS", 64_000_000))
+#: Largest encoded image read, in bytes (default 32 MiB).
+MAX_BYTES = int(os.environ.get("VISTAG_MAX_IMAGE_BYTES", 32 * 1024 * 1024))
+
+
+class ImageLoadError(Exception):
+    """An image could not be read or decoded; the message is the dead-letter reason."""
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image and what the document records about it."""
+
+    image: Image.Image
+    sha256: str
+    width: int
+    height: int
+    source: str
+
+
+class ImageStore:
+    """Reads image bytes by reference.
+
+    Args:
+        root: a directory, a ``.tar`` file, or ``None`` (references must then be
+            absolute paths or URLs).
+        timeout: seconds for each http(s) download.
+    """
+
+    def __init__(self, root: str | Path | None = None, timeout: float = 20.0) -> None:
+        self.root = Path(root) if root else None
+        self.timeout = timeout
+        self._tar_index: dict[str, tuple[int, int]] | None = None
+        self._tar_fd: int | None = None
+        self._local = threading.local()
+        if self.root is not None:
+            if not self.root.exists():
+                raise FileNotFoundError(f"image source {self.root} does not exist")
+            if self.root.is_file():
+                if not tarfile.is_tarfile(self.root):
+                    raise ValueError(f"image source {self.root} is neither a directory nor a .tar archive")
+                self._index_tar()
+
+    def _index_tar(self) -> None:
+        index: dict[str, tuple[int, int]] = {}
+        with tarfile.open(self.root, "r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    index[member.name] = (member.offset_data, member.size)
+                    index.setdefault(os.path.basename(member.name), (member.offset_data, member.size))
+        self._tar_index = index
+        self._tar_fd = os.open(self.root, os.O_RDONLY)
+
+    def close(self) -> None:
+        """Release the tar file handle."""
+        if self._tar_fd is not None:
+            os.close(self._tar_fd)
+            self._tar_fd = None
+
+    def __enter__(self) -> "ImageStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def read(self, ref: str) -> bytes:
+        """Return the encoded bytes of ``ref``.
+
+        Raises:
+            ImageLoadError: missing, unreadable, too large or a failed download.
+        """
+        if ref.startswith(("http://", "https://")):
+            return self._download(ref)
+        if self._tar_index is not None and not os.path.isabs(ref):
+            entry = self._tar_index.get(ref) or self._tar_index.get(ref.lstrip("./"))
+            if entry is None:
+                raise ImageLoadError(f"image {ref!r} is not in {self.root}")
+            offset, size = entry
+            if size > MAX_BYTES:
+                raise ImageLoadError(f"image {ref!r} is {size} bytes, over the {MAX_BYTES}-byte limit")
+            return os.pread(self._tar_fd, size, offset)
+        path = Path(ref) if os.path.isabs(ref) or self.root is None else self.root / ref
+        try:
+            size = path.stat().st_size
+            if size > MAX_BYTES:
+                raise ImageLoadError(f"image file {path} is {size} bytes, over the {MAX_BYTES}-byte limit")
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ImageLoadError(f"image file {path} does not exist") from None
+        except OSError as exc:
+            raise ImageLoadError(f"image file {path} cannot be read: {exc.strerror}") from None
+
+    def _download(self, url: str) -> bytes:
+        try:
+            with self._session().get(url, timeout=self.timeout, stream=True) as resp:
+                if resp.status_code != 200:
+                    raise ImageLoadError(f"download of {url} failed: HTTP {resp.status_code}")
+                chunks, total = [], 0
+                for chunk in resp.iter_content(1 << 16):
+                    total += len(chunk)
+                    if total > MAX_BYTES:
+                        raise ImageLoadError(f"download of {url} exceeds the {MAX_BYTES}-byte limit")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except requests.RequestException as exc:
+            raise ImageLoadError(f"download of {url} failed: {type(exc).__name__}") from None
+
+    def load(self, ref: str) -> LoadedImage:
+        """Read and decode ``ref`` (see :func:`decode_image`)."""
+        data = self.read(ref)
+        return decode_image(data, ref)
+
+
+def decode_image(data: bytes, name: str) -> LoadedImage:
+    """Decode image bytes fully, refusing empty, truncated, corrupt and oversized images.
+
+    Raises:
+        ImageLoadError: with a reason that names ``name``.
+    """
+    if not data:
+        raise ImageLoadError(f"image {name!r} is empty (0 bytes)")
+    digest = hashlib.sha256(data).hexdigest()
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                if width * height > MAX_PIXELS:
+                    raise ImageLoadError(f"image {name!r} is {width}x{height}, over the {MAX_PIXELS}-pixel limit")
+                probe.load()  # animated images: the first frame
+                image = probe.copy()
+    except ImageLoadError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"image {name!r} is not a decodable image: {type(exc).__name__}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(f"image {name!r} is corrupt or truncated: {exc}") from None
+    return LoadedImage(image=image, sha256=digest, width=width, height=height, source=name)

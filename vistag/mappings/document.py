@@ -1,0 +1,59 @@
+"""The one description of a vistag product document, independent of the engine.
+
+A document looks like::
+
+    {
+      "id": "15970",
+      "title": "Turtle Check Men Navy Blue Shirt",
+      "text": "Turtle Check Men Navy Blue Shirt Men Apparel Topwear Shirts Navy Blue ...",
+      "category": {"lvl0": "Apparel", "lvl1": "Topwear", "lvl2": "Shirts",
+                   "path": "Apparel > Topwear > Shirts",
+                   "ancestors": ["Apparel", "Apparel > Topwear", "Apparel > Topwear > Shirts"]},
+      "attributes": {"gender": "Men", "baseColour": "Navy Blue", "season": "Fall", "usage": "Casual"},
+      "tags": ["shirts", "topwear", "men", "navy-blue", ...],
+      "tag_weights": {"shirts": 0.97, "topwear": 1.0, ...},
+      "image_vector": [...],
+      "image": {"source": "15970.jpg", "sha256": "...", "width": 60, "height": 80},
+      "model": {"name": "efficientnet-lite0", "version": "...", "embedding_dim": 1280},
+      "indexed_at": "2026-11-23T18:00:00Z",
+      "extra": {...}
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CATEGORY_SEPARATOR = " > "
+TEXT_FIELDS = ("title^2", "text")
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """What varies between catalogs and models.
+
+    Attributes:
+        name: index (or alias) name, e.g. ``products``.
+        vector_dim: embedding dimension of the model that fills ``image_vector``.
+        category_levels: how many hierarchy levels ``category.lvl<i>`` holds.
+    """
+
+    name: str = "products"
+    vector_dim: int = 1280
+    category_levels: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.lower() or any(c in self.name for c in ' "*\\<|,>/?#:'):
+            raise ValueError(f"invalid index name {self.name!r}: use lowercase letters, digits, '-' or '_'")
+        if not 1 <= self.vector_dim <= 4096:
+            raise ValueError(f"vector_dim must be within 1..4096, got {self.vector_dim}")
+
+
+def category_fields(path: list[str]) -> dict:
+    """Return the ``category`` object for a hierarchy path such as ``["Apparel", "Topwear", "Tshirts"]``."""
+    clean = [p.strip() for p in path if p and p.strip()]
+    out: dict = {f"lvl{i}": value for i, value in enumerate(clean)}
+    if clean:
+        out["path"] = CATEGORY_SEPARATOR.join(clean)
+        out["ancestors"] = [CATEGORY_SEPARATOR.join(clean[: i + 1]) for i in range(len(clean))]
+    return out

@@ -1,0 +1,35 @@
+"""Keyword search: BM25 over the product text fields."""
+
+from __future__ import annotations
+
+from vistag.mappings.adapter import EngineAdapter
+from vistag.mappings.document import TEXT_FIELDS, DocumentSpec
+from vistag.mappings.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
+
+NAME = "keyword"
+
+
+def properties(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
+    """Text fields, analysed with the product analyzer, with a raw keyword sub-field on ``title``."""
+    text = {"type": "text", "analyzer": adapter.text_analyzer}
+    return {
+        "title": {**text, "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+        "text": text,
+    }
+
+
+def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
+    """``query`` (string) plus paging and filters."""
+    fields = ",".join(f'"{f}"' for f in TEXT_FIELDS)
+    return (
+        "{" + PAGING + ',"query":{"bool":{'
+        '"must":[{"multi_match":{"query":"{{query}}","fields":[' + fields + '],"type":"best_fields","operator":"or"}}],'
+        '"filter":[' + FILTER_CLAUSES + "]}}}"
+    )
+
+
+def params(query: str, size: int = 10, offset: int = 0, category: str | None = None, attributes=None) -> dict:
+    """Template parameters for a keyword query."""
+    if not query or not query.strip():
+        raise ValueError("a keyword query needs some text")
+    return {"query": query, **paging_params(size, offset), **filter_params(category, attributes)}

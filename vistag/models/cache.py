@@ -1,0 +1,101 @@
+"""On-disk embedding cache keyed by image content hash and model id (no torch).
+
+Layout, one folder per model id below ``$VISTAG_HOME/cache/embeddings``::
+
+    <model_id>/keys.txt      one sha256 per line
+    <model_id>/vectors.f32   float32 rows, appended in the same order
+
+Appends write the vector before the key, under an exclusive file lock, so a crash
+leaves at worst an orphan vector that the next open ignores. Vectors are read
+through a memory map: the cache can be far larger than RAM.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddingCache:
+    """Append-only store of ``sha256 -> vector`` for one model id.
+
+    Args:
+        root: cache root (e.g. ``$VISTAG_HOME/cache/embeddings``).
+        model_id: the embedding space, e.g. ``efficientnet-lite0@1-128px``.
+        dim: vector dimension.
+    """
+
+    def __init__(self, root: str | Path, model_id: str, dim: int) -> None:
+        self.dir = Path(root) / re.sub(r"[^A-Za-z0-9@._-]+", "_", model_id)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        self._keys_path = self.dir / "keys.txt"
+        self._vec_path = self.dir / "vectors.f32"
+        self._index: dict[str, int] = {}
+        self._mmap: np.ndarray | None = None
+        self._load()
+
+    def _load(self) -> None:
+        keys = self._keys_path.read_text().split() if self._keys_path.exists() else []
+        rows = (self._vec_path.stat().st_size // (4 * self.dim)) if self._vec_path.exists() else 0
+        if len(keys) > rows:  # cannot happen with our write order, but never trust a disk
+            keys = keys[:rows]
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._rows = len(keys)
+        self._mmap = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, sha256: str) -> bool:
+        return sha256 in self._index
+
+    def _vectors(self) -> np.ndarray:
+        if self._mmap is None or len(self._mmap) < self._rows:
+            self._mmap = np.memmap(self._vec_path, dtype=np.float32, mode="r").reshape(-1, self.dim) if self._rows else np.zeros((0, self.dim), np.float32)
+        return self._mmap
+
+    def get_many(self, keys: Iterable[str]) -> tuple[np.ndarray, list[bool]]:
+        """Return (vectors, found) for ``keys``; missing rows are zeros."""
+        keys = list(keys)
+        found = [k in self._index for k in keys]
+        out = np.zeros((len(keys), self.dim), dtype=np.float32)
+        if any(found):
+            vectors = self._vectors()
+            rows = [self._index[k] for k, f in zip(keys, found) if f]
+            out[np.array(found)] = vectors[rows]
+        return out, found
+
+    def put_many(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Append vectors for keys not yet cached."""
+        fresh = [(k, v) for k, v in zip(keys, np.asarray(vectors, dtype=np.float32)) if k not in self._index]
+        if not fresh:
+            return
+        with open(self.dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._load()  # another process may have appended
+            fresh = [(k, v) for k, v in fresh if k not in self._index]
+            uniq: dict[str, np.ndarray] = dict(fresh)
+            if not uniq:
+                return
+            block = np.stack(list(uniq.values())).astype(np.float32)
+            with open(self._vec_path, "ab") as fh:
+                # Truncate orphan rows from a crashed writer first so keys and rows stay aligned.
+                fh.truncate(self._rows * 4 * self.dim)
+                fh.write(block.tobytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            with open(self._keys_path, "a") as fh:
+                fh.write("".join(k + "\n" for k in uniq))
+            for key in uniq:
+                self._index[key] = self._rows
+                self._rows += 1
+        self._mmap = None

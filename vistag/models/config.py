@@ -1,0 +1,49 @@
+"""Backbone configuration: what preprocessing and the index mapping are derived from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Describes a backbone's weights, as timm's pretrained configs do.
+
+    Attributes:
+        name: registry name, e.g. ``efficientnet-lite0``.
+        input_size: side of the square input, in pixels.
+        mean: per-channel mean on the 0..1 scale.
+        std: per-channel standard deviation on the 0..1 scale.
+        embedding_dim: size of the pooled embedding.
+        weights: where the weights come from (package, file path or ``random``).
+        version: bumps whenever embeddings of the same image would change.
+        fill: RGB colour used to pad images to a square (white product backgrounds).
+        interpolation: PIL resampling filter name used for resizing.
+    """
+
+    name: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    embedding_dim: int
+    weights: str
+    version: str = "1"
+    fill: tuple[int, int, int] = (255, 255, 255)
+    interpolation: str = "bicubic"
+
+    def with_input_size(self, size: int | None) -> "BackboneConfig":
+        """A copy with another input resolution (``None`` keeps it)."""
+        if size is None or size == self.input_size:
+            return self
+        if not 32 <= size <= 1024:
+            raise ValueError(f"input size must be within 32..1024, got {size}")
+        return replace(self, input_size=size)
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the embedding space: the same id means comparable vectors."""
+        return f"{self.name}@{self.version}-{self.input_size}px"
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        return asdict(self)

