@@ -62,9 +62,11 @@ class LocalNode:
         engine: ``opensearch`` or ``elasticsearch``.
         home: ``$VISTAG_HOME``; downloads and nodes live below it.
         heap: JVM heap, e.g. ``"512m"`` or ``"1g"``.
+        name: instance name; nodes with different names run side by side (the
+            test suite uses its own, so it never touches a developer's node).
     """
 
-    def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP) -> None:
+    def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default") -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -74,7 +76,8 @@ class LocalNode:
         self.run_user = _engine_user()
         self.engines_home = _engines_home(self.home, self.run_user)
         self.install_dir = self.engines_home / f"{engine}-{self.dist.version}"
-        self.run_dir = self.engines_home / "run" / engine
+        self.name = name
+        self.run_dir = self.engines_home / "run" / (engine if name == "default" else f"{engine}-{name}")
         self.state_file = self.run_dir / "node.json"
 
     # ------------------------------------------------------------------ install
@@ -195,8 +198,8 @@ class LocalNode:
         transport_port = free_port()
         config_dir, log_file = self._prepare_run_dir()
         settings = {
-            "cluster.name": f"vistag-{self.engine}",
-            "node.name": f"vistag-{self.engine}",
+            "cluster.name": f"vistag-{self.engine}-{self.name}",
+            "node.name": f"vistag-{self.engine}-{self.name}",
             "network.host": "127.0.0.1",
             "http.port": str(port),
             "transport.port": str(transport_port),
@@ -336,8 +339,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether ``port`` on 127.0.0.1 can be bound."""
+    """Whether ``port`` on 127.0.0.1 can be bound (as a server would: TIME_WAIT does not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

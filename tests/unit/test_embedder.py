@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from vistag.models import available_backbones, create_embedder, get_config  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def test_registry():
+    assert {"efficientnet-lite0", "resnet50", "vgg16", "vgg19", "tiny-random"} <= set(available_backbones())
+    with pytest.raises(KeyError, match="available"):
+        get_config("nope")
+
+
+def test_tiny_random_is_deterministic_and_normalised():
+    images = [Image.new("RGB", (60, 80), c) for c in ((255, 0, 0), (0, 0, 255), (10, 200, 10))]
+    a = create_embedder("tiny-random", device="cpu", batch_size=2).embed_images(images)
+    b = create_embedder("tiny-random", device="cpu").embed_images(images)
+    assert a.shape == (3, 64) and np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(a, b, atol=1e-6)
+
+
+def test_efficientnet_lite0_loads_packaged_weights():
+    embedder = create_embedder("efficientnet-lite0", device="cpu")
+    vec = embedder.embed_images([Image.new("RGB", (60, 80), (200, 30, 30))])
+    assert vec.shape == (1, 1280) and embedder.model_id == "efficientnet-lite0@1-128px"
+
+
+def test_torchvision_backbones_need_a_local_file():
+    with pytest.raises(ValueError, match="local weights file"):
+        create_embedder("resnet50", device="cpu")
+
+
+def test_cuda_unavailable_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        create_embedder("tiny-random", device="cuda")

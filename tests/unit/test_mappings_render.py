@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from vistag.mappings import DocumentSpec, EngineAdapter, index_template
+from vistag.mappings.install import render_search, search_templates
+from vistag.mappings.strategies import image, keyword, tags
+
+SPEC = DocumentSpec(name="products", vector_dim=8)
+ADAPTERS = [EngineAdapter.for_engine(e, full) for e in ("opensearch", "elasticsearch") for full in (True, False)]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: f"{a.engine}-{'full' if a.rank_features else 'bare'}")
+def test_templates_render_to_valid_queries(adapter):
+    filters = {"category": "Apparel > Topwear", "attributes": {"gender": "Men", "usage": 'Ca"sual'}}
+    bodies = [
+        render_search(adapter, SPEC, keyword, keyword.params("red shirt", **filters)),
+        render_search(adapter, SPEC, tags, tags.params({"tshirts": 1.0, "red": 0.5}, **filters)),
+        render_search(adapter, SPEC, image, image.params([0.1] * 8, k=5, **filters)),
+        render_search(adapter, SPEC, keyword, keyword.params("plain")),
+    ]
+    assert bodies[0]["query"]["bool"]["filter"][:2] == [
+        {"term": {"category.ancestors": "Apparel > Topwear"}}, {"term": {"attributes.gender": "Men"}}]
+    assert bodies[0]["query"]["bool"]["filter"][2] == {"term": {"attributes.usage": 'Ca"sual'}}
+    assert len(bodies[1]["query"]["bool"]["should"]) == 3
+    assert bodies[3]["size"] == 10 and bodies[3]["from"] == 0
+    assert len(search_templates(adapter, SPEC)) == 3
+
+
+def test_engine_differences():
+    es, os_ = EngineAdapter.for_engine("elasticsearch"), EngineAdapter.for_engine("opensearch")
+    es_map = index_template(es, SPEC)["template"]["mappings"]["properties"]
+    os_map = index_template(os_, SPEC)["template"]["mappings"]["properties"]
+    assert es_map["image_vector"]["type"] == "dense_vector" and es_map["image_vector"]["similarity"] == "cosine"
+    assert os_map["image_vector"]["method"]["engine"] == "lucene"
+    assert os_map["image_vector"]["dimension"] == 8 and es_map["image_vector"]["dims"] == 8
+    assert es_map["tag_weights"] == os_map["tag_weights"] == {"type": "rank_features"}
+    bare = EngineAdapter.for_engine("elasticsearch", full=False)
+    assert index_template(bare, SPEC)["template"]["mappings"]["properties"]["tag_weights"] == {"type": "sparse_vector"}
+    assert "knn" in render_search(es, SPEC, image, image.params([1.0] * 8))
+    assert "knn" in render_search(os_, SPEC, image, image.params([1.0] * 8))["query"]
+
+
+def test_param_validation():
+    with pytest.raises(ValueError):
+        tags.params({})
+    with pytest.raises(ValueError):
+        tags.params({"a.b": 1.0})
+    with pytest.raises(ValueError):
+        keyword.params("  ")
+    with pytest.raises(ValueError):
+        image.params([1.0], k=0)
+    with pytest.raises(ValueError):
+        DocumentSpec(name="Bad Name")
+    json.dumps(index_template(EngineAdapter.for_engine("opensearch"), SPEC))

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from vistag.analyzers import normalize_tag, tags_from_labels
+from vistag.errors import ConfigError
+from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
+from vistag.indexer.schema import CatalogSchema
+
+
+@pytest.mark.parametrize("value,tag", [("Navy Blue", "navy-blue"), ("T-Shirts", "t-shirts"), ("Café ", "cafe"),
+                                       ("", None), ("NA", None), (None, None), ("  Tshirts", "tshirts")])
+def test_normalize_tag(value, tag):
+    assert normalize_tag(value) == tag
+
+
+def test_tags_from_labels_masks_missing_and_dedups():
+    labels = {"sub": "Watches", "leaf": "Watches", "colour": "", "season": "Fall"}
+    assert tags_from_labels(labels, ["sub", "leaf", "colour", "season", "absent"]) == ["watches", "fall"]
+
+
+def test_bundled_schema():
+    schema = CatalogSchema.bundled()
+    assert schema.id == "id" and schema.category == ("masterCategory", "subCategory", "articleType")
+    assert schema.image_ref({"file": "1.jpg"}) == "1.jpg"
+
+
+def test_schema_errors_name_the_file(tmp_path):
+    bad = tmp_path / "s.json"
+    bad.write_text(json.dumps({"id": "id", "imgae": "file"}))
+    with pytest.raises(ConfigError, match="s.json.*unknown schema keys"):
+        CatalogSchema.load(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        CatalogSchema.load(tmp_path / "missing.json")
+
+
+def test_csv_malformed_rows(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text('id,title,file\n1,Red shirt,1.jpg\n2,"too",many,fields\n,no id,3.jpg\n1,dup,1.jpg\n4,ok,4.jpg\n')
+    rows = list(read_catalog(path, CatalogSchema(title="title", image="file")))
+    kinds = [(type(r).__name__, r.line) for r in rows]
+    assert kinds == [("CatalogRow", 1), ("MalformedRow", 2), ("MalformedRow", 3), ("MalformedRow", 4), ("CatalogRow", 5)]
+    assert "expected 3 fields, found 4" in rows[1].reason
+    assert "missing id" in rows[2].reason and "duplicate id" in rows[3].reason
+
+
+def test_jsonl_malformed_rows(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"id": "1", "image": "a.jpg"}\n{not json\n[1,2]\n')
+    rows = list(read_catalog(path, CatalogSchema()))
+    assert isinstance(rows[0], CatalogRow)
+    assert isinstance(rows[1], MalformedRow) and "invalid JSON" in rows[1].reason
+    assert isinstance(rows[2], MalformedRow)
+
+
+def test_catalog_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        list(read_catalog(tmp_path / "nope.csv", CatalogSchema()))
+    path = tmp_path / "c.csv"
+    path.write_text("sku,title\n1,a\n")
+    with pytest.raises(ConfigError, match="id column 'id'"):
+        list(read_catalog(path, CatalogSchema()))
