@@ -1,0 +1,31 @@
+# Set-up and test entry points. The README documents exactly two commands: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install engines demo test unit bench
+
+$(BIN)/vistag: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all]'
+	touch $(BIN)/vistag
+
+install: $(BIN)/vistag
+
+# Downloads (through mvn, checksum-verified) and lays out both engines under $VISTAG_HOME.
+engines: install
+	$(BIN)/vistag engine install --engine opensearch
+	$(BIN)/vistag engine install --engine elasticsearch
+
+demo: install
+	$(BIN)/vistag demo
+
+test: engines
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+bench: engines
+	$(BIN)/python benchmarks/bench_index.py
