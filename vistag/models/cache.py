@@ -40,16 +40,26 @@ class EmbeddingCache:
         self._keys_path = self.dir / "keys.txt"
         self._vec_path = self.dir / "vectors.f32"
         self._index: dict[str, int] = {}
+        self._rows = 0
         self._mmap: np.ndarray | None = None
         self._load()
 
     def _load(self) -> None:
-        keys = self._keys_path.read_text().split() if self._keys_path.exists() else []
-        rows = (self._vec_path.stat().st_size // (4 * self.dim)) if self._vec_path.exists() else 0
-        if len(keys) > rows:  # cannot happen with our write order, but never trust a disk
-            keys = keys[:rows]
-        self._index = {k: i for i, k in enumerate(keys)}
-        self._rows = len(keys)
+        """Read the keys appended since the last call (all of them the first time)."""
+        if not hasattr(self, "_keys_offset"):
+            self._keys_offset = 0
+        rows_on_disk = (self._vec_path.stat().st_size // (4 * self.dim)) if self._vec_path.exists() else 0
+        if self._keys_path.exists():
+            with open(self._keys_path, "rb") as fh:
+                fh.seek(self._keys_offset)
+                tail = fh.read()
+            complete = tail[: tail.rfind(b"\n") + 1]  # ignore a half-written last line
+            self._keys_offset += len(complete)
+            for key in complete.decode().split():
+                if self._rows >= rows_on_disk:  # never trust a disk: a key without its vector
+                    break
+                self._index.setdefault(key, self._rows)
+                self._rows += 1
         self._mmap = None
 
     def __len__(self) -> int:
