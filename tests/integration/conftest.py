@@ -2,7 +2,7 @@
 
 One node per engine for the whole session (instance name ``pytest``, so a
 developer's own node is never touched), started on first use and stopped at the
-end; every test starts with no indices, index templates or stored scripts.
+end; every test starts with no indices or vistag index templates.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _stop_nodes():
 
 
 def wipe(url: str) -> None:
-    """Delete every non-system index, vistag index template and stored script."""
+    """Delete every non-system index and vistag index template (stored scripts are overwritten on install)."""
     for idx in requests.get(f"{url}/_cat/indices", params={"format": "json", "h": "index"}, timeout=30).json():
         if not idx["index"].startswith("."):
             requests.delete(f"{url}/{idx['index']}", timeout=60)

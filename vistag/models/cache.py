@@ -41,13 +41,12 @@ class EmbeddingCache:
         self._vec_path = self.dir / "vectors.f32"
         self._index: dict[str, int] = {}
         self._rows = 0
+        self._keys_offset = 0  # bytes of keys.txt already read into _index
         self._mmap: np.ndarray | None = None
         self._load()
 
     def _load(self) -> None:
         """Read the keys appended since the last call (all of them the first time)."""
-        if not hasattr(self, "_keys_offset"):
-            self._keys_offset = 0
         rows_on_disk = (self._vec_path.stat().st_size // (4 * self.dim)) if self._vec_path.exists() else 0
         if self._keys_path.exists():
             with open(self._keys_path, "rb") as fh:
