@@ -26,7 +26,7 @@ def test_tiny_random_is_deterministic_and_normalised():
 def test_efficientnet_lite0_loads_packaged_weights():
     embedder = create_embedder("efficientnet-lite0", device="cpu")
     vec = embedder.embed_images([Image.new("RGB", (60, 80), (200, 30, 30))])
-    assert vec.shape == (1, 1280) and embedder.model_id == "efficientnet-lite0@1-128px"
+    assert vec.shape == (1, 1392) and embedder.model_id == "efficientnet-lite0@1-128px-meanmid"
 
 
 def test_torchvision_backbones_need_a_local_file():
@@ -39,3 +39,19 @@ def test_cuda_unavailable_is_a_clear_error():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="no CUDA GPU"):
         create_embedder("tiny-random", device="cuda")
+
+
+def test_mean_pooling_variant_and_torchvision_from_a_local_file(tmp_path):
+    from dataclasses import replace
+
+    from vistag.models.backbones import build_efficientnet_lite, build_torchvision
+
+    config = replace(get_config("efficientnet-lite0"), pooling="mean", embedding_dim=1280)
+    assert config.model_id == "efficientnet-lite0@1-128px"
+    out = build_efficientnet_lite(config).eval()(torch.zeros(1, 3, 128, 128))
+    assert out.shape == (1, 1280)
+    torchvision = pytest.importorskip("torchvision")
+    weights = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights)
+    embedder = create_embedder("resnet50", device="cpu", weights=str(weights), input_size=64)
+    assert embedder.embed_images([Image.new("RGB", (60, 80), (0, 0, 0))]).shape == (1, 2048)

@@ -23,7 +23,7 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 def _model(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"),
-                       help="backbone name (env VISTAG_MODEL, default %(default)s)")
+                       help="backbone name, or a model directory from `vistag train` (env VISTAG_MODEL, default %(default)s)")
     group.add_argument("--weights", default=None, help="local weights file (needed for resnet50/vgg16/vgg19)")
     group.add_argument("--input-size", type=int, default=None, help="input resolution in pixels (default: the model's)")
     group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--reference", default=None, help="another labelled catalog to take kNN tags from (default: the catalog itself)")
     index.add_argument("--reference-images", default=None, help="images of --reference (default: --images)")
     index.add_argument("--index", default="products", help="index name (default %(default)s)")
+    index.add_argument("--tagger", choices=("knn", "heads", "ensemble"), default=None,
+                       help="what writes tags: kNN over the reference set, a trained model's heads, or their average "
+                            "(default: heads with a model directory, else knn)")
     index.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
     index.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
     index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
@@ -112,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="attribute filter, repeatable")
     search.add_argument("--json", action="store_true", help="print JSON")
 
+    _models(sub)
+
     # demo -----------------------------------------------------------------
     demo = sub.add_parser("demo", help="end to end: local engine, sample catalog, example queries",
                           description="Start a local node, index a sample of the fashion catalog and run example queries.")
@@ -122,3 +127,72 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--index", default="demo-products", help="index name (default %(default)s)")
     demo.add_argument("--stop", action="store_true", help="stop the engine at the end")
     return parser
+
+
+def _runtime(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--weights", default=None, help="local backbone weights file (resnet50/vgg16/vgg19)")
+    group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
+    group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
+    group.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
+
+
+def _catalog(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", required=True, help="labelled catalog (.csv, .tsv, .jsonl)")
+    parser.add_argument("--images", default=None, help="image directory or .tar")
+    parser.add_argument("--schema", default="fashion-product-images",
+                        help="schema JSON file, or the name of a bundled one (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="read only the first N rows")
+
+
+def _models(sub) -> None:
+    train = sub.add_parser(
+        "train", help="train category, attribute and tag heads on a labelled catalog",
+        description="Embed a labelled catalog (through the embedding cache), train a multi-task head (consistent "
+                    "category hierarchy, masked attribute heads, multi-label tags with per-tag thresholds) and "
+                    "write a model directory that `vistag index --model`, `eval` and `tag` read.")
+    _catalog(train)
+    train.add_argument("--out", required=True, help="model directory to write")
+    split = train.add_mutually_exclusive_group()
+    split.add_argument("--split-col", default=None, help="column whose value 'test' marks test rows (and 'val' validation rows)")
+    split.add_argument("--test-fraction", type=float, default=0.1, help="test share by id hash when no --split-col (default %(default)s)")
+    train.add_argument("--val-fraction", type=float, default=0.1, help="validation share of the training rows (default %(default)s)")
+    train.add_argument("--backbone", default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"),
+                       help="backbone name (env VISTAG_MODEL, default %(default)s)")
+    train.add_argument("--input-size", type=int, default=None, help="input resolution (default: the backbone's)")
+    train.add_argument("--levels", nargs="*", default=None, help="hierarchy columns root first (default: the schema's category)")
+    train.add_argument("--attributes", nargs="*", default=None, help="attribute columns (default: the schema's attributes)")
+    train.add_argument("--tag-columns", nargs="*", default=None, help="tag columns (default: the schema's tags)")
+    train.add_argument("--min-count", type=int, default=10, help="rarer classes fold into 'other', rarer tags are dropped (default %(default)s)")
+    train.add_argument("--class-weighting", choices=("none", "sqrt", "balanced"), default="sqrt",
+                       help="loss weights against class imbalance (default %(default)s)")
+    train.add_argument("--epochs", type=int, default=40, help="maximum epochs (default %(default)s)")
+    train.add_argument("--hidden", type=int, default=1024, help="hidden layer width, 0 for linear heads (default %(default)s)")
+    train.add_argument("--min-confidence", type=float, default=0.0,
+                       help="best-path probability below which predictions are not written (default %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _runtime(train)
+
+    ev = sub.add_parser(
+        "eval", help="measure a model and the kNN tagger on the test rows",
+        description="Top-1/top-5/MACC per level and attribute, P/R/F1@K of heads, kNN and their ensemble, Hamming "
+                    "score and exact match, coverage vs error, type-validator rates, confusion matrix PNG.")
+    ev.add_argument("--model", required=True, help="model directory from `vistag train`")
+    _catalog(ev)
+    ev.add_argument("--split-col", default=None, help="override the model's split column")
+    ev.add_argument("--test-fraction", type=float, default=None, help="override the model's test fraction")
+    ev.add_argument("--k", type=int, default=10, help="neighbours of the kNN tagger (default %(default)s)")
+    ev.add_argument("--json", default=None, help="write the report as JSON here")
+    ev.add_argument("--report", default=None, help="write the report as Markdown here")
+    ev.add_argument("--confusion-png", default=None, help="write the finest level's confusion matrix here")
+    ev.add_argument("--robustness", type=int, default=0, metavar="N",
+                    help="also re-encode and re-resize N test images and report prediction agreement")
+    _runtime(ev)
+
+    tag = sub.add_parser("tag", help="tag image files with a trained model (JSON)",
+                         description="Print categories, attributes and tags with scores for each image as JSON.")
+    tag.add_argument("images", nargs="+", metavar="IMAGE", help="image files or http(s) URLs")
+    tag.add_argument("--model", required=True, help="model directory from `vistag train`")
+    tag.add_argument("--top-k", type=int, default=3, help="ranked classes shown per level (default %(default)s)")
+    _runtime(tag)

@@ -20,6 +20,7 @@ def build_document(
     image: dict,
     model: dict,
     indexed_at: str | None = None,
+    predicted: dict | None = None,
 ) -> dict:
     """Return the document (with ``_id``) for one row.
 
@@ -32,6 +33,8 @@ def build_document(
         image: ``source``, ``sha256``, ``width``, ``height``.
         model: ``name``, ``version``, ``embedding_dim``.
         indexed_at: ISO timestamp (default now).
+        predicted: a trained model's predicted category/attributes, confidence and
+            type check (see :class:`vistag.indexer.taggers.ModelDocumentTagger`).
     """
     title = _text(fields.get(schema.title)) if schema.title else None
     text_parts = [title] if title else []
@@ -58,6 +61,8 @@ def build_document(
         "model": model,
         "indexed_at": indexed_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if predicted is not None:
+        doc["predicted"] = predicted
     extra = {c: fields.get(c) for c in schema.extra if fields.get(c) not in (None, "")}
     if extra:
         doc["extra"] = extra

@@ -36,6 +36,7 @@ from vistag.indexer.deadletter import DeadLetterWriter
 from vistag.indexer.documents import build_document
 from vistag.indexer.embedding import BatchEmbedder, ImageMeta
 from vistag.indexer.schema import CatalogSchema
+from vistag.indexer.taggers import DocumentTagger, KnnDocumentTagger, ModelDocumentTagger
 from vistag.mappings import DocumentSpec, create_index
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class IndexOptions:
     initial_backoff: float = 1.0
     max_backoff: float = 30.0
     limit: int | None = None
+    tagger: str = "knn"
 
 
 @dataclass
@@ -76,6 +78,7 @@ class IndexSummary:
     aborted: str | None = None
     dead_letter_path: str | None = None
     index: str = ""
+    tagger: str = ""
     timings: dict = field(default_factory=dict)
 
     @property
@@ -157,6 +160,22 @@ def build_reference(
     return ReferenceSet(ids, vectors, tags), metas, bad
 
 
+def make_tagger(options: IndexOptions, reference: ReferenceSet, model=None) -> DocumentTagger:
+    """The document tagger ``options.tagger`` names.
+
+    Raises:
+        ValueError: ``heads``/``ensemble`` without a trained model, or an unknown name.
+    """
+    if options.tagger == "knn":
+        return KnnDocumentTagger(KnnTagger(reference, k=options.k, top_d=options.top_d))
+    if options.tagger not in ("heads", "ensemble"):
+        raise ValueError(f"unknown tagger {options.tagger!r}: knn, heads or ensemble")
+    if model is None:
+        raise ValueError(f"--tagger {options.tagger} needs a trained model: pass --model MODEL_DIR")
+    knn = KnnTagger(reference, k=options.k, top_d=options.top_d) if options.tagger == "ensemble" else None
+    return ModelDocumentTagger(model, knn, top_d=options.top_d)
+
+
 def existing_ids(client: EngineClient, index: str, ids: list[str]) -> set[str]:
     """Which of ``ids`` are already documents of ``index``."""
     if not ids or not client.index_exists(index):
@@ -172,6 +191,7 @@ def index_catalog(
     embedder: BatchEmbedder,
     options: IndexOptions,
     reference: tuple[str | Path, CatalogSchema, BatchEmbedder] | None = None,
+    model=None,
 ) -> IndexSummary:
     """Index a catalog; see the module docstring.
 
@@ -182,6 +202,8 @@ def index_catalog(
         embedder: images of ``catalog`` -> vectors (with a cache).
         options: tuning.
         reference: another labelled catalog ``(path, schema, embedder)`` for kNN tags.
+        model: a trained :class:`~vistag.models.tagging_model.TaggingModel` for
+            ``options.tagger`` ``heads`` or ``ensemble``.
 
     Returns:
         The summary; the run stops early (``aborted``) when the engine stays unreachable.
@@ -205,9 +227,10 @@ def index_catalog(
             metas, bad_lines = {}, set()
         summary.reference_size = len(ref_set)
         summary.timings["reference_s"] = round(time.monotonic() - t0, 2)
-        if len(ref_set) == 0:
+        if len(ref_set) == 0 and options.tagger != "heads":
             logger.warning("the reference set is empty: documents get no kNN tags")
-        tagger = KnnTagger(ref_set, k=options.k, top_d=options.top_d)
+        tagger = make_tagger(options, ref_set, model)
+        summary.tagger = model_doc["tagger"] = tagger.id
         t1 = time.monotonic()
         _index_pass(client, catalog, schema, embedder, options, tagger, metas, bad_lines, dead_letter, summary, model_doc,
                     count_reads=reference is not None)
@@ -259,10 +282,11 @@ def _index_pass(client, catalog, schema, embedder, options, tagger, metas, bad_l
             if not good:
                 continue
             vectors = np.stack([res.vector for _, res in good])
-            tags = tagger.tag(vectors, exclude_ids=[r.id for r, _ in good])
-            for (row, res), row_tags in zip(good, tags):
-                doc = build_document(row.id, row.fields, schema, tags=row_tags, vector=res.vector,
-                                     image=res.meta.to_doc(), model=model_doc)
+            leaf = schema.category[-1] if schema.category else None
+            tagged = tagger.tag(vectors, [r.id for r, _ in good], [r.fields.get(leaf) if leaf else None for r, _ in good])
+            for (row, res), row_tags in zip(good, tagged):
+                doc = build_document(row.id, row.fields, schema, tags=row_tags.tags, vector=res.vector,
+                                     image=res.meta.to_doc(), model=model_doc, predicted=row_tags.predicted)
                 doc["_line"] = row.line
                 yield doc
 

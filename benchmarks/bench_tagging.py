@@ -1,0 +1,126 @@
+"""Tagging accuracy against the seed papers, on ../shared/data/fashion-product-images.
+
+Runs the real CLI (``vistag train`` then ``vistag eval``) twice on the catalog's own
+split (``split`` column: ``test`` when ``id % 10 == 0``, i.e. 10 %):
+
+1. *paper setting* (seed 003 Table 2): three label sets -- gender+masterCategory,
+   subCategory, articleType -- each keeping only classes with at least 500 images
+   in the catalog (other rows are masked for that task, not dropped);
+2. *full problem*: the bundled schema -- the masterCategory > subCategory >
+   articleType hierarchy (all 141 articleTypes; classes with fewer than
+   ``--min-count`` training rows fold into ``other`` and count as errors),
+   attributes, multi-label tags; with the IDW kNN tagger side by side.
+
+Prints the comparison table and the wall time of each step. ``--cold`` uses an
+empty embedding cache, so the embedding pass is timed too.
+
+    python benchmarks/bench_tagging.py [--cold] [--out benchmarks/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from vistag.config import default_data_dir
+
+PAPER = {"gender_master": 88.4, "sub_500": 96.6, "article_500": 87.3}
+TARGET = {"gender_master": 90.0, "sub_500": 98.0, "article_500": 92.0}
+LABEL = {"gender_master": "gender + masterCategory", "sub_500": "subCategory", "article_500": "articleType"}
+
+
+def write_paper_catalog(labels: Path, out_dir: Path, min_images: int) -> tuple[Path, Path, dict]:
+    """The catalog with the three paper label columns, rare classes blanked (masked)."""
+    with open(labels, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = {
+        "gender_master": lambda r: f"{r['gender']} {r['masterCategory']}",
+        "sub_500": lambda r: r["subCategory"],
+        "article_500": lambda r: r["articleType"],
+    }
+    kept = {}
+    for name, fn in columns.items():
+        counts = Counter(fn(r) for r in rows)
+        kept[name] = {c for c, n in counts.items() if n >= min_images}
+    out = out_dir / "paper-catalog.csv"
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "file", "split", *columns])
+        for r in rows:
+            values = [fn(r) if fn(r) in kept[name] else "" for name, fn in columns.items()]
+            writer.writerow([r["id"], r["file"], r["split"], *values])
+    schema = out_dir / "paper.schema.json"
+    schema.write_text(json.dumps({"id": "id", "title": None, "image": "file", "attributes": list(columns),
+                                  "extra": ["split"]}))
+    return out, schema, {k: sorted(v) for k, v in kept.items()}
+
+
+def run(args: list[str], env: dict) -> float:
+    """Run ``vistag ARGS``; return its wall time."""
+    started = time.monotonic()
+    print("$ vistag " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "vistag", "-q", *args], check=True, env=env)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--cold", action="store_true", help="start from an empty embedding cache")
+    parser.add_argument("--min-images", type=int, default=500, help="paper class filter (default %(default)s)")
+    parser.add_argument("--robustness", type=int, default=500, help="images for the robustness check")
+    args = parser.parse_args()
+    data = args.data
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if args.cold:
+        env["VISTAG_HOME"] = tempfile.mkdtemp(prefix="vistag-cold-")
+    images = str(data / "images.tar")
+    catalog, schema, kept = write_paper_catalog(data / "labels.csv", args.out, args.min_images)
+    times = {}
+    full = args.out / "model-full"
+    times["train_full (embedding pass included when --cold)"] = run(
+        ["train", "--catalog", str(data / "labels.csv"), "--images", images, "--split-col", "split", "--out", str(full)], env)
+    times["eval_full"] = run(
+        ["eval", "--model", str(full), "--catalog", str(data / "labels.csv"), "--images", images,
+         "--json", str(args.out / "eval-full.json"), "--report", str(args.out / "eval-full.md"),
+         "--confusion-png", str(args.out / "confusion-articleType.png"), "--robustness", str(args.robustness)], env)
+    paper = args.out / "model-paper"
+    times["train_paper (embeddings from the cache)"] = run(
+        ["train", "--catalog", str(catalog), "--images", images, "--schema", str(schema), "--split-col", "split",
+         "--levels", "--tag-columns", "--out", str(paper)], env)
+    times["eval_paper"] = run(
+        ["eval", "--model", str(paper), "--catalog", str(catalog), "--images", images, "--schema", str(schema),
+         "--json", str(args.out / "eval-paper.json"), "--report", str(args.out / "eval-paper.md")], env)
+
+    ev = json.loads((args.out / "eval-paper.json").read_text())
+    full_ev = json.loads((args.out / "eval-full.json").read_text())
+    print(f"\nSplit: the catalog's `split` column (test = id % 10 == 0): {ev['split']['test_rows']} test rows, "
+          f"classes with >= {args.min_images} images")
+    print(f"{'task':<26} {'classes':>7} {'seed 003 VGG-19':>16} {'target':>7} {'vistag top-1':>13} {'top-5':>6} {'MACC':>6}")
+    for col, paper_acc in PAPER.items():
+        b = ev["attributes"][col]
+        print(f"{LABEL[col]:<26} {len(kept[col]):>7} {paper_acc:>15.1f}% {TARGET[col]:>6.1f}% {100 * b['top1']:>12.1f}% "
+              f"{100 * b['top5']:>5.1f}% {100 * b['macc']:>5.1f}%")
+    print("\nFull problem (hierarchy decoded consistently):")
+    for col, b in full_ev["levels"].items():
+        print(f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-5 {100 * b['top5']:.1f}%  "
+              f"MACC {100 * b['macc']:.1f}%  (independent argmax top-1 {100 * b['top1_independent']:.1f}%)")
+    print("\nTags F1@K (%):")
+    for tagger, block in full_ev["tags"].items():
+        print(f"  {tagger:<9} " + "  ".join(f"F1@{k} {100 * block['at_k'][k]['f1']:.1f}" for k in ("1", "3", "5", "7")))
+    print("\nWall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    (args.out / "times.json").write_text(json.dumps(times, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""`vistag train`, `eval`, `tag` on a real catalog slice, and `vistag index --model` into both engines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import write_slice
+from vistag.cli.main import main
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir) -> tuple[Path, Path, Path, list[dict]]:
+    """A model trained by the CLI on 300 real products (20 % held out by id hash)."""
+    root = tmp_path_factory.mktemp("train300")
+    catalog, images, rows = write_slice(data_dir, root, 300, start=11, step=131)
+    model = root / "model"
+    assert main(["-q", "train", "--catalog", str(catalog), "--images", str(images), "--out", str(model),
+                 "--test-fraction", "0.2", "--epochs", "25", "--hidden", "256", "--min-count", "3"]) == 0
+    return model, catalog, images, rows
+
+
+def test_train_writes_a_model_directory(trained):
+    model, *_ = trained
+    config = json.loads((model / "vistag-model.json").read_text())
+    assert config["model_id"] == "efficientnet-lite0@1-128px-meanmid"
+    assert [v["column"] for v in config["levels"]] == ["masterCategory", "subCategory", "articleType"]
+    assert {"gender", "baseColour", "season", "usage"} <= {v["column"] for v in config["attributes"]}
+    assert len(config["thresholds"]["per_tag"]) == len(config["tags"]["classes"])
+    assert config["info"]["training"]["split"]["test_fraction"] == 0.2
+    assert len(config["info"]["training"]["data_sha256"]) == 64
+    assert (model / "heads.pt").is_file() and (model / "centroids.npy").is_file()
+
+
+def test_eval_reports_every_metric(trained, tmp_path, capsys):
+    model, catalog, images, _ = trained
+    out, md, png = tmp_path / "eval.json", tmp_path / "eval.md", tmp_path / "cm.png"
+    assert main(["-q", "eval", "--model", str(model), "--catalog", str(catalog), "--images", str(images),
+                 "--json", str(out), "--report", str(md), "--confusion-png", str(png), "--robustness", "20"]) == 0
+    report = json.loads(out.read_text())
+    assert report["split"]["test_rows"] > 30
+    master = report["levels"]["masterCategory"]
+    assert master["top1"] > 0.8 and master["top5"] >= master["top1"] and 0 <= master["macc"] <= 1
+    assert set(report["tags"]) == {"heads", "knn", "ensemble"}
+    assert set(report["tags"]["knn"]["at_k"]) == {"1", "3", "5", "7"}
+    assert {"hamming_score", "exact_match"} <= set(report["tags"]["heads"]["sets"]["per_tag_thresholds"])
+    assert report["confidence"]["table"][0]["coverage"] == 1.0
+    assert report["type_validator"]["table"] and report["robustness"]["conditions"]
+    assert Image.open(png).size[0] > 100 and "## Tags" in md.read_text()
+
+
+def test_tag_prints_json(trained, capsys):
+    model, _, images, rows = trained
+    assert main(["-q", "tag", str(images / rows[0]["file"]), str(images / "missing.jpg"), "--model", str(model)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["category"]["path"][0] in {"Apparel", "Accessories", "Footwear", "Personal Care", "Free Items"}
+    assert out[0]["tagger"].startswith("model@") and "attributes" in out[0] and "tags" in out[0]
+    assert "does not exist" in out[1]["error"]
+
+
+def test_index_with_a_trained_model_records_the_tagger(trained, node, tmp_path, capsys):
+    model, catalog, images, _ = trained
+    base = ["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--limit", "40",
+            "--model", str(model), "--json", "--dead-letter", str(tmp_path / "dead.jsonl")]
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["tagger"].startswith("heads:model@")
+    hits = requests.post(f"{node.url}/products/_search", json={"size": 40}, timeout=10).json()["hits"]["hits"]
+    assert len(hits) == 40
+    doc = hits[0]["_source"]
+    assert doc["model"]["tagger"].startswith("heads:model@") and doc["model"]["version"].endswith("meanmid")
+    assert "accepted" in doc["predicted"] and "claimed_type_outlier" in doc["predicted"]
+    accepted = [h["_source"] for h in hits if h["_source"]["predicted"]["accepted"]]
+    assert accepted and all(d["tags"] for d in accepted)
+    # Predicted fields are searchable: a term query on the predicted category.
+    category = accepted[0]["predicted"]["category"]
+    query = {"query": {"term": {"predicted.category": category}}}
+    assert requests.post(f"{node.url}/products/_search", json=query, timeout=10).json()["hits"]["total"]["value"] >= 1
+
+    assert main(base + ["--tagger", "ensemble", "--index", "products-ensemble"]) == 0
+    assert json.loads(capsys.readouterr().out)["tagger"].startswith("ensemble:model@")
+
+
+def test_tagger_heads_without_a_model_is_a_clear_error(node, data_dir, tmp_path, capsys):
+    catalog, images, _ = write_slice(data_dir, tmp_path, 3)
+    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images),
+                 "--tagger", "heads"]) == 1
+    assert "needs --model MODEL_DIR" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Metrics, threshold tuning and reports for the taggers (numpy only, no torch)."""

@@ -1,0 +1,105 @@
+"""What writes a document's tags: the IDW kNN tagger, a trained model's heads, or both.
+
+Every tagger maps a batch of embeddings (and the rows' ids and claimed category)
+to :class:`DocumentTags`; its ``id`` is recorded in each document as
+``model.tagger`` so an index always says which model tagged it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from vistag.analyzers.knn_tagger import KnnTagger
+
+TAGGERS = ("knn", "heads", "ensemble")
+
+
+@dataclass
+class DocumentTags:
+    """Tags of one document and, from a trained model, its predicted fields.
+
+    Attributes:
+        tags: ``(tag, score)`` pairs, best first.
+        predicted: the ``predicted`` object of the document (``None`` for kNN only).
+    """
+
+    tags: list[tuple[str, float]]
+    predicted: dict | None = None
+
+
+class DocumentTagger(Protocol):
+    """Anything that tags a batch of embedded rows."""
+
+    id: str
+
+    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:
+        """Tags for each row (``claimed``: the row's own leaf category, may be ``None``)."""
+
+
+class KnnDocumentTagger:
+    """The IDW kNN tagger over a labelled reference set (the row itself never counts)."""
+
+    def __init__(self, tagger: KnnTagger) -> None:
+        self.tagger = tagger
+        self.id = f"knn:k={tagger.k}"
+
+    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:  # noqa: D102
+        return [DocumentTags(t) for t in self.tagger.tag(vectors, exclude_ids=list(ids))]
+
+
+@dataclass
+class ModelDocumentTagger:
+    """A trained :class:`~vistag.models.tagging_model.TaggingModel`, optionally averaged with kNN.
+
+    Tags: ``heads`` keeps the tags above their tuned per-tag thresholds;
+    ``ensemble`` averages head probabilities and kNN scores and keeps those >= 0.5
+    (the rule ``vistag eval`` measures). Predictions the model rejects (low
+    confidence or an outlier image) write no tags or predicted fields.
+    """
+
+    model: object
+    knn: KnnTagger | None = None
+    top_d: int = 10
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        mode = "ensemble" if self.knn is not None else "heads"
+        self.id = f"{mode}:{self.model.tagger_id}"
+
+    def _knn_scores(self, vectors: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        raw = self.knn.score(vectors, exclude_ids=list(ids))
+        ref_index = {t: i for i, t in enumerate(self.knn.reference.vocabulary)}
+        out = np.zeros((len(vectors), len(self.model.tags)), dtype=np.float32)
+        for j, tag in enumerate(self.model.tags.classes):
+            if tag in ref_index:
+                out[:, j] = raw[:, ref_index[tag]]
+        return out
+
+    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:  # noqa: D102
+        model = self.model
+        pred = model.predict(vectors, top_k=1)
+        fields = model.document_fields(vectors, pred)
+        outliers = model.claimed_type_outliers(vectors, claimed)
+        if self.knn is not None:
+            scores = (pred.tag_probs + self._knn_scores(vectors, ids)) / 2
+            thresholds = np.full(scores.shape[1], 0.5, np.float32)
+        else:
+            scores, thresholds = pred.tag_probs, model.tag_thresholds
+        out = []
+        for i, f in enumerate(fields):
+            predicted = {"accepted": f["accepted"], "claimed_type_outlier": bool(outliers[i]),
+                         "confidence": f.get("confidence")}
+            if not f["accepted"]:
+                out.append(DocumentTags([], predicted))
+                continue
+            keep = np.nonzero(scores[i] >= thresholds)[0]
+            keep = keep[np.argsort(-scores[i][keep])][: self.top_d]
+            tags = [(model.tags.classes[j], float(scores[i][j])) for j in keep]
+            if f["path"]:
+                predicted["category"] = " > ".join(f["path"])
+            predicted["attributes"] = f["attributes"]
+            out.append(DocumentTags(tags, predicted))
+        return out

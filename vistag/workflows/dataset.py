@@ -1,0 +1,144 @@
+"""A labelled catalog loaded for training or evaluation: rows, embeddings and splits.
+
+Embeddings come through the embedding cache, so training, evaluation and
+indexing of the same images embed each image once per backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
+from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.schema import CatalogSchema
+
+logger = logging.getLogger(__name__)
+
+TRAIN, VAL, TEST = "train", "val", "test"
+
+
+@dataclass
+class EmbeddedCatalog:
+    """The usable rows of a catalog with their embeddings.
+
+    Attributes:
+        ids: product ids.
+        fields: the rows' columns.
+        x: ``(N, D)`` embeddings.
+        sha256: image content hashes.
+        skipped: ``(line, id, reason)`` of rows left out (malformed row, bad image).
+    """
+
+    ids: list[str]
+    fields: list[dict]
+    x: np.ndarray
+    sha256: list[str]
+    skipped: list[tuple[int, str | None, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, mask: np.ndarray) -> "EmbeddedCatalog":
+        """The rows where ``mask`` is true."""
+        idx = np.nonzero(mask)[0]
+        return EmbeddedCatalog([self.ids[i] for i in idx], [self.fields[i] for i in idx], self.x[idx],
+                               [self.sha256[i] for i in idx])
+
+    def column(self, name: str) -> list[object]:
+        """The values of one column."""
+        return [f.get(name) for f in self.fields]
+
+    def data_hash(self, columns: list[str]) -> str:
+        """sha256 over ids, image hashes and the given label columns (identifies training data)."""
+        h = hashlib.sha256()
+        for i, f, s in sorted(zip(self.ids, self.fields, self.sha256)):
+            h.update("\x1f".join([i, s] + [str(f.get(c, "")) for c in columns]).encode())
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+def embed_catalog(path: str | Path, schema: CatalogSchema, embedder: BatchEmbedder, *, batch_size: int = 256,
+                  limit: int | None = None, progress: bool = False) -> EmbeddedCatalog:
+    """Read a catalog and embed its images (through the cache); bad rows are skipped and listed.
+
+    Args:
+        path: catalog file.
+        schema: its column mapping.
+        embedder: images -> vectors with a cache.
+        batch_size: rows per embedding batch.
+        limit: read only the first ``limit`` rows.
+        progress: show a progress bar.
+    """
+    ids, fields, shas, vectors = [], [], [], []
+    skipped: list[tuple[int, str | None, str]] = []
+    batch: list[CatalogRow] = []
+    bar = tqdm(desc="embed", unit="img", disable=not progress, leave=False)
+
+    def flush() -> None:
+        results = embedder.embed_refs([schema.image_ref(r.fields) for r in batch])
+        for row, res in zip(batch, results):
+            if res.vector is None:
+                skipped.append((row.line, row.id, res.error or "no image"))
+                continue
+            ids.append(row.id)
+            fields.append(row.fields)
+            shas.append(res.meta.sha256)
+            vectors.append(res.vector)
+        bar.update(len(batch))
+        batch.clear()
+
+    for n, row in enumerate(read_catalog(path, schema)):
+        if limit is not None and n >= limit:
+            break
+        if isinstance(row, MalformedRow):
+            skipped.append((row.line, row.id, row.reason))
+            continue
+        batch.append(row)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    for line, row_id, reason in skipped[:20]:
+        logger.warning("%s line %d (id %s) skipped: %s", path, line, row_id, reason)
+    if len(skipped) > 20:
+        logger.warning("%s: %d more rows skipped", path, len(skipped) - 20)
+    x = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, embedder.embedder.dim), np.float32)
+    return EmbeddedCatalog(ids, fields, x, shas, skipped)
+
+
+def _unit_hash(value: str, salt: str) -> float:
+    digest = hashlib.sha256(f"{salt}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_splits(data: EmbeddedCatalog, split_column: str | None = None, test_fraction: float = 0.1,
+                  val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """``train``/``val``/``test`` for every row, deterministic.
+
+    With ``split_column``, rows whose value is ``test`` are test rows and
+    ``val``/``validation`` are validation rows; otherwise a hash of the id puts
+    ``test_fraction`` of rows in test. Validation rows not named by the column
+    are ``val_fraction`` of the remaining rows, again by hash.
+    """
+    splits = np.empty(len(data), dtype=object)
+    for i, (row_id, f) in enumerate(zip(data.ids, data.fields)):
+        if split_column:
+            value = str(f.get(split_column, "")).strip().lower()
+            if value == TEST:
+                splits[i] = TEST
+                continue
+            if value in ("val", "valid", "validation"):
+                splits[i] = VAL
+                continue
+        elif _unit_hash(row_id, f"test{seed}") < test_fraction:
+            splits[i] = TEST
+            continue
+        splits[i] = VAL if _unit_hash(row_id, f"val{seed}") < val_fraction else TRAIN
+    return splits
