@@ -29,3 +29,4 @@ unit: install
 
 bench: engines
 	$(BIN)/python benchmarks/bench_index.py
+	$(BIN)/python benchmarks/bench_tagging.py

@@ -79,6 +79,10 @@ def main() -> None:
     parser.add_argument("--min-images", type=int, default=500, help="paper class filter (default %(default)s)")
     parser.add_argument("--robustness", type=int, default=500, help="images for the robustness check")
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_index import machine
+
+    print(f"machine: {machine()}", flush=True)
     data = args.data
     args.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

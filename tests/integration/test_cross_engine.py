@@ -22,7 +22,7 @@ def test_same_results_on_both_engines(small_catalog, tmp_path):
         wipe(node.url)
         assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images),
                      "--dead-letter", str(tmp_path / f"{engine}.jsonl")]) == 0
-        searchers[engine] = Searcher(EngineClient(ConnectionSettings(url=node.url)), "products", 1392)
+        searchers[engine] = Searcher(EngineClient(ConnectionSettings(url=node.url)), "products", 1840)
     os_s, es_s = searchers["opensearch"], searchers["elasticsearch"]
     for weights in ({"tshirts": 1.0}, {"watches": 1.0, "women": 0.5}, {"casual": 1.0, "summer": 0.3}):
         a, b = os_s.tags(weights, size=10), es_s.tags(weights, size=10)

@@ -30,10 +30,10 @@ def test_raw_http_sees_vectors_features_and_answers(node, client, indexed, capsy
     props = requests.get(f"{url}/products/_mapping", timeout=10).json()["products"]["mappings"]["properties"]
     if node.engine == "elasticsearch":
         assert props["image_vector"]["type"] == "dense_vector"
-        assert props["image_vector"]["dims"] == 1392 and props["image_vector"]["index"] is True
+        assert props["image_vector"]["dims"] == 1840 and props["image_vector"]["index"] is True
         assert props["image_vector"]["index_options"]["type"] == "hnsw"
     else:
-        assert props["image_vector"]["type"] == "knn_vector" and props["image_vector"]["dimension"] == 1392
+        assert props["image_vector"]["type"] == "knn_vector" and props["image_vector"]["dimension"] == 1840
         assert props["image_vector"]["method"]["engine"] == "lucene"
     expected_features = "rank_features" if client.info().has("mapper-extras") else "sparse_vector"
     assert props["tag_weights"]["type"] == expected_features
@@ -63,7 +63,7 @@ def test_raw_http_sees_vectors_features_and_answers(node, client, indexed, capsy
 
 
 def test_cli_queries_and_stored_templates_agree(node, client, indexed, capsys):
-    searcher = Searcher(client, "products", 1392)
+    searcher = Searcher(client, "products", 1840)
     doc = requests.get(f"{node.url}/products/_doc/{indexed[0]['id']}", timeout=10).json()["_source"]
     cases = {
         keyword: keyword.params("men shirt", size=5),
@@ -85,7 +85,7 @@ def test_cli_queries_and_stored_templates_agree(node, client, indexed, capsys):
 
 
 def test_filters_apply_inside_knn(node, client, indexed):
-    searcher = Searcher(client, "products", 1392)
+    searcher = Searcher(client, "products", 1840)
     doc = requests.get(f"{node.url}/products/_doc/{indexed[0]['id']}", timeout=10).json()["_source"]
     other = "Women" if doc["attributes"].get("gender") != "Women" else "Men"
     hits = searcher.image(doc["image_vector"], k=5, attributes={"gender": other})

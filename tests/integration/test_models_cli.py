@@ -30,7 +30,7 @@ def trained(tmp_path_factory, data_dir) -> tuple[Path, Path, Path, list[dict]]:
 def test_train_writes_a_model_directory(trained):
     model, *_ = trained
     config = json.loads((model / "vistag-model.json").read_text())
-    assert config["model_id"] == "efficientnet-lite0@1-128px-meanmid"
+    assert config["model_id"] == "efficientnet-lite0@1-128px-meanmidgrid"
     assert [v["column"] for v in config["levels"]] == ["masterCategory", "subCategory", "articleType"]
     assert {"gender", "baseColour", "season", "usage"} <= {v["column"] for v in config["attributes"]}
     assert len(config["thresholds"]["per_tag"]) == len(config["tags"]["classes"])
@@ -74,7 +74,7 @@ def test_index_with_a_trained_model_records_the_tagger(trained, node, tmp_path, 
     hits = requests.post(f"{node.url}/products/_search", json={"size": 40}, timeout=10).json()["hits"]["hits"]
     assert len(hits) == 40
     doc = hits[0]["_source"]
-    assert doc["model"]["tagger"].startswith("heads:model@") and doc["model"]["version"].endswith("meanmid")
+    assert doc["model"]["tagger"].startswith("heads:model@") and doc["model"]["version"].endswith("meanmidgrid")
     assert "accepted" in doc["predicted"] and "claimed_type_outlier" in doc["predicted"]
     accepted = [h["_source"] for h in hits if h["_source"]["predicted"]["accepted"]]
     assert accepted and all(d["tags"] for d in accepted)

@@ -26,7 +26,7 @@ def test_tiny_random_is_deterministic_and_normalised():
 def test_efficientnet_lite0_loads_packaged_weights():
     embedder = create_embedder("efficientnet-lite0", device="cpu")
     vec = embedder.embed_images([Image.new("RGB", (60, 80), (200, 30, 30))])
-    assert vec.shape == (1, 1392) and embedder.model_id == "efficientnet-lite0@1-128px-meanmid"
+    assert vec.shape == (1, 1840) and embedder.model_id == "efficientnet-lite0@1-128px-meanmidgrid"
 
 
 def test_torchvision_backbones_need_a_local_file():

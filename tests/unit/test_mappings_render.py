@@ -53,3 +53,13 @@ def test_param_validation():
     with pytest.raises(ValueError):
         DocumentSpec(name="Bad Name")
     json.dumps(index_template(EngineAdapter.for_engine("opensearch"), SPEC))
+
+
+def test_more_specific_index_names_get_higher_template_priority():
+    adapter = ADAPTERS[0]
+    base = index_template(adapter, DocumentSpec(name="products", vector_dim=8))
+    versioned = index_template(adapter, DocumentSpec(name="products-v2", vector_dim=8))
+    # products-* also matches products-v2: the engines refuse overlapping templates of equal priority.
+    assert versioned["priority"] > base["priority"]
+    assert base["template"]["mappings"]["properties"]["model"]["properties"]["tagger"] == {"type": "keyword"}
+    assert "predicted" in base["template"]["mappings"]["properties"]

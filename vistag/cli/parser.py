@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--tagger", choices=("knn", "heads", "ensemble"), default=None,
                        help="what writes tags: kNN over the reference set, a trained model's heads, or their average "
                             "(default: heads with a model directory, else knn)")
+    index.add_argument("--expand-relations", default=None, metavar="FILE",
+                       help="index-time expansion: add related tags from this relations file (`vistag relations build`) "
+                            "to tag_weights at --expand-discount x tag score x relation")
+    index.add_argument("--expand-discount", type=float, default=0.5, help="weight factor of related tags (default %(default)s)")
     index.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
     index.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
     index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
@@ -116,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
 
     _models(sub)
+    _relations(sub)
 
     # demo -----------------------------------------------------------------
     demo = sub.add_parser("demo", help="end to end: local engine, sample catalog, example queries",
@@ -196,3 +201,34 @@ def _models(sub) -> None:
     tag.add_argument("--model", required=True, help="model directory from `vistag train`")
     tag.add_argument("--top-k", type=int, default=3, help="ranked classes shown per level (default %(default)s)")
     _runtime(tag)
+
+
+def _relations(sub) -> None:
+    rel = sub.add_parser(
+        "relations", help="learn tag relations (co-occurrence + tag-name semantics) from a catalog",
+        description="Build the sparse tag co-occurrence cosine matrix of a catalog's tags, blend it with the "
+                    "semantic similarity of the tag names (sentence-transformers, offline), save it, and with "
+                    "--install store it in the engine's tag_relations index.")
+    _connection(rel)
+    rel.add_argument("action", choices=("build",), help="build (and optionally --install) the relations")
+    rel.add_argument("--catalog", required=True, help="labelled catalog (.csv, .tsv, .jsonl)")
+    rel.add_argument("--schema", default="fashion-product-images", help="schema file or bundled name (default %(default)s)")
+    rel.add_argument("--tag-columns", nargs="*", default=None, help="tag columns (default: the schema's tags)")
+    rel.add_argument("--out", default=None, help="relations file (default $VISTAG_HOME/relations/tag-relations.npz)")
+    rel.add_argument("--no-semantic", action="store_true", help="co-occurrence only (no sentence-transformers)")
+    rel.add_argument("--weight", type=float, default=0.7, help="co-occurrence weight in the blend (default %(default)s)")
+    rel.add_argument("--top-n", type=int, default=50, help="relations kept per tag (default %(default)s)")
+    rel.add_argument("--min-count", type=int, default=1, help="leave out tags on fewer items (default %(default)s)")
+    rel.add_argument("--install", action="store_true", help="also store the relations in the engine")
+    rel.add_argument("--index", default="tag_relations", help="relations index (default %(default)s)")
+    rel.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "cpu"), help="text encoder device (default %(default)s)")
+
+    exp = sub.add_parser("expand-tags", help="related tags for some tags (recommendations)",
+                         description="Accumulate each related tag's similarity over the given tags, leave out the "
+                                     "given tags, keep those above --cutoff, best first (seed 001).")
+    exp.add_argument("tags", nargs="+", metavar="TAG", help="tag slugs, e.g. sneakers men")
+    exp.add_argument("--relations", default=None, help="relations file (default $VISTAG_HOME/relations/tag-relations.npz)")
+    exp.add_argument("--cutoff", type=float, default=0.2, help="minimum accumulated similarity (default %(default)s)")
+    exp.add_argument("--limit", type=int, default=20, help="most tags shown (default %(default)s)")
+    exp.add_argument("--explain", action="store_true", help="show co-occurrence / semantic / blended similarity per source tag")
+    exp.add_argument("--json", action="store_true", help="print JSON")

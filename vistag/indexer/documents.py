@@ -21,6 +21,7 @@ def build_document(
     model: dict,
     indexed_at: str | None = None,
     predicted: dict | None = None,
+    related: dict[str, float] | None = None,
 ) -> dict:
     """Return the document (with ``_id``) for one row.
 
@@ -35,6 +36,8 @@ def build_document(
         indexed_at: ISO timestamp (default now).
         predicted: a trained model's predicted category/attributes, confidence and
             type check (see :class:`vistag.indexer.taggers.ModelDocumentTagger`).
+        related: index-time expansion: related tags and their discounted weights,
+            added to ``tag_weights`` only (``tags`` keeps the product's own tags).
     """
     title = _text(fields.get(schema.title)) if schema.title else None
     text_parts = [title] if title else []
@@ -47,6 +50,7 @@ def build_document(
     attributes = {c: _text(fields.get(c)) for c in schema.attributes}
     attributes = {k: v for k, v in attributes.items() if v and normalize_tag(v)}
     weights = {t: round(float(s), 6) for t, s in tags if s > 0}
+    expanded = {t: round(float(w), 6) for t, w in (related or {}).items() if w > 0 and t not in weights}
     doc: dict = {
         "_id": row_id,
         "id": row_id,
@@ -55,7 +59,7 @@ def build_document(
         "category": category_fields(path),
         "attributes": attributes,
         "tags": list(weights),
-        "tag_weights": weights,
+        "tag_weights": {**weights, **expanded},
         "image_vector": [float(x) for x in vector],
         "image": image,
         "model": model,

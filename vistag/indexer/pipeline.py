@@ -60,6 +60,8 @@ class IndexOptions:
     max_backoff: float = 30.0
     limit: int | None = None
     tagger: str = "knn"
+    relations: Path | None = None
+    expand_discount: float = 0.5
 
 
 @dataclass
@@ -211,12 +213,12 @@ def index_catalog(
     started = time.monotonic()
     catalog = Path(catalog)
     summary = IndexSummary(index=options.index, dead_letter_path=str(options.dead_letter))
-    model = embedder.embedder.config
-    spec = DocumentSpec(name=options.index, vector_dim=model.embedding_dim, category_levels=max(1, len(schema.category)))
+    backbone = embedder.embedder.config
+    spec = DocumentSpec(name=options.index, vector_dim=backbone.embedding_dim, category_levels=max(1, len(schema.category)))
     create_index(client, spec, options.index)
     dead_letter = DeadLetterWriter(options.dead_letter)
     computed0, hits0 = embedder.computed, embedder.cache_hits
-    model_doc = {"name": model.name, "version": model.model_id, "embedding_dim": model.embedding_dim}
+    model_doc = {"name": backbone.name, "version": backbone.model_id, "embedding_dim": backbone.embedding_dim}
     try:
         t0 = time.monotonic()
         if reference is None:
@@ -230,10 +232,16 @@ def index_catalog(
         if len(ref_set) == 0 and options.tagger != "heads":
             logger.warning("the reference set is empty: documents get no kNN tags")
         tagger = make_tagger(options, ref_set, model)
+        relations = None
+        if options.relations:
+            from vistag.analyzers.relations import TagRelations
+
+            relations = TagRelations.load(options.relations)
+            model_doc["expansion"] = f"relations x {options.expand_discount}"
         summary.tagger = model_doc["tagger"] = tagger.id
         t1 = time.monotonic()
         _index_pass(client, catalog, schema, embedder, options, tagger, metas, bad_lines, dead_letter, summary, model_doc,
-                    count_reads=reference is not None)
+                    count_reads=reference is not None, relations=relations)
         summary.timings["index_s"] = round(time.monotonic() - t1, 2)
         client.refresh(options.index)
     except EngineUnavailable as exc:
@@ -249,7 +257,7 @@ def index_catalog(
 
 
 def _index_pass(client, catalog, schema, embedder, options, tagger, metas, bad_lines, dead_letter, summary, model_doc,
-                count_reads: bool) -> None:
+                count_reads: bool, relations=None) -> None:
     bar = tqdm(total=summary.read or None, desc="index", unit="doc", disable=not options.progress, leave=False)
 
     def documents():
@@ -285,8 +293,12 @@ def _index_pass(client, catalog, schema, embedder, options, tagger, metas, bad_l
             leaf = schema.category[-1] if schema.category else None
             tagged = tagger.tag(vectors, [r.id for r, _ in good], [r.fields.get(leaf) if leaf else None for r, _ in good])
             for (row, res), row_tags in zip(good, tagged):
+                related = None
+                if relations is not None and row_tags.tags:
+                    related = relations.expand(dict(row_tags.tags), discount=options.expand_discount)
                 doc = build_document(row.id, row.fields, schema, tags=row_tags.tags, vector=res.vector,
-                                     image=res.meta.to_doc(), model=model_doc, predicted=row_tags.predicted)
+                                     image=res.meta.to_doc(), model=model_doc, predicted=row_tags.predicted,
+                                     related=related)
                 doc["_line"] = row.line
                 yield doc
 

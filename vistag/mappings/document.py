@@ -14,7 +14,7 @@ A document looks like::
       "tag_weights": {"shirts": 0.97, "topwear": 1.0, ...},
       "image_vector": [...],
       "image": {"source": "15970.jpg", "sha256": "...", "width": 60, "height": 80},
-      "model": {"name": "efficientnet-lite0", "version": "...", "embedding_dim": 1392,
+      "model": {"name": "efficientnet-lite0", "version": "...", "embedding_dim": 1840,
                 "tagger": "heads:fashion@3f2a..."},   # or "knn:k=10", "ensemble:..."
       "predicted": {"accepted": true, "confidence": 0.93, "claimed_type_outlier": false,
                     "category": "Apparel > Topwear > Shirts",
@@ -43,7 +43,7 @@ class DocumentSpec:
     """
 
     name: str = "products"
-    vector_dim: int = 1392
+    vector_dim: int = 1840
     category_levels: int = 3
 
     def __post_init__(self) -> None:

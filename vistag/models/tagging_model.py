@@ -33,14 +33,16 @@ CONFIG_FILE = "vistag-model.json"
 FORMAT = 1
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, C)`` logits."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function."""
+    return np.exp(-np.logaddexp(0.0, -x))  # no overflow for large |x|
 
 
 @dataclass
@@ -119,7 +121,7 @@ class TaggingModel:
         logits = predict_logits(self.head, x)
         for name, t in self.temperatures.items():
             logits[name] = logits[name] / t
-        levels = [_softmax(logits[f"level:{v.column}"]) for v in self.levels]
+        levels = [softmax(logits[f"level:{v.column}"]) for v in self.levels]
         if levels:
             log_probs = [np.log(np.clip(p, 1e-12, None)) for p in levels]
             path_ranked, level_ranked = self.hierarchy.decode(log_probs, top_k)
@@ -129,8 +131,8 @@ class TaggingModel:
         else:
             path_ranked = np.zeros((len(x), 0, 0), np.int64)
             level_ranked, confidence = [], np.ones(len(x))
-        attributes = {v.column: _softmax(logits[f"attr:{v.column}"]) for v in self.attributes}
-        tag_probs = _sigmoid(logits[TAGS]) if TAGS in logits else np.zeros((len(x), 0), np.float32)
+        attributes = {v.column: softmax(logits[f"attr:{v.column}"]) for v in self.attributes}
+        tag_probs = sigmoid(logits[TAGS]) if TAGS in logits else np.zeros((len(x), 0), np.float32)
         if self.validator is not None and levels:
             leaf = path_ranked[:, 0, -1]
             distance = self.validator.distance(x, leaf)

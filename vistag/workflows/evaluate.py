@@ -65,6 +65,7 @@ def _task_report(ranked: np.ndarray, vocab: Vocabulary, values: Sequence[object]
     if not (y == len(vocab.classes)).any():  # no unseen labels: drop the extra class
         cm = cm[:-1, :-1]
         report["per_class"] = report["per_class"][:-1]
+    report["classes"] = len(vocab.classes)  # the model's classes, without the UNSEEN pseudo-class
     report["unseen_rows"] = int((y == len(vocab.classes)).sum())
     return report, cm
 

@@ -13,7 +13,7 @@ from vistag.evaluation.thresholds import hamming_score, tune_global, tune_per_ta
 from vistag.models.config import BackboneConfig
 from vistag.models.heads import HeadConfig
 from vistag.models.labels import Hierarchy, Vocabulary, tag_targets
-from vistag.models.tagging_model import TaggingModel, _sigmoid
+from vistag.models.tagging_model import TaggingModel, sigmoid
 from vistag.models.training import TAGS, Split, TrainConfig, fit_temperatures, predict_logits, train_head
 from vistag.models.validator import TypeValidator
 from vistag.workflows.dataset import TRAIN, VAL, EmbeddedCatalog
@@ -93,7 +93,7 @@ def train_model(data: EmbeddedCatalog, splits: np.ndarray, backbone: BackboneCon
     # Calibration and thresholds on validation rows (training rows if there are none).
     tune = val_split or train_split
     temperatures = fit_temperatures(head, tune)
-    probs = _sigmoid(predict_logits(head, tune.x)[TAGS]) if len(tags) else np.zeros((len(tune), 0))
+    probs = sigmoid(predict_logits(head, tune.x)[TAGS]) if len(tags) else np.zeros((len(tune), 0))
     per_tag = tune_per_tag(probs, tune.tags, tune.tag_mask) if len(tags) else np.zeros(0, np.float32)
     global_t = tune_global(probs, tune.tags, tune.tag_mask) if len(tags) else 0.5
     validator = None

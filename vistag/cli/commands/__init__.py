@@ -5,6 +5,8 @@ from vistag.cli.commands.engine import cmd_engine
 from vistag.cli.commands.index import cmd_index
 from vistag.cli.commands.mappings import cmd_mappings
 from vistag.cli.commands.models import cmd_eval, cmd_tag, cmd_train
+from vistag.cli.commands.relations import cmd_expand_tags, cmd_relations
 from vistag.cli.commands.search import cmd_search
 
-__all__ = ["cmd_demo", "cmd_engine", "cmd_eval", "cmd_index", "cmd_mappings", "cmd_search", "cmd_tag", "cmd_train"]
+__all__ = ["cmd_demo", "cmd_engine", "cmd_eval", "cmd_expand_tags", "cmd_index", "cmd_mappings", "cmd_relations",
+           "cmd_search", "cmd_tag", "cmd_train"]

@@ -30,7 +30,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         index=args.index, batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunk_bytes=args.chunk_bytes,
         k=args.k, top_d=args.top_d, resume=args.resume, dead_letter=Path(args.dead_letter),
         progress=not args.quiet and sys.stderr.isatty(), max_retries=args.max_retries, limit=args.limit,
-        tagger=tagger,
+        tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
+        expand_discount=args.expand_discount,
     )
     with ImageStore(args.images) as store:
         batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers)
