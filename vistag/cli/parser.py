@@ -103,14 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     # search ---------------------------------------------------------------
-    search = sub.add_parser("search", help="keyword, tag or image search",
-                            description="Search the index by keywords, weighted tags or an image.")
+    search = sub.add_parser("search", help="keyword, tag, image, hybrid or similar-product search",
+                            description="Search the index by keywords, weighted tags or an image; give more than one "
+                                        "of --query/--tags/--image for a hybrid query fused with --fusion; or "
+                                        "--similar ID for products like a given one.")
     _connection(search)
     _model(search)
-    what = search.add_mutually_exclusive_group(required=True)
-    what.add_argument("--query", help="keyword query (BM25 on title and text)")
-    what.add_argument("--tags", nargs="+", metavar="TAG[:WEIGHT]", help="tags, e.g. tshirts casual:0.5")
-    what.add_argument("--image", help="query image file: nearest products by image embedding")
+    search.add_argument("--query", help="keyword query (BM25 on title and text)")
+    search.add_argument("--tags", nargs="+", metavar="TAG[:WEIGHT]", help="tags, e.g. tshirts casual:0.5")
+    search.add_argument("--image", help="query image: a file path or an http(s) URL")
+    search.add_argument("--similar", metavar="ID", help="products similar to this product id (image + shared tags)")
+    search.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf",
+                        help="how a hybrid query's lists are fused, client-side (default %(default)s)")
+    search.add_argument("--fusion-weights", default=None, metavar="text=W,tags=W,image=W", help="per-list fusion weights")
+    search.add_argument("--expand", action="store_true", help="query-time tag expansion with the tag relations")
+    search.add_argument("--relations", default=None, help="relations file for --expand (default: $VISTAG_HOME/relations/tag-relations.npz)")
     search.add_argument("--index", default="products", help="index or alias (default %(default)s)")
     search.add_argument("--k", type=int, default=10, help="results (kNN k for --image) (default %(default)s)")
     search.add_argument("--from", dest="offset", type=int, default=0, help="offset for paging (keyword/tags)")
@@ -121,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     _models(sub)
     _relations(sub)
+
+    serve = sub.add_parser("serve", help="a demo storefront page over a running engine",
+                           description="Serve a search page (search box, tag chips, image upload, thumbnails, "
+                                       "similar products, expanded tags) and its JSON API.")
+    _connection(serve)
+    _model(serve)
+    serve.add_argument("--index", default="products", help="index or alias (default %(default)s)")
+    serve.add_argument("--images", default=None, help="catalog images (folder or .tar) for thumbnails "
+                                                      "(default: the sample data's images.tar)")
+    serve.add_argument("--relations", default=None, help="tag relations file (default: $VISTAG_HOME/relations/tag-relations.npz if present)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port, 0 for any free one (default %(default)s)")
 
     # demo -----------------------------------------------------------------
     demo = sub.add_parser("demo", help="end to end: local engine, sample catalog, example queries",

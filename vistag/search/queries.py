@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 from vistag.engine.client import EngineClient
 from vistag.mappings import DocumentSpec, EngineAdapter
 from vistag.mappings.install import render_search, search_template_id
-from vistag.mappings.strategies import image, keyword, tags
+from vistag.mappings.strategies import image, keyword, similar, tags
+from vistag.search.fusion import FUSIONS
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Searcher:
         self.client = client
         self.index = index
         self.adapter = EngineAdapter(client.info())
-        self.spec = DocumentSpec(name=index, vector_dim=vector_dim or 1280)
+        self.spec = DocumentSpec(name=index, vector_dim=vector_dim or 1840)
 
     def body(self, strategy: ModuleType, params: dict) -> dict:
         """The search body a strategy's template renders to."""
@@ -69,11 +70,66 @@ class Searcher:
         return self.run(keyword, keyword.params(query, size, offset, category, attributes))
 
     def tags(self, weights: Mapping[str, float] | Sequence[str], size: int = 10, offset: int = 0,
-             category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:
-        """Products ranked by the sum of (query weight x presence score) over the tags."""
-        return self.run(tags, tags.params(weights, size, offset, category, attributes))
+             category: str | None = None, attributes: Mapping[str, str] | None = None,
+             relations=None, discount: float = 0.5) -> list[Hit]:
+        """Products ranked by the sum of (query weight x presence score) over the tags.
+
+        With ``relations`` (a :class:`~vistag.analyzers.relations.TagRelations`), the
+        query is expanded first (query-time expansion): related tags join at
+        ``discount x weight x relation``.
+        """
+        return self.run(tags, tags.params(self.expand(weights, relations, discount), size, offset, category, attributes))
+
+    @staticmethod
+    def expand(weights: Mapping[str, float] | Sequence[str], relations=None, discount: float = 0.5) -> dict[str, float]:
+        """The tag weights of a query, expanded with related tags when ``relations`` is given."""
+        weights = dict(weights) if isinstance(weights, Mapping) else {t: 1.0 for t in weights}
+        return relations.expand(weights, discount=discount) if relations is not None else weights
 
     def image(self, vector: Sequence[float], k: int = 10, num_candidates: int | None = None,
               category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:
         """Approximate kNN on the image vector, filters applied inside the kNN search."""
         return self.run(image, image.params(vector, k, num_candidates, category=category, attributes=attributes))
+
+    def similar(self, product_id: str, k: int = 10, num_candidates: int | None = None, tag_weight: float = similar.DEFAULT_TAG_WEIGHT,
+                category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:
+        """Products similar to ``product_id`` by image and shared tags, the product itself excluded.
+
+        Raises:
+            KeyError: no such product.
+        """
+        doc = self.client.request("GET", f"/{self.index}/_doc/{product_id}", ok_statuses=(404,),
+                                  params={"_source_includes": "image_vector,tag_weights"})
+        if not doc.get("found"):
+            raise KeyError(f"product {product_id!r} is not in {self.index!r}")
+        source = doc["_source"]
+        return self.run(similar, similar.params(product_id, source["image_vector"], source.get("tag_weights", {}), k,
+                                                num_candidates, tag_weight, category=category, attributes=attributes))
+
+    def hybrid(self, query: str | None = None, tag_weights: Mapping[str, float] | None = None,
+               vector: Sequence[float] | None = None, size: int = 10, offset: int = 0, fusion: str = "rrf",
+               weights: Mapping[str, float] | None = None, window: int = 100, category: str | None = None,
+               attributes: Mapping[str, str] | None = None, relations=None, discount: float = 0.5) -> list[Hit]:
+        """BM25 + tags + kNN, each run on its own (filters inside each, kNN included) and
+        fused client-side by ``rrf`` or ``weighted`` (min-max normalised) sums.
+
+        Args:
+            window: candidates taken from each list (at least ``offset + size``).
+            weights: per-list weights, keys ``text``, ``tags``, ``image``.
+        """
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}: {', '.join(FUSIONS)}")
+        window = max(window, offset + size)
+        lists: dict[str, list[Hit]] = {}
+        if query:
+            lists["text"] = self.keyword(query, size=window, category=category, attributes=attributes)
+        if tag_weights:
+            lists["tags"] = self.tags(tag_weights, size=window, category=category, attributes=attributes,
+                                      relations=relations, discount=discount)
+        if vector is not None:
+            lists["image"] = self.image(vector, k=window, category=category, attributes=attributes)
+        if not lists:
+            raise ValueError("a hybrid query needs text, tags or an image")
+        by_id = {h.id: h for hits in lists.values() for h in hits}
+        fused = FUSIONS[fusion]({name: [(h.id, h.score) for h in hits] for name, hits in lists.items()}, weights=weights)
+        return [Hit(doc_id, score, by_id[doc_id].title, by_id[doc_id].source) for doc_id, score in fused[offset:offset + size]]

@@ -7,6 +7,7 @@ from vistag.cli.commands.mappings import cmd_mappings
 from vistag.cli.commands.models import cmd_eval, cmd_tag, cmd_train
 from vistag.cli.commands.relations import cmd_expand_tags, cmd_relations
 from vistag.cli.commands.search import cmd_search
+from vistag.cli.commands.serve import cmd_serve
 
 __all__ = ["cmd_demo", "cmd_engine", "cmd_eval", "cmd_expand_tags", "cmd_index", "cmd_mappings", "cmd_relations",
-           "cmd_search", "cmd_tag", "cmd_train"]
+           "cmd_search", "cmd_serve", "cmd_tag", "cmd_train"]

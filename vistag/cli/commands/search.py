@@ -33,22 +33,60 @@ def parse_filters(items: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """``"text=1,image=0.5"`` -> ``{"text": 1.0, "image": 0.5}``."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or name.strip() not in ("text", "tags", "image"):
+            raise ConfigError(f"bad --fusion-weights item {part!r}; use text=W,tags=W,image=W")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"bad weight in {part!r}") from None
+    return out
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Run one query and print the hits."""
+    kinds = [k for k in ("query", "tags", "image") if getattr(args, k)]
+    if args.similar and kinds:
+        raise ConfigError("--similar cannot be combined with --query, --tags or --image")
+    if not args.similar and not kinds:
+        raise ConfigError("give --query, --tags, --image (any combination: hybrid) or --similar ID")
     client = connect(args)
     searcher = Searcher(client, args.index)
     filters = parse_filters(args.filter)
-    if args.query:
-        hits = searcher.keyword(args.query, size=args.k, offset=args.offset, category=args.category, attributes=filters)
-    elif args.tags:
-        hits = searcher.tags(parse_tags(args.tags), size=args.k, offset=args.offset, category=args.category, attributes=filters)
-    else:
+    where = {"category": args.category, "attributes": filters}
+    relations = None
+    if args.expand:
+        from vistag.cli.commands.relations import _load
+
+        relations = _load(args.relations)
+    tags = parse_tags(args.tags) if args.tags else None
+    vector = None
+    if args.image:
         try:
             loaded = ImageStore().load(args.image)
         except ImageLoadError as exc:
             raise ConfigError(str(exc)) from None
         vector = make_embedder(args).embed_images([loaded.image])[0]
-        hits = searcher.image(vector, k=args.k, num_candidates=args.num_candidates, category=args.category, attributes=filters)
+    if args.similar:
+        try:
+            hits = searcher.similar(args.similar, k=args.k, num_candidates=args.num_candidates, **where)
+        except KeyError as exc:
+            raise ConfigError(str(exc.args[0])) from None
+    elif len(kinds) > 1:
+        hits = searcher.hybrid(args.query, tags, vector, size=args.k, offset=args.offset, fusion=args.fusion,
+                               weights=parse_weights(args.fusion_weights), relations=relations, **where)
+    elif args.query:
+        hits = searcher.keyword(args.query, size=args.k, offset=args.offset, **where)
+    elif tags:
+        hits = searcher.tags(tags, size=args.k, offset=args.offset, relations=relations, **where)
+    else:
+        hits = searcher.image(vector, k=args.k, num_candidates=args.num_candidates, **where)
     if args.json:
         print_json([h.to_dict() for h in hits])
     else:

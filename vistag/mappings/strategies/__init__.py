@@ -8,8 +8,8 @@ Every strategy exposes:
 * ``params(...)`` -- the template parameters for a request, built from Python values.
 """
 
-from vistag.mappings.strategies import image, keyword, tags
+from vistag.mappings.strategies import image, keyword, similar, tags
 
-STRATEGIES = (keyword, tags, image)
+STRATEGIES = (keyword, tags, image, similar)
 
-__all__ = ["STRATEGIES", "image", "keyword", "tags"]
+__all__ = ["STRATEGIES", "image", "keyword", "similar", "tags"]

@@ -1,0 +1,75 @@
+"""Similar products, hybrid fused queries and query-time expansion against both engines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from vistag.cli.main import main
+from vistag.engine import EngineClient
+from vistag.config import ConnectionSettings
+from vistag.mappings import DocumentSpec, install_search_templates
+from vistag.mappings.strategies import similar
+from vistag.search import Searcher
+from vistag.search.fusion import rrf
+
+
+@pytest.fixture
+def indexed(node, small_catalog, tmp_path, capsys):
+    catalog, images, rows = small_catalog
+    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--json",
+                 "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    capsys.readouterr()
+    return node, rows
+
+
+def test_similar_products_exclude_the_product_and_match_the_stored_template(indexed, capsys):
+    node, rows = indexed
+    client = EngineClient(ConnectionSettings(url=node.url))
+    searcher = Searcher(client, "products")
+    target = rows[3]
+    hits = searcher.similar(target["id"], k=5)
+    assert len(hits) == 5 and target["id"] not in [h.id for h in hits]
+    # The nearest similar product shares the target's articleType more often than chance: check the top hit's tags overlap.
+    src = client.request("GET", f"/products/_doc/{target['id']}")["_source"]
+    assert set(hits[0].source["tags"]) & set(src["tags"])
+    filtered = searcher.similar(target["id"], k=5, attributes={"gender": "Women"})
+    assert filtered and all(h.source["attributes"]["gender"] == "Women" for h in filtered)
+    if searcher.adapter.engine == "opensearch":  # the Elasticsearch test node cannot store mustache templates
+        install_search_templates(client, DocumentSpec(name="products", vector_dim=1840))
+        params = similar.params(target["id"], src["image_vector"], src["tag_weights"], k=5)
+        resp = requests.post(f"{node.url}/products/_search/template",
+                             json={"id": "products-similar", "params": params}, timeout=10).json()
+        assert [h["_id"] for h in resp["hits"]["hits"]] == [h.id for h in hits]
+
+    assert main(["search", "--url", node.url, "--similar", target["id"], "--k", "5", "--json"]) == 0
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)] == [h.id for h in hits]
+    assert main(["search", "--url", node.url, "--similar", "no-such-id"]) == 1
+    assert "not in 'products'" in capsys.readouterr().err
+
+
+def test_hybrid_fuses_text_tags_and_image(indexed, capsys):
+    node, rows = indexed
+    client = EngineClient(ConnectionSettings(url=node.url))
+    searcher = Searcher(client, "products")
+    vector = client.request("GET", f"/products/_doc/{rows[0]['id']}")["_source"]["image_vector"]
+    text = searcher.keyword("shirt", size=60)
+    image = searcher.image(vector, k=60)
+    fused = searcher.hybrid("shirt", None, vector, size=10, fusion="rrf", window=60)
+    expected = rrf({"text": [(h.id, h.score) for h in text], "image": [(h.id, h.score) for h in image]})
+    assert [h.id for h in fused] == [d for d, _ in expected[:10]]
+    both = {h.id for h in text} & {h.id for h in image}
+    assert fused[0].id in both  # agreement of the two lists wins
+    weighted = searcher.hybrid("shirt", {"shirts": 1.0}, vector, size=10, fusion="weighted")
+    assert len(weighted) == 10 and weighted[0].score <= 3.0
+    page2 = searcher.hybrid("shirt", None, vector, size=5, offset=5, fusion="rrf")
+    assert [h.id for h in page2] == [h.id for h in searcher.hybrid("shirt", None, vector, size=10)][5:10]
+    only_men = searcher.hybrid("shirt", None, vector, size=10, attributes={"gender": "Men"})
+    assert only_men and all(h.source["attributes"]["gender"] == "Men" for h in only_men)
+    assert {h.id for h in image} and {h.id for h in fused} <= {h.id for h in text} | {h.id for h in image}
+
+    assert main(["search", "--url", node.url, "--query", "shirt", "--tags", "shirts", "--fusion", "weighted",
+                 "--fusion-weights", "text=1,tags=2", "--k", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3

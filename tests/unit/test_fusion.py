@@ -1,0 +1,20 @@
+"""Client-side rank fusion."""
+
+import pytest
+
+from vistag.search.fusion import RRF_K, min_max, rrf, weighted_sum
+
+
+def test_rrf_rewards_agreement():
+    fused = rrf({"text": [("a", 9.0), ("b", 5.0)], "image": [("b", 0.9), ("c", 0.8)]})
+    assert [d for d, _ in fused] == ["b", "a", "c"]
+    assert fused[0][1] == pytest.approx(1 / (RRF_K + 2) + 1 / (RRF_K + 1))
+
+
+def test_weighted_sum_normalises_each_list():
+    assert min_max([("a", 10.0), ("b", 5.0), ("c", 0.0)]) == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert min_max([("a", 3.0)]) == {"a": 1.0}
+    fused = weighted_sum({"text": [("a", 100.0), ("b", 50.0), ("z", 0.0)], "image": [("b", 0.9), ("a", 0.1)]},
+                         weights={"text": 1.0, "image": 2.0})
+    assert [d for d, _ in fused][:2] == ["b", "a"]
+    assert dict(fused)["b"] == pytest.approx(0.5 + 2.0)
