@@ -4,7 +4,7 @@ import pytest
 
 from vistag.mappings import DocumentSpec, EngineAdapter, index_template
 from vistag.mappings.install import render_search, search_templates
-from vistag.mappings.strategies import image, keyword, tags
+from vistag.mappings.strategies import image, keyword, similar, tags
 
 SPEC = DocumentSpec(name="products", vector_dim=8)
 ADAPTERS = [EngineAdapter.for_engine(e, full) for e in ("opensearch", "elasticsearch") for full in (True, False)]
@@ -24,7 +24,16 @@ def test_templates_render_to_valid_queries(adapter):
     assert bodies[0]["query"]["bool"]["filter"][2] == {"term": {"attributes.usage": 'Ca"sual'}}
     assert len(bodies[1]["query"]["bool"]["should"]) == 3
     assert bodies[3]["size"] == 10 and bodies[3]["from"] == 0
-    assert len(search_templates(adapter, SPEC)) == 3
+    assert len(search_templates(adapter, SPEC)) == 4
+    sim = render_search(adapter, SPEC, similar, similar.params("42", [0.1] * 8, {"tshirts": 0.9, "red": 0.5}, k=5, **filters))
+    exclude = {"ids": {"values": ["42"]}}
+    if adapter.engine == "elasticsearch":
+        assert exclude in sim["knn"]["filter"]["bool"]["must_not"] and exclude in sim["query"]["bool"]["must_not"]
+        assert len(sim["query"]["bool"]["should"]) == 3
+    else:
+        knn = sim["query"]["bool"]["should"][-1]["knn"]["image_vector"]
+        assert exclude in knn["filter"]["bool"]["must_not"] and knn["k"] == 5
+        assert exclude in sim["query"]["bool"]["must_not"]
 
 
 def test_engine_differences():
