@@ -73,3 +73,26 @@ def test_hybrid_fuses_text_tags_and_image(indexed, capsys):
     assert main(["search", "--url", node.url, "--query", "shirt", "--tags", "shirts", "--fusion", "weighted",
                  "--fusion-weights", "text=1,tags=2", "--k", "3", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_seller_tag_check_flags_spam_tags_and_suggests_missing_ones(indexed, small_catalog, capsys):
+    from vistag.search.seller_check import check_seller_tags
+
+    node, rows = indexed
+    _, images, _ = small_catalog
+    target = next(r for r in rows if r["articleType"] == "Tshirts")
+    spam = "Footwear"  # a tag of other products of the catalog: spam on a t-shirt
+    client = EngineClient(ConnectionSettings(url=node.url))
+    vector = client.request("GET", f"/products/_doc/{target['id']}")["_source"]["image_vector"]
+    # An honest tag, a tag of another product type (spam), a word the catalog never uses.
+    result = check_seller_tags(Searcher(client, "products"), vector, ["Tshirts", spam, "bestseller"], k=10)
+    spam_tag = spam.lower().replace(" ", "-")
+    assert [t["tag"] for t in result.supported] == ["tshirts"], result
+    assert [t["tag"] for t in result.contradicted] == [spam_tag], result
+    assert result.unknown == ["bestseller"] and result.neighbours == 10
+    assert {"apparel", "topwear"} <= {t["tag"] for t in result.suggested}
+
+    assert main(["check-tags", "--url", node.url, "--image", str(images / target["file"]),
+                 "--tags", "tshirts", spam_tag, "--k", "10"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["supported"][0]["tag"] == "tshirts" and out["contradicted"][0]["tag"] == spam_tag

@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     _models(sub)
     _relations(sub)
 
+    check = sub.add_parser("check-tags", help="which of a seller's tags does the product photo support?",
+                           description="Compare a seller's tags with the tags of the photo's nearest catalog products: "
+                                       "supported, weak, contradicted, unknown, and tags to add (JSON).")
+    _connection(check)
+    _model(check)
+    check.add_argument("--image", required=True, help="the product photo (file or http(s) URL)")
+    check.add_argument("--tags", nargs="+", required=True, metavar="TAG", help="the seller's tags")
+    check.add_argument("--index", default="products", help="index or alias (default %(default)s)")
+    check.add_argument("--k", type=int, default=20, help="neighbours that vote (default %(default)s)")
+
     serve = sub.add_parser("serve", help="a demo storefront page over a running engine",
                            description="Serve a search page (search box, tag chips, image upload, thumbnails, "
                                        "similar products, expanded tags) and its JSON API.")

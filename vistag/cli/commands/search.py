@@ -101,3 +101,17 @@ def print_hits(hits: list[Hit]) -> None:
     for rank, hit in enumerate(hits, 1):
         tags = ", ".join(sorted(hit.source.get("tag_weights", {}), key=lambda t: -hit.source["tag_weights"][t])[:4])
         print(f"{rank:>3}. {hit.id:<8} {hit.score:8.4f}  {hit.title or ''}  [{tags}]")
+
+
+def cmd_check_tags(args: argparse.Namespace) -> int:
+    """Seller tag check; prints JSON."""
+    from vistag.search.seller_check import check_seller_tags
+
+    try:
+        loaded = ImageStore().load(args.image)
+    except ImageLoadError as exc:
+        raise ConfigError(str(exc)) from None
+    vector = make_embedder(args).embed_images([loaded.image])[0]
+    result = check_seller_tags(Searcher(connect(args), args.index), vector, args.tags, k=args.k)
+    print_json(result.to_dict())
+    return 0
