@@ -163,6 +163,12 @@ class TagRelations:
     def __contains__(self, tag: str) -> bool:
         return tag in self._index
 
+    def document_frequency(self) -> dict[str, int]:
+        """Items carrying each tag (empty when the counts were not kept)."""
+        if self.counts is None:
+            return {}
+        return {t: int(c) for t, c in zip(self.vocabulary, self.counts)}
+
     def related(self, tag: str, limit: int = 10, min_sim: float = 0.0) -> list[tuple[str, float]]:
         """The tags most related to ``tag`` (blended similarity), best first."""
         i = self._index.get(tag)

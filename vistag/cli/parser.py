@@ -78,29 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     _connection(index)
     _model(index)
     index.add_argument("--catalog", required=True, help="catalog file (.csv, .tsv, .jsonl)")
-    index.add_argument("--images", default=None, help="image directory or .tar (references may also be URLs or absolute paths)")
-    index.add_argument("--schema", default="fashion-product-images",
-                       help="schema JSON file, or the name of a bundled one (default %(default)s)")
-    index.add_argument("--reference", default=None, help="another labelled catalog to take kNN tags from (default: the catalog itself)")
-    index.add_argument("--reference-images", default=None, help="images of --reference (default: --images)")
     index.add_argument("--index", default="products", help="index name (default %(default)s)")
-    index.add_argument("--tagger", choices=("knn", "heads", "ensemble"), default=None,
-                       help="what writes tags: kNN over the reference set, a trained model's heads, or their average "
-                            "(default: heads with a model directory, else knn)")
-    index.add_argument("--expand-relations", default=None, metavar="FILE",
-                       help="index-time expansion: add related tags from this relations file (`vistag relations build`) "
-                            "to tag_weights at --expand-discount x tag score x relation")
-    index.add_argument("--expand-discount", type=float, default=0.5, help="weight factor of related tags (default %(default)s)")
-    index.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
-    index.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
     index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
-    index.add_argument("--dead-letter", default="dead-letter.jsonl", help="JSONL file for bad rows (default %(default)s)")
-    index.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
-    index.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
-    index.add_argument("--chunk-bytes", type=int, default=10 * 1024 * 1024, help="bytes per bulk request (default 10 MiB)")
-    index.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items (default %(default)s)")
-    index.add_argument("--limit", type=int, default=None, help="read only the first N rows")
-    index.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _indexing(index)
+
+    reindex = sub.add_parser(
+        "reindex", help="build a new versioned index and swap the alias to it with no downtime",
+        description="Build <alias>-<timestamp> from a catalog (or from the current index with --from-index, "
+                    "re-tagging stored vectors when --model is a trained model), check it is complete, then point "
+                    "the alias at it in one atomic _aliases call and delete the old index (unless --keep-old).")
+    _connection(reindex)
+    _model(reindex)
+    reindex.add_argument("--alias", default="products", help="the alias readers use (default %(default)s)")
+    reindex.add_argument("--catalog", default=None, help="catalog file to build from")
+    reindex.add_argument("--from-index", action="store_true", help="build from the documents the alias serves now")
+    reindex.add_argument("--keep-old", action="store_true", help="keep the old index after the swap")
+    reindex.add_argument("--dry-run", action="store_true", help="print what would happen; change nothing")
+    reindex.add_argument("--resume", action="store_true", help="continue the newest unfinished <alias>-* index")
+    _indexing(reindex)
 
     # search ---------------------------------------------------------------
     search = sub.add_parser("search", help="keyword, tag, image, hybrid or similar-product search",
@@ -261,3 +256,28 @@ def _relations(sub) -> None:
     exp.add_argument("--limit", type=int, default=20, help="most tags shown (default %(default)s)")
     exp.add_argument("--explain", action="store_true", help="show co-occurrence / semantic / blended similarity per source tag")
     exp.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _indexing(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``index`` and ``reindex``."""
+    parser.add_argument("--images", default=None, help="image directory or .tar (references may also be URLs or absolute paths)")
+    parser.add_argument("--schema", default="fashion-product-images",
+                        help="schema JSON file, or the name of a bundled one (default %(default)s)")
+    parser.add_argument("--reference", default=None, help="another labelled catalog to take kNN tags from (default: the catalog itself)")
+    parser.add_argument("--reference-images", default=None, help="images of --reference (default: --images)")
+    parser.add_argument("--tagger", choices=("knn", "heads", "ensemble"), default=None,
+                        help="what writes tags: kNN over the reference set, a trained model's heads, or their average "
+                             "(default: heads with a model directory, else knn)")
+    parser.add_argument("--expand-relations", default=None, metavar="FILE",
+                        help="index-time expansion: add related tags from this relations file (`vistag relations build`) "
+                             "to tag_weights at --expand-discount x tag score x relation")
+    parser.add_argument("--expand-discount", type=float, default=0.5, help="weight factor of related tags (default %(default)s)")
+    parser.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
+    parser.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
+    parser.add_argument("--dead-letter", default="dead-letter.jsonl", help="JSONL file for bad rows (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
+    parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
+    parser.add_argument("--chunk-bytes", type=int, default=10 * 1024 * 1024, help="bytes per bulk request (default 10 MiB)")
+    parser.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="read only the first N rows")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")

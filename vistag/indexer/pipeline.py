@@ -62,6 +62,7 @@ class IndexOptions:
     tagger: str = "knn"
     relations: Path | None = None
     expand_discount: float = 0.5
+    template: str | None = None  # index template / alias name when ``index`` is a versioned index
 
 
 @dataclass
@@ -214,7 +215,8 @@ def index_catalog(
     catalog = Path(catalog)
     summary = IndexSummary(index=options.index, dead_letter_path=str(options.dead_letter))
     backbone = embedder.embedder.config
-    spec = DocumentSpec(name=options.index, vector_dim=backbone.embedding_dim, category_levels=max(1, len(schema.category)))
+    spec = DocumentSpec(name=options.template or options.index, vector_dim=backbone.embedding_dim,
+                        category_levels=max(1, len(schema.category)))
     create_index(client, spec, options.index)
     dead_letter = DeadLetterWriter(options.dead_letter)
     computed0, hits0 = embedder.computed, embedder.cache_hits

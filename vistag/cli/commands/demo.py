@@ -20,6 +20,7 @@ from vistag.indexer.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, index_catalog
 from vistag.indexer.schema import CatalogSchema
 from vistag.search import Searcher
+from vistag.search.seller_check import check_seller_tags
 
 
 def write_sample(labels: Path, out: Path, size: int) -> tuple[Path, dict]:
@@ -80,7 +81,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         query_image = store.load(held_out["file"])
         vector = embedder.embed_images([query_image.image])[0]
         print(f"\n== image query: held-out product {held_out['id']} ({held_out['productDisplayName']}), k=5")
-        print_hits(searcher.image(vector, k=5))
+        image_hits = searcher.image(vector, k=5)
+        print_hits(image_hits)
+        if image_hits:
+            print(f"\n== similar products to {image_hits[0].id} ({image_hits[0].title}), k=5")
+            print_hits(searcher.similar(image_hits[0].id, k=5))
+        print('\n== hybrid: "casual shirt" + tags shirts, fused by reciprocal rank')
+        print_hits(searcher.hybrid("casual shirt", {"shirts": 1.0}, None, size=5))
+        check = check_seller_tags(searcher, vector, ["Tshirts", "Casual", "Heels", "bestseller"])
+        print("\n== seller tag check of the held-out photo with tags Tshirts, Casual, Heels, bestseller")
+        print(f"   supported {[t['tag'] for t in check.supported]}, weak {[t['tag'] for t in check.weak]}, "
+              f"contradicted {[t['tag'] for t in check.contradicted]}, unknown {check.unknown}, "
+              f"suggested {[t['tag'] for t in check.suggested]}")
     print(f"\n== done in {time.monotonic() - started:.1f}s; the node keeps running at {url}")
     print(f"   try: vistag search --engine {args.engine} --index {args.index} --query 'red shirt'")
     if args.stop:

@@ -19,6 +19,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     """Index a catalog; exit 1 when any row failed or was dead-lettered."""
     client = connect(args)
     client.info()
+    summary = run_index(args, client, args.index)
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print_summary(summary)
+    return 0 if summary.ok else 1
+
+
+def run_index(args: argparse.Namespace, client, index: str, template: str | None = None,
+              resume: bool | None = None) -> IndexSummary:
+    """Index ``args.catalog`` into ``index`` with the flags of ``vistag index``."""
+    if not args.catalog:
+        raise ConfigError("--catalog is required")
     schema = CatalogSchema.load(args.schema)
     model = load_tagging_model(args.model) if is_model_dir(args.model) else None
     tagger = args.tagger or ("heads" if model is not None else "knn")
@@ -27,8 +40,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     embedder = make_embedder(args, model)
     cache = embedding_cache(embedder)
     options = IndexOptions(
-        index=args.index, batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunk_bytes=args.chunk_bytes,
-        k=args.k, top_d=args.top_d, resume=args.resume, dead_letter=Path(args.dead_letter),
+        index=index, template=template, batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunk_bytes=args.chunk_bytes,
+        k=args.k, top_d=args.top_d, resume=args.resume if resume is None else resume, dead_letter=Path(args.dead_letter),
         progress=not args.quiet and sys.stderr.isatty(), max_retries=args.max_retries, limit=args.limit,
         tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
         expand_discount=args.expand_discount,
@@ -46,11 +59,85 @@ def cmd_index(args: argparse.Namespace) -> int:
             batch_embedder.close()
             if ref_store:
                 ref_store.close()
-    if args.json:
-        print_json(summary.to_dict())
+    return summary
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Build a new versioned index and swap the alias to it (see :mod:`vistag.indexer.reindex`)."""
+    from vistag.indexer import reindex as rx
+
+    client = connect(args)
+    client.info()
+    source = "index" if args.from_index else "catalog"
+    if source == "catalog" and not args.catalog:
+        raise ConfigError("give --catalog FILE, or --from-index to rebuild from the current index")
+    if source == "index" and not client.index_exists(args.alias):
+        raise ConfigError(f"--from-index: {args.alias!r} does not exist")
+    plan = rx.plan_reindex(client, args.alias, resume=args.resume, source=source, keep_old=args.keep_old)
+    if args.dry_run:
+        if args.json:
+            print_json({"dry_run": True, **plan.to_dict()})
+        else:
+            print("dry run, nothing changed:\n" + "\n".join(f"  {n}. {step}" for n, step in enumerate(plan.describe(), 1)))
+        return 0
+    result: dict = {"plan": plan.to_dict()}
+    if source == "catalog":
+        summary = run_index(args, client, plan.new_index, template=args.alias, resume=plan.resume)
+        result["index"] = summary.to_dict()
+        if not summary.ok:
+            print_summary(summary)
+            print(f"the alias {args.alias!r} was not moved; fix the rows above and rerun with --resume", file=sys.stderr)
+            return 1
+        expected = summary.indexed + summary.skipped_existing
     else:
-        print_summary(summary)
-    return 0 if summary.ok else 1
+        expected = client.count(args.alias)
+        copy = rx.copy_index(client, args.alias, plan.new_index, _spec_of(client, args.alias), _retagger(args))
+        result["copy"] = copy.__dict__
+    rx.check_complete(client, plan.new_index, expected)
+    rx.swap_alias(client, plan)
+    result["alias"] = {args.alias: plan.new_index}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{args.alias} -> {plan.new_index} ({expected} documents); "
+              + ("old indices kept" if plan.keep_old else f"deleted {', '.join(plan.old_indices) or 'nothing'}"))
+    return 0
+
+
+def _spec_of(client, alias: str):
+    """The document spec of an existing index (vector dimension from its mapping)."""
+    from vistag.mappings import DocumentSpec
+
+    mapping = client.request("GET", f"/{alias}/_mapping")
+    meta = next(iter(mapping.values()))["mappings"].get("_meta", {})
+    return DocumentSpec(name=alias, vector_dim=int(meta.get("vector_dim", 1840)))
+
+
+def _retagger(args: argparse.Namespace):
+    """With ``--model MODEL_DIR``, a function that re-tags copied documents from their stored vectors."""
+    if not is_model_dir(args.model):
+        return None
+    import numpy as np
+
+    from vistag.indexer.taggers import ModelDocumentTagger
+
+    model = load_tagging_model(args.model)
+    tagger = ModelDocumentTagger(model, None, top_d=args.top_d)
+
+    def retag(docs: list[dict]) -> list[dict]:
+        stored = {d.get("model", {}).get("version") for d in docs}
+        if stored != {model.backbone.model_id}:
+            raise ConfigError(f"the stored vectors come from {sorted(map(str, stored))}, the model needs "
+                              f"{model.backbone.model_id}: reindex from the catalog instead")
+        vectors = np.asarray([d["image_vector"] for d in docs], dtype=np.float32)
+        leaf = [_leaf(d.get("category", {})) for d in docs]
+        for doc, tagged in zip(docs, tagger.tag(vectors, [d["_id"] for d in docs], leaf)):
+            weights = {t: round(float(s), 6) for t, s in tagged.tags}
+            doc.update(tags=list(weights), tag_weights=weights, predicted=tagged.predicted)
+            doc["model"] = {**doc.get("model", {}), "tagger": tagger.id}
+        return docs
+
+    return retag
 
 
 def print_summary(summary: IndexSummary) -> None:
@@ -64,3 +151,9 @@ def print_summary(summary: IndexSummary) -> None:
         print(f"bad rows written to {summary.dead_letter_path}")
     if summary.aborted:
         print(f"stopped early: {summary.aborted}\nrerun with --resume once the engine is back")
+
+
+def _leaf(category: dict) -> str | None:
+    """The deepest ``lvl<N>`` value of a document's category."""
+    levels = sorted((int(k[3:]), v) for k, v in category.items() if k.startswith("lvl") and k[3:].isdigit())
+    return levels[-1][1] if levels else None

@@ -1,0 +1,207 @@
+"""Relevance and latency of every query type on the full catalog, both engines (issue 5 §5).
+
+The whole catalog (44,072 products) is indexed once per engine (embeddings from the
+cache; kNN tags never use the product itself). Queries come from held-out products:
+``--queries`` test-split rows (``id % 10 == 0``); the query product itself is always
+removed from its results.
+
+* **query by image**: the product's image vector, HNSW kNN (k=10, num_candidates=100)
+  against exact kNN (brute force over the same vectors); relevant = same articleType,
+  and same articleType + baseColour. recall@10 = relevant in the top 10 /
+  min(10, relevant in the catalog); nDCG@10 binary; HNSW overlap@10 with exact.
+* **text**: ``productDisplayName`` with the brand (first word) dropped and a third
+  of the other words dropped at random (seeded); relevant as above. Configurations:
+  BM25 only; tags only (the query's words that are catalog tags, IDF-weighted:
+  :mod:`vistag.search.text_tags`);
+  tags with query-time expansion; tags on an index-time-expanded index (OpenSearch
+  only); hybrid BM25 + tags fused by RRF and by weighted sum; hybrid RRF with
+  query-time expansion.
+* **latency**: p50 / p95 wall time of each query type as the Python client sees it
+  (hybrid = its 2 requests plus fusion).
+
+    python benchmarks/bench_relevance.py [--queries 300] [--engines opensearch elasticsearch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_index import machine  # noqa: E402
+
+from vistag.analyzers.relations import TagRelations  # noqa: E402
+from vistag.analyzers.tags import tags_from_labels  # noqa: E402
+from vistag.config import ConnectionSettings, default_data_dir, vistag_home  # noqa: E402
+from vistag.engine import EngineClient, LocalNode  # noqa: E402
+from vistag.indexer.embedding import BatchEmbedder  # noqa: E402
+from vistag.indexer.images import ImageStore  # noqa: E402
+from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
+from vistag.indexer.schema import CatalogSchema  # noqa: E402
+from vistag.models import create_embedder  # noqa: E402
+from vistag.models.cache import EmbeddingCache  # noqa: E402
+from vistag.search import Searcher  # noqa: E402
+from vistag.search.text_tags import tags_from_text  # noqa: E402
+
+K = 10
+
+
+def ndcg(flags: list[bool], n_relevant: int) -> float:
+    dcg = sum(1 / math.log2(i + 2) for i, f in enumerate(flags[:K]) if f)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(K, n_relevant)))
+    return dcg / ideal if ideal else 0.0
+
+
+def scores(ids: list[str], query: dict, rows: dict, counts: dict) -> dict:
+    """recall@10 and nDCG@10 for both relevance definitions."""
+    out = {}
+    for name, key in (("type", ("articleType",)), ("type+colour", ("articleType", "baseColour"))):
+        want = tuple(query[k] for k in key)
+        flags = [tuple(rows[i][k] for k in key) == want for i in ids[:K]]
+        n_rel = counts[name].get(want, 0) - 1  # the query product itself is excluded
+        out[f"recall@10 {name}"] = sum(flags) / max(1, min(K, n_rel))
+        out[f"nDCG@10 {name}"] = ndcg(flags, n_rel)
+    return out
+
+
+def text_query(title: str, rng: random.Random) -> str:
+    words = title.split()[1:]  # drop the brand
+    keep = [w for w in words if rng.random() > 1 / 3]
+    return " ".join(keep or words[-1:])
+
+
+def timed(fn, latencies: list[float]):
+    start = time.perf_counter()
+    result = fn()
+    latencies.append(time.perf_counter() - start)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--engines", nargs="+", default=["opensearch", "elasticsearch"])
+    parser.add_argument("--limit", type=int, default=None, help="index only the first N rows (quick runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data = default_data_dir()
+    print(f"machine: {machine()}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="vistag-relevance-"))
+    with open(data / "labels.csv", newline="", encoding="utf-8") as fh:
+        all_rows = list(csv.DictReader(fh))[: args.limit]
+    catalog = work / "catalog.csv"
+    with open(catalog, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(all_rows[0]))
+        writer.writeheader()
+        writer.writerows(all_rows)
+    rows = {r["id"]: r for r in all_rows}
+    counts = {"type": {}, "type+colour": {}}
+    for r in all_rows:
+        counts["type"][(r["articleType"],)] = counts["type"].get((r["articleType"],), 0) + 1
+        key = (r["articleType"], r["baseColour"])
+        counts["type+colour"][key] = counts["type+colour"].get(key, 0) + 1
+    rng = random.Random(args.seed)
+    test = [r for r in all_rows if r["split"] == "test"]
+    queries = rng.sample(test, min(args.queries, len(test)))
+    schema = CatalogSchema.bundled()
+    embedder = create_embedder("efficientnet-lite0", device="auto")
+    cache = EmbeddingCache(vistag_home() / "cache" / "embeddings", embedder.model_id, embedder.dim)
+    store = ImageStore(data / "images.tar")
+    shas = [r.get("sha256") or store.load(r["file"]).sha256 for r in all_rows]  # labels.csv lists the file hashes
+    assert store.load(all_rows[0]["file"]).sha256 == shas[0]
+    vectors, found = cache.get_many(shas)
+    assert all(found), "embed the catalog first (vistag train/index fill the cache)"
+    ids = [r["id"] for r in all_rows]
+    index_of = {i: n for n, i in enumerate(ids)}
+    tag_sets = [tags_from_labels(r, schema.tags) for r in all_rows]
+    relations = TagRelations.fit(tag_sets)
+    rel_path = relations.save(work / "relations")
+    df = relations.document_frequency()
+    print(f"catalog {len(all_rows)} products, {len(queries)} held-out queries, {embedder.model_id}", flush=True)
+
+    # Exact kNN once (engine independent).
+    qv = vectors[[index_of[q["id"]] for q in queries]]
+    sims = qv @ vectors.T
+    for n, q in enumerate(queries):
+        sims[n, index_of[q["id"]]] = -np.inf
+    exact = [[ids[j] for j in np.argsort(-row)[:K]] for row in sims]
+    report: dict[str, dict] = {}
+    for engine in args.engines:
+        node = LocalNode(engine, name="bench", heap="1g")
+        client = EngineClient(ConnectionSettings(url=node.start()))
+        variants = [("bench-products", None)]
+        if engine == "opensearch":
+            variants.append(("bench-products-exp", rel_path))
+        for index, relations_file in variants:
+            client.request("DELETE", f"/{index}", ok_statuses=(404,))
+            batch = BatchEmbedder(embedder, store, cache, workers=2)
+            options = IndexOptions(index=index, progress=False, dead_letter=work / f"{engine}-{index}.jsonl",
+                                   relations=relations_file, chunk_size=1000)
+            summary = index_catalog(client, catalog, schema, batch, options)
+            batch.close()
+            assert summary.ok, summary.to_dict()
+            print(f"{engine}: indexed {summary.indexed} into {index} in {summary.seconds:.0f}s", flush=True)
+        searcher = Searcher(client, "bench-products")
+        expanded_index = Searcher(client, "bench-products-exp") if engine == "opensearch" else None
+        lat: dict[str, list[float]] = {k: [] for k in ("keyword", "tags", "image", "similar", "hybrid")}
+        metrics: dict[str, list[dict]] = {}
+        overlap = []
+
+        def add(name: str, hit_ids: list[str], q: dict) -> None:
+            metrics.setdefault(name, []).append(scores([i for i in hit_ids if i != q["id"]], q, rows, counts))
+
+        for n, q in enumerate(queries):
+            vec = qv[n]
+            hnsw = timed(lambda: searcher.image(vec, k=K + 1), lat["image"])
+            hnsw_ids = [h.id for h in hnsw if h.id != q["id"]][:K]
+            add("image: HNSW", hnsw_ids, q)
+            add("image: exact", exact[n], q)
+            overlap.append(len(set(hnsw_ids) & set(exact[n])) / K)
+            timed(lambda: searcher.similar(q["id"], k=K), lat["similar"])
+            text = text_query(q["productDisplayName"], rng)
+            qtags = tags_from_text(text, df, len(all_rows))
+            add("text: BM25", [h.id for h in timed(lambda: searcher.keyword(text, size=K + 1), lat["keyword"])], q)
+            if qtags:
+                add("text: tags", [h.id for h in timed(lambda: searcher.tags(qtags, size=K + 1), lat["tags"])], q)
+                add("text: tags + query expansion", [h.id for h in searcher.tags(qtags, size=K + 1, relations=relations)], q)
+                if expanded_index:
+                    add("text: tags, index-time expansion", [h.id for h in expanded_index.tags(qtags, size=K + 1)], q)
+            else:
+                for name in ("text: tags", "text: tags + query expansion") + (("text: tags, index-time expansion",) if expanded_index else ()):
+                    add(name, [], q)
+            hybrid = timed(lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf"), lat["hybrid"])
+            add("text: hybrid RRF", [h.id for h in hybrid], q)
+            add("text: hybrid weighted", [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1,
+                                                                         fusion="weighted")], q)
+            add("text: hybrid RRF + query expansion",
+                [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", relations=relations)], q)
+        print(f"\n{engine} ({len(all_rows)} docs, {len(queries)} queries)")
+        keys = list(next(iter(metrics.values()))[0])
+        print(f"{'configuration':<36} " + " ".join(f"{k:>24}" for k in keys))
+        for name, rows_ in metrics.items():
+            print(f"{name:<36} " + " ".join(f"{100 * np.mean([r[k] for r in rows_]):>23.1f}%" for k in keys))
+        print(f"HNSW overlap@10 with exact kNN: {100 * np.mean(overlap):.1f}%")
+        print("latency ms (p50 / p95): " + ", ".join(
+            f"{k} {1000 * np.percentile(v, 50):.1f} / {1000 * np.percentile(v, 95):.1f}" for k, v in lat.items() if v))
+        report[engine] = {"metrics": {k: {m: float(np.mean([r[m] for r in v])) for m in keys} for k, v in metrics.items()},
+                          "hnsw_overlap": float(np.mean(overlap)),
+                          "latency_ms": {k: [1000 * float(np.percentile(v, 50)), 1000 * float(np.percentile(v, 95))]
+                                         for k, v in lat.items() if v}}
+        node.stop()
+    out = Path("benchmarks/results-relevance.json")
+    import json
+
+    out.write_text(json.dumps({"machine": machine(), "docs": len(all_rows), "queries": len(queries), **report}, indent=1))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
