@@ -79,7 +79,8 @@ def test_cli_queries_and_stored_templates_agree(node, client, indexed, capsys):
             assert [h.score for h in stored] == pytest.approx([h.score for h in hits])
     # The CLI prints the same ids as the Python API.
     capsys.readouterr()
-    assert main(["search", "--url", node.url, "--tags", "tshirts", "casual:0.5", "--filter", "gender=Men", "--k", "5", "--json"]) == 0
+    assert main(["search", "--url", node.url, "--tags", "tshirts", "casual:0.5", "--filter", "gender=Men", "--k", "5",
+                 "--no-expand", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [h["id"] for h in printed] == [h.id for h in searcher.run(tags, cases[tags])]
 

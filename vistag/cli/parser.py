@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf",
                         help="how a hybrid query's lists are fused, client-side (default %(default)s)")
     search.add_argument("--fusion-weights", default=None, metavar="text=W,tags=W,image=W", help="per-list fusion weights")
-    search.add_argument("--expand", action="store_true", help="query-time tag expansion with the tag relations")
+    search.add_argument("--expand", action=argparse.BooleanOptionalAction, default=None,
+                        help="query-time tag expansion with the tag relations (default: on when a relations file "
+                             "exists: it measured +1.2 points recall@10 over none, +0.9 over index-time expansion)")
     search.add_argument("--relations", default=None, help="relations file for --expand (default: $VISTAG_HOME/relations/tag-relations.npz)")
     search.add_argument("--index", default="products", help="index or alias (default %(default)s)")
     search.add_argument("--k", type=int, default=10, help="results (kNN k for --image) (default %(default)s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vistag.cli.commands.common import connect, make_embedder, print_json
 from vistag.errors import ConfigError
@@ -61,10 +62,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     where = {"category": args.category, "attributes": filters}
     relations = None
-    if args.expand:
-        from vistag.cli.commands.relations import _load
+    if args.expand or (args.expand is None and args.tags):
+        from vistag.cli.commands.relations import _load, default_relations_path
 
-        relations = _load(args.relations)
+        path = args.relations or default_relations_path()
+        if args.expand or Path(path).with_suffix(".json").is_file():
+            relations = _load(str(path))
     tags = parse_tags(args.tags) if args.tags else None
     vector = None
     if args.image:
