@@ -64,9 +64,12 @@ class LocalNode:
         heap: JVM heap, e.g. ``"512m"`` or ``"1g"``.
         name: instance name; nodes with different names run side by side (the
             test suite uses its own, so it never touches a developer's node).
+        settings: extra node settings passed as ``-E`` flags, e.g. a tiny
+            ``thread_pool.write.queue_size`` to provoke real 429 rejections.
     """
 
-    def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default") -> None:
+    def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default",
+                 settings: dict[str, str] | None = None) -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -77,6 +80,7 @@ class LocalNode:
         self.engines_home = _engines_home(self.home, self.run_user)
         self.install_dir = self.engines_home / f"{engine}-{self.dist.version}"
         self.name = name
+        self.extra_settings = dict(settings or {})
         self.run_dir = self.engines_home / "run" / (engine if name == "default" else f"{engine}-{name}")
         self.state_file = self.run_dir / "node.json"
 
@@ -210,6 +214,7 @@ class LocalNode:
         }
         if self.engine == "elasticsearch":
             settings["xpack.security.enabled"] = "false"
+        settings.update(self.extra_settings)
         binary = self.install_dir / "bin" / self.engine
         cmd = [str(binary), *(f"-E{k}={v}" for k, v in settings.items())]
         env = {**os.environ, **_java_env(self.engine, java_home)}
