@@ -65,10 +65,10 @@ class EngineClient:
             self.session.headers["Authorization"] = f"ApiKey {settings.api_key}"
         elif settings.username:
             self.session.auth = (settings.username, settings.password or "")
-        if settings.ca_cert:
-            self.session.verify = settings.ca_cert
-        elif not settings.verify_tls:
-            self.session.verify = False
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
+        # session-level `verify`, which would silently ignore --ca-cert.
+        self.verify: str | bool = settings.ca_cert or settings.verify_tls
+        self.session.verify = self.verify
         self._info: EngineInfo | None = None
 
     def __repr__(self) -> str:
@@ -110,7 +110,7 @@ class EngineClient:
         try:
             resp = self.session.request(
                 method, self.url + path, data=data, params=params, headers=headers,
-                timeout=timeout or self.settings.timeout,
+                timeout=timeout or self.settings.timeout, verify=self.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise EngineUnavailable(f"TLS error talking to {self.url}: {type(exc).__name__} (check --ca-cert)") from None
@@ -157,7 +157,7 @@ class EngineClient:
             if exc.status != 403:
                 raise
         if engine is None:
-            resp = self.session.get(self.url + "/_cluster/health", timeout=self.settings.timeout)
+            resp = self.session.get(self.url + "/_cluster/health", timeout=self.settings.timeout, verify=self.verify)
             engine = "elasticsearch" if resp.headers.get("X-elastic-product") == "Elasticsearch" else "opensearch"
         if not version:
             raise EngineError(f"could not read the version of the engine at {self.url}")
@@ -171,7 +171,7 @@ class EngineClient:
     def index_exists(self, index: str) -> bool:
         """Whether an index or alias exists."""
         try:
-            resp = self.session.head(f"{self.url}/{index}", timeout=self.settings.timeout)
+            resp = self.session.head(f"{self.url}/{index}", timeout=self.settings.timeout, verify=self.verify)
         except requests.RequestException as exc:
             raise EngineUnavailable(f"cannot reach {self.url}: {type(exc).__name__}") from None
         if resp.status_code in (200, 404):

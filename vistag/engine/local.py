@@ -66,10 +66,16 @@ class LocalNode:
             test suite uses its own, so it never touches a developer's node).
         settings: extra node settings passed as ``-E`` flags, e.g. a tiny
             ``thread_pool.write.queue_size`` to provoke real 429 rejections.
+        configure: called with ``(config_dir, env)`` after the node's config folder
+            is laid out and before the node starts (certificates, users files).
+        scheme: ``https`` for a node with TLS on HTTP.
+        auth: ``(user, password)`` the readiness checks use on a secured node.
+        ca_cert: CA file the readiness checks verify TLS with.
     """
 
     def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default",
-                 settings: dict[str, str] | None = None) -> None:
+                 settings: dict[str, str] | None = None, configure=None, scheme: str = "http",
+                 auth: tuple[str, str] | None = None, ca_cert: str | None = None) -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -81,6 +87,9 @@ class LocalNode:
         self.install_dir = self.engines_home / f"{engine}-{self.dist.version}"
         self.name = name
         self.extra_settings = dict(settings or {})
+        self.configure = configure
+        self.scheme = scheme
+        self._check = {"auth": auth, "verify": ca_cert if ca_cert else True}
         self.run_dir = self.engines_home / "run" / (engine if name == "default" else f"{engine}-{name}")
         self.state_file = self.run_dir / "node.json"
 
@@ -160,7 +169,7 @@ class LocalNode:
         if not url:
             return None
         try:
-            resp = requests.get(f"{url}/_cluster/health", timeout=timeout)
+            resp = requests.get(f"{url}/_cluster/health", timeout=timeout, **self._check)
             return resp.json().get("status") if resp.ok else None
         except (requests.RequestException, ValueError):
             return None
@@ -215,9 +224,15 @@ class LocalNode:
         if self.engine == "elasticsearch":
             settings["xpack.security.enabled"] = "false"
         settings.update(self.extra_settings)
+        env = {**os.environ, **_java_env(self.engine, java_home)}
+        if self.configure is not None:
+            prefix = "OPENSEARCH" if self.engine == "opensearch" else "ES"
+            self.configure(config_dir, {**env, f"{prefix}_PATH_CONF": str(config_dir)})
+            if self.run_user:
+                for path in [config_dir, *config_dir.rglob("*")]:
+                    os.chown(path, self.run_user.pw_uid, self.run_user.pw_gid, follow_symlinks=False)
         binary = self.install_dir / "bin" / self.engine
         cmd = [str(binary), *(f"-E{k}={v}" for k, v in settings.items())]
-        env = {**os.environ, **_java_env(self.engine, java_home)}
         prefix = "OPENSEARCH" if self.engine == "opensearch" else "ES"
         env[f"{prefix}_JAVA_OPTS"] = f"-Xms{self.heap} -Xmx{self.heap}"
         env[f"{prefix}_PATH_CONF"] = str(config_dir)
@@ -225,7 +240,7 @@ class LocalNode:
         env["HOME"] = str(self.run_dir)
         if self.run_user:
             cmd = ["setpriv", f"--reuid={self.run_user.pw_uid}", f"--regid={self.run_user.pw_gid}", "--clear-groups", *cmd]
-        url = f"http://127.0.0.1:{port}"
+        url = f"{self.scheme}://127.0.0.1:{port}"
         logger.info("starting %s %s at %s (logs: %s)", self.engine, self.dist.version, url, log_file)
         with open(log_file, "ab") as log:
             proc = subprocess.Popen(cmd, cwd=self.run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -236,7 +251,8 @@ class LocalNode:
             if proc.poll() is not None:
                 raise LocalEngineError(f"{self.engine} exited with code {proc.returncode} while starting:\n{_tail(log_file)}")
             try:
-                resp = requests.get(f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "1s"}, timeout=5)
+                resp = requests.get(f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "1s"},
+                                    timeout=5, **self._check)
                 if resp.ok and resp.json().get("status") in ("yellow", "green"):
                     return url
             except (requests.RequestException, ValueError):
