@@ -138,6 +138,18 @@ class KnnTagger:
         np.add.at(scores, (query_of, tag_idx), weights.ravel()[owner])
         return scores
 
+    def score_over(self, vocabulary: Sequence[str], vectors: np.ndarray,
+                   exclude_ids: Sequence[str | None] | None = None) -> np.ndarray:
+        """Presence scores as :meth:`score`, with columns in the order of ``vocabulary``
+        (another tagger's tags, e.g. a trained model's); tags the reference never has score 0."""
+        raw = self.score(vectors, exclude_ids)
+        ref_index = {t: i for i, t in enumerate(self.reference.vocabulary)}
+        out = np.zeros((len(vectors), len(vocabulary)), dtype=np.float32)
+        for j, tag in enumerate(vocabulary):
+            if tag in ref_index:
+                out[:, j] = raw[:, ref_index[tag]]
+        return out
+
     def tag(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None) -> list[list[tuple[str, float]]]:
         """Top-D ``(tag, score)`` per item, best first, scores in (0, 1]."""
         scores = self.score(vectors, exclude_ids)

@@ -69,22 +69,13 @@ class ModelDocumentTagger:
         mode = "ensemble" if self.knn is not None else "heads"
         self.id = f"{mode}:{self.model.tagger_id}"
 
-    def _knn_scores(self, vectors: np.ndarray, ids: Sequence[str]) -> np.ndarray:
-        raw = self.knn.score(vectors, exclude_ids=list(ids))
-        ref_index = {t: i for i, t in enumerate(self.knn.reference.vocabulary)}
-        out = np.zeros((len(vectors), len(self.model.tags)), dtype=np.float32)
-        for j, tag in enumerate(self.model.tags.classes):
-            if tag in ref_index:
-                out[:, j] = raw[:, ref_index[tag]]
-        return out
-
     def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:  # noqa: D102
         model = self.model
         pred = model.predict(vectors, top_k=1)
         fields = model.document_fields(vectors, pred)
         outliers = model.claimed_type_outliers(vectors, claimed)
         if self.knn is not None:
-            scores = (pred.tag_probs + self._knn_scores(vectors, ids)) / 2
+            scores = (pred.tag_probs + self.knn.score_over(model.tags.classes, vectors, list(ids))) / 2
             thresholds = np.full(scores.shape[1], 0.5, np.float32)
         else:
             scores, thresholds = pred.tag_probs, model.tag_thresholds

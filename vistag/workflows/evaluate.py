@@ -75,14 +75,7 @@ def _knn_scores(model: TaggingModel, train: EmbeddedCatalog, test: EmbeddedCatal
     tags = [tags_from_labels(f, model.tag_columns) for f in train.fields]
     keep = [i for i, t in enumerate(tags) if t]
     reference = ReferenceSet([train.ids[i] for i in keep], train.x[keep], [tags[i] for i in keep])
-    tagger = KnnTagger(reference, k=k, top_d=len(reference.vocabulary) or 1)
-    raw = tagger.score(test.x, exclude_ids=test.ids)
-    out = np.zeros((len(test), len(model.tags)), dtype=np.float32)
-    ref_index = {t: i for i, t in enumerate(reference.vocabulary)}
-    for j, tag in enumerate(model.tags.classes):
-        if tag in ref_index:
-            out[:, j] = raw[:, ref_index[tag]]
-    return out
+    return KnnTagger(reference, k=k).score_over(model.tags.classes, test.x, exclude_ids=test.ids)
 
 
 def _tag_block(scores: np.ndarray, classes: list[str], truth: list[set[str]], sets: dict[str, np.ndarray]) -> dict:

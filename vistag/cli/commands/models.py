@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from vistag.cli.commands.common import embedding_cache, print_json
+from vistag.cli.commands.common import embedding_cache, load_tagging_model, make_embedder, print_json
 from vistag.errors import ConfigError
 from vistag.indexer.images import ImageStore
 from vistag.indexer.schema import CatalogSchema
@@ -25,20 +25,6 @@ def _embedder(name: str, args: argparse.Namespace, input_size: int | None):
     from vistag.models import create_embedder
 
     return create_embedder(name, device=args.device, batch_size=args.batch_size, input_size=input_size, weights=args.weights)
-
-
-def _load_model(path: str):
-    from vistag.models.tagging_model import TaggingModel
-
-    return TaggingModel.load(path)
-
-
-def _model_embedder(model, args: argparse.Namespace):
-    embedder = _embedder(model.backbone.name, args, model.backbone.input_size)
-    if embedder.model_id != model.backbone.model_id:
-        raise ConfigError(f"the model was trained on {model.backbone.model_id} embeddings but this vistag builds "
-                          f"{embedder.model_id}; retrain the model")
-    return embedder
 
 
 def _embed(args: argparse.Namespace, embedder, catalog: str, images: str | None, schema: CatalogSchema):
@@ -109,9 +95,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vistag.workflows.dataset import TEST, TRAIN, assign_splits
     from vistag.workflows.evaluate import evaluate, robustness
 
-    model = _load_model(args.model)
+    model = load_tagging_model(args.model)
     schema = CatalogSchema.load(args.schema)
-    embedder = _model_embedder(model, args)
+    embedder = make_embedder(args, model)
     data, _ = _embed(args, embedder, args.catalog, args.images, schema)
     split = model.info.get("training", {}).get("split", {})
     split_col = args.split_col if args.split_col is not None else split.get("split_column")
@@ -153,8 +139,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
     """Tag image files with a trained model; prints JSON."""
     from vistag.indexer.images import ImageLoadError
 
-    model = _load_model(args.model)
-    embedder = _model_embedder(model, args)
+    model = load_tagging_model(args.model)
+    embedder = make_embedder(args, model)
     store = ImageStore(None)
     images, names, errors = [], [], []
     for ref in args.images:

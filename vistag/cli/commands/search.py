@@ -50,6 +50,15 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
+def image_vector(args: argparse.Namespace):
+    """The embedding of ``--image`` (a file or an http(s) URL) with the ``--model`` flags."""
+    try:
+        loaded = ImageStore().load(args.image)
+    except ImageLoadError as exc:
+        raise ConfigError(str(exc)) from None
+    return make_embedder(args).embed_images([loaded.image])[0]
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Run one query and print the hits."""
     kinds = [k for k in ("query", "tags", "image") if getattr(args, k)]
@@ -69,13 +78,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.expand or Path(path).with_suffix(".json").is_file():
             relations = _load(str(path))
     tags = parse_tags(args.tags) if args.tags else None
-    vector = None
-    if args.image:
-        try:
-            loaded = ImageStore().load(args.image)
-        except ImageLoadError as exc:
-            raise ConfigError(str(exc)) from None
-        vector = make_embedder(args).embed_images([loaded.image])[0]
+    vector = image_vector(args) if args.image else None
     if args.similar:
         try:
             hits = searcher.similar(args.similar, k=args.k, num_candidates=args.num_candidates, **where)
@@ -110,11 +113,6 @@ def cmd_check_tags(args: argparse.Namespace) -> int:
     """Seller tag check; prints JSON."""
     from vistag.search.seller_check import check_seller_tags
 
-    try:
-        loaded = ImageStore().load(args.image)
-    except ImageLoadError as exc:
-        raise ConfigError(str(exc)) from None
-    vector = make_embedder(args).embed_images([loaded.image])[0]
-    result = check_seller_tags(Searcher(connect(args), args.index), vector, args.tags, k=args.k)
+    result = check_seller_tags(Searcher(connect(args), args.index), image_vector(args), args.tags, k=args.k)
     print_json(result.to_dict())
     return 0

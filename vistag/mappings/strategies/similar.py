@@ -13,7 +13,8 @@ from typing import Mapping, Sequence
 
 from vistag.mappings.adapter import EngineAdapter
 from vistag.mappings.document import DocumentSpec
-from vistag.mappings.strategies.common import FILTER_CLAUSES, PAGING, filter_params
+from vistag.mappings.strategies import image
+from vistag.mappings.strategies.common import FILTER_CLAUSES, PAGING
 from vistag.mappings.strategies.image import FIELD as VECTOR
 from vistag.mappings.strategies.tags import FIELD as TAGS
 
@@ -59,18 +60,11 @@ def params(
     category: str | None = None,
     attributes=None,
 ) -> dict:
-    """Template parameters: the product's id, vector and tag weights."""
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    num_candidates = num_candidates or max(100, 2 * k)
+    """Template parameters: the product's id, vector and tag weights (kNN part as :func:`image.params`)."""
+    num_candidates = max(num_candidates or max(100, 2 * k), k)
     return {
+        **image.params(vector, k, num_candidates, size, offset, category, attributes),
         "exclude_id": str(exclude_id),
-        "vector": [float(x) for x in vector],
         "tags": [{"tag": t, "weight": round(float(w) * tag_weight, 6)} for t, w in (tags or {}).items()
                  if w > 0 and "." not in t],
-        "k": int(k),
-        "num_candidates": int(max(num_candidates, k)),
-        "size": int(size if size is not None else k),
-        "from": int(offset),
-        **filter_params(category, attributes),
     }
