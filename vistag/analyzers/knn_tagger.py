@@ -8,44 +8,66 @@ For an item ``x`` with K nearest reference neighbours ``n_1..n_K`` (cosine dista
 (distances are floored at ``eps`` so an exact duplicate dominates instead of
 dividing by zero). The item itself is never its own neighbour when it is in the
 reference set. The top-D tags are kept with their scores. Similarities are
-computed chunk by chunk over the reference set so memory stays bounded.
+computed chunk by chunk over the reference set so memory stays bounded; the
+reference vectors may live on disk (:class:`ReferenceBuilder`), and the per-chunk
+top-k can run on a GPU (:func:`vistag.models.knn_device.torch_topk`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from array import array
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 
-@dataclass
 class ReferenceSet:
     """Labelled reference items.
 
-    Attributes:
-        ids: item ids, one per row of ``vectors``.
-        vectors: (N, D) float32 unit vectors.
+    Args:
+        ids: item ids, one per row of ``vectors`` (``None``: rows are only known by
+            number; exclude items with ``exclude_rows``).
+        vectors: (N, D) float32 unit vectors: an array, or a
+            :class:`~vistag.analyzers.vector_file.VectorFile` scanned from disk.
         tags: the tags of each item.
     """
 
-    ids: list[str]
-    vectors: np.ndarray
-    tags: list[list[str]]
+    def __init__(self, ids: list[str] | None, vectors, tags: list[list[str]]) -> None:
+        vocabulary = sorted({t for ts in tags for t in ts})
+        index = {t: i for i, t in enumerate(vocabulary)}
+        offsets = np.zeros(len(tags) + 1, dtype=np.int64)
+        np.cumsum([len(ts) for ts in tags], out=offsets[1:])
+        tag_idx = np.fromiter((index[t] for ts in tags for t in ts), dtype=np.int64, count=int(offsets[-1]))
+        self._init(ids, vectors, vocabulary, offsets, tag_idx)
 
-    def __post_init__(self) -> None:
-        if not (len(self.ids) == len(self.vectors) == len(self.tags)):
+    @classmethod
+    def from_csr(cls, ids: list[str] | None, vectors, vocabulary: list[str], offsets: np.ndarray,
+                 tag_idx: np.ndarray) -> "ReferenceSet":
+        """Build from a tag incidence in CSR form: the tags of row ``i`` are
+        ``vocabulary[tag_idx[offsets[i]:offsets[i + 1]]]`` (``vocabulary`` sorted)."""
+        ref = cls.__new__(cls)
+        ref._init(ids, vectors, list(vocabulary), np.asarray(offsets, np.int64), np.asarray(tag_idx, np.int64))
+        return ref
+
+    def _init(self, ids, vectors, vocabulary, offsets, tag_idx) -> None:
+        if (ids is not None and len(ids) != len(vectors)) or len(offsets) != len(vectors) + 1:
             raise ValueError("ids, vectors and tags must have the same length")
-        self.vocabulary: list[str] = sorted({t for ts in self.tags for t in ts})
-        index = {t: i for i, t in enumerate(self.vocabulary)}
-        self._row_of = {item: i for i, item in enumerate(self.ids)}
+        self.ids = ids
+        self.vectors = vectors
+        self.vocabulary: list[str] = vocabulary
+        self._row_of = {item: i for i, item in enumerate(ids)} if ids is not None else {}
         # CSR-like tag incidence: tags of row i are _tag_idx[_offsets[i]:_offsets[i+1]].
-        self._offsets = np.zeros(len(self.ids) + 1, dtype=np.int64)
-        np.cumsum([len(ts) for ts in self.tags], out=self._offsets[1:])
-        self._tag_idx = np.fromiter((index[t] for ts in self.tags for t in ts), dtype=np.int64, count=int(self._offsets[-1]))
+        self._offsets = offsets
+        self._tag_idx = tag_idx
+
+    @property
+    def tags(self) -> list[list[str]]:
+        """The tags of each item (built on demand)."""
+        return [[self.vocabulary[j] for j in self._tag_idx[a:b]] for a, b in zip(self._offsets[:-1], self._offsets[1:])]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.vectors)
 
     def row_of(self, item_id: str) -> int | None:
         """Row of ``item_id``, or ``None``."""
@@ -61,6 +83,81 @@ class ReferenceSet:
         return self._tag_idx[np.repeat(starts, counts) + within], owner
 
 
+class ReferenceBuilder:
+    """Collects a reference set row by row with flat memory: vectors go to a
+    :class:`~vistag.analyzers.vector_file.VectorFile`, tags to integer arrays.
+
+    Args:
+        dim: vector dimension.
+        path: the vector file to write (deleted when the reference set is closed).
+        keep_ids: keep the item ids (to exclude items by id; costs memory per row).
+    """
+
+    def __init__(self, dim: int, path: str | Path, keep_ids: bool = False) -> None:
+        from vistag.analyzers.vector_file import VectorFileWriter
+
+        self._writer = VectorFileWriter(path, dim)
+        self._ids: list[str] | None = [] if keep_ids else None
+        self._index: dict[str, int] = {}
+        self._tag_idx = array("q")  # 8 bytes per tag, not a Python int object each
+        self._offsets = array("q", [0])
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def add(self, vectors: np.ndarray, tags: Sequence[Sequence[str]], ids: Sequence[str] | None = None) -> None:
+        """Append rows with their tags (and ids, when kept)."""
+        if self._ids is not None:
+            if ids is None or len(ids) != len(tags):
+                raise ValueError("this builder keeps ids: pass one per row")
+            self._ids.extend(ids)
+        self._writer.append(vectors)
+        for row_tags in tags:
+            self._tag_idx.extend(self._index.setdefault(t, len(self._index)) for t in row_tags)
+            self._offsets.append(len(self._tag_idx))
+
+    def build(self) -> ReferenceSet:
+        """Close the vector file and return the reference set over it."""
+        from vistag.analyzers.vector_file import VectorFile
+
+        self._writer.close()
+        vectors = VectorFile(self._writer.path, self._writer.dim, delete_on_close=True)
+        vocabulary = sorted(self._index)
+        remap = np.empty(len(vocabulary), dtype=np.int64)
+        for new, tag in enumerate(vocabulary):
+            remap[self._index[tag]] = new
+        tag_idx = remap[np.frombuffer(self._tag_idx, dtype=np.int64)] if len(self._tag_idx) else np.zeros(0, np.int64)
+        return ReferenceSet.from_csr(self._ids, vectors, vocabulary, np.frombuffer(self._offsets, dtype=np.int64).copy(), tag_idx)
+
+
+def iter_chunks(vectors, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, block)`` over an array or a :class:`~vistag.analyzers.vector_file.VectorFile`."""
+    if hasattr(vectors, "chunks"):
+        yield from vectors.chunks(size)
+        return
+    for start in range(0, len(vectors), size):
+        yield start, np.asarray(vectors[start:start + size], dtype=np.float32)
+
+
+def numpy_topk(query: np.ndarray, block: np.ndarray, start: int, k: int,
+               exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine top-``k`` of ``query`` against the reference block at row ``start``:
+    (local rows, similarities), unordered.
+
+    ``exclude`` holds per query a local row to skip (out of range: none).
+    """
+    sims = query @ block.T
+    if exclude is not None:
+        hit = (exclude >= 0) & (exclude < len(block))
+        sims[np.nonzero(hit)[0], exclude[hit]] = -np.inf
+    take = min(k, sims.shape[1])
+    part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+    return part, np.take_along_axis(sims, part, axis=1)
+
+
+TopK = Callable[[np.ndarray, np.ndarray, int, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
+
+
 class KnnTagger:
     """Tags items from their nearest labelled neighbours.
 
@@ -74,7 +171,7 @@ class KnnTagger:
     """
 
     def __init__(self, reference: ReferenceSet, k: int = 10, top_d: int = 10, min_score: float = 0.0,
-                 eps: float = 1e-4, chunk_size: int = 32768) -> None:
+                 eps: float = 1e-4, chunk_size: int = 16384, topk: TopK | None = None) -> None:
         if k < 1 or top_d < 1:
             raise ValueError("k and top_d must be at least 1")
         self.reference = reference
@@ -83,36 +180,36 @@ class KnnTagger:
         self.min_score = min_score
         self.eps = eps
         self.chunk_size = chunk_size
+        self.topk: TopK = topk or numpy_topk
 
-    def neighbours(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
+                   exclude_rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (rows, similarities), each (n, k'), best first, with ``k' = min(k, N)``.
 
         Args:
             vectors: (n, D) unit query vectors.
             exclude_ids: per query, a reference id never to return (the item itself).
+            exclude_rows: per query, a reference row never to return (-1: none);
+                for reference sets without ids.
         """
         ref = self.reference.vectors
         n = len(vectors)
-        k = min(self.k, len(ref) - (1 if exclude_ids is not None else 0))
+        excluding = exclude_ids is not None or exclude_rows is not None
+        k = min(self.k, len(ref) - (1 if excluding else 0))
         if n == 0 or k <= 0:
             return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-        exclude_rows = None
-        if exclude_ids is not None:
+        exclude = None
+        if exclude_rows is not None:
+            exclude = np.asarray(exclude_rows, dtype=np.int64)
+        elif exclude_ids is not None:
             rows_of = (self.reference.row_of(i) if i is not None else None for i in exclude_ids)
-            exclude_rows = np.array([-1 if r is None else r for r in rows_of], dtype=np.int64)
+            exclude = np.array([-1 if r is None else r for r in rows_of], dtype=np.int64)
         best_sim = np.full((n, k), -np.inf, dtype=np.float32)
         best_row = np.zeros((n, k), dtype=np.int64)
         query = np.ascontiguousarray(vectors, dtype=np.float32)
-        for start in range(0, len(ref), self.chunk_size):
-            block = np.asarray(ref[start:start + self.chunk_size], dtype=np.float32)
-            sims = query @ block.T
-            if exclude_rows is not None:
-                local = exclude_rows - start
-                hit = (local >= 0) & (local < len(block))
-                sims[np.nonzero(hit)[0], local[hit]] = -np.inf
-            take = min(k, sims.shape[1])
-            part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-            merged_sim = np.concatenate([best_sim, np.take_along_axis(sims, part, axis=1)], axis=1)
+        for start, block in iter_chunks(ref, self.chunk_size):
+            part, part_sim = self.topk(query, block, start, k, None if exclude is None else exclude - start)
+            merged_sim = np.concatenate([best_sim, part_sim], axis=1)
             merged_row = np.concatenate([best_row, part + start], axis=1)
             keep = np.argpartition(-merged_sim, k - 1, axis=1)[:, :k]
             best_sim = np.take_along_axis(merged_sim, keep, axis=1)
@@ -120,9 +217,10 @@ class KnnTagger:
         order = np.argsort(-best_sim, axis=1, kind="stable")
         return np.take_along_axis(best_row, order, axis=1), np.take_along_axis(best_sim, order, axis=1)
 
-    def score(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None) -> np.ndarray:
+    def score(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
+              exclude_rows: Sequence[int] | None = None) -> np.ndarray:
         """Dense (n, T) presence scores over the reference vocabulary."""
-        rows, sims = self.neighbours(vectors, exclude_ids)
+        rows, sims = self.neighbours(vectors, exclude_ids, exclude_rows)
         n = len(vectors)
         vocab = len(self.reference.vocabulary)
         scores = np.zeros((n, vocab), dtype=np.float64)
@@ -139,10 +237,11 @@ class KnnTagger:
         return scores
 
     def score_over(self, vocabulary: Sequence[str], vectors: np.ndarray,
-                   exclude_ids: Sequence[str | None] | None = None) -> np.ndarray:
+                   exclude_ids: Sequence[str | None] | None = None,
+                   exclude_rows: Sequence[int] | None = None) -> np.ndarray:
         """Presence scores as :meth:`score`, with columns in the order of ``vocabulary``
         (another tagger's tags, e.g. a trained model's); tags the reference never has score 0."""
-        raw = self.score(vectors, exclude_ids)
+        raw = self.score(vectors, exclude_ids, exclude_rows)
         ref_index = {t: i for i, t in enumerate(self.reference.vocabulary)}
         out = np.zeros((len(vectors), len(vocabulary)), dtype=np.float32)
         for j, tag in enumerate(vocabulary):
@@ -150,9 +249,10 @@ class KnnTagger:
                 out[:, j] = raw[:, ref_index[tag]]
         return out
 
-    def tag(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None) -> list[list[tuple[str, float]]]:
+    def tag(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
+            exclude_rows: Sequence[int] | None = None) -> list[list[tuple[str, float]]]:
         """Top-D ``(tag, score)`` per item, best first, scores in (0, 1]."""
-        scores = self.score(vectors, exclude_ids)
+        scores = self.score(vectors, exclude_ids, exclude_rows)
         vocab = self.reference.vocabulary
         out = []
         top = min(self.top_d, scores.shape[1])

@@ -28,6 +28,8 @@ def _model(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--input-size", type=int, default=None, help="input resolution in pixels (default: the model's)")
     group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
     group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
+    group.add_argument("--compile", action="store_true",
+                       help="run the backbone through torch.compile (a one-off 10-40 s; about 2.7x the CPU forward)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +168,10 @@ def _runtime(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
     group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
     group.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
+    group.add_argument("--decode-processes", type=int, default=None,
+                       help="image decode processes (default: a quarter of the cores on CPU, all but two with CUDA; 0: in threads)")
+    group.add_argument("--compile", action="store_true",
+                       help="run the backbone through torch.compile (a one-off 10-40 s; about 2.7x the CPU forward)")
 
 
 def _catalog(parser: argparse.ArgumentParser) -> None:
@@ -278,6 +284,10 @@ def _indexing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
     parser.add_argument("--dead-letter", default="dead-letter.jsonl", help="JSONL file for bad rows (default %(default)s)")
     parser.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
+    parser.add_argument("--decode-processes", type=int, default=None,
+                       help="image decode processes (default: a quarter of the cores on CPU, all but two with CUDA; 0: in threads)")
+    parser.add_argument("--knn-batch", type=int, default=256, help="rows tagged per kNN scan of the reference set (default %(default)s)")
+    parser.add_argument("--bulk-threads", type=int, default=2, help="bulk requests in flight (default %(default)s)")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
     parser.add_argument("--chunk-bytes", type=int, default=10 * 1024 * 1024, help="bytes per bulk request (default 10 MiB)")
     parser.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items (default %(default)s)")

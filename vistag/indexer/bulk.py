@@ -5,7 +5,8 @@
 3. :func:`send_chunk` sends one request and pairs every response item with its document;
 4. :func:`streaming_bulk` retries only the items rejected with 429/502/503/504
    (and whole requests that fail to arrive) with capped exponential backoff, and
-   yields ``(ok, item)`` for every document, where ``item["doc"]`` is the original.
+   yields ``(ok, item)`` for every document, where ``item["doc"]`` is the original;
+   :func:`parallel_bulk` does the same with several chunks in flight.
 
 Documents are written with the ``index`` op and an explicit ``_id``, so resending an
 item whose first attempt may have landed (a connection cut mid-response) never
@@ -17,7 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -96,6 +100,42 @@ def send_chunk(client: EngineClient, chunk: list[tuple[bytes, bytes, dict]], ref
     return out
 
 
+def _bulk_chunk(
+    client: EngineClient, chunk: list[tuple[bytes, bytes, dict]], *, max_retries: int, initial_backoff: float,
+    max_backoff: float, refresh: str | None, sleep: Callable[[float], None],
+) -> Iterator[tuple[bool, dict]]:
+    """Send one chunk, resending only its retryable rejections; yield ``(ok, item)`` per document."""
+    pending = chunk
+    attempt = 0
+    while pending:
+        try:
+            results = send_chunk(client, pending, refresh)
+        except EngineUnavailable as exc:
+            if attempt >= max_retries:
+                raise EngineUnavailable(
+                    f"giving up after {attempt + 1} tries: {exc}", exc.status, [d for _, _, d in pending]
+                ) from None
+            delay = _backoff(attempt, initial_backoff, max_backoff)
+            logger.warning("bulk request failed (%s); retrying %d documents in %.1fs", exc, len(pending), delay)
+            sleep(delay)
+            attempt += 1
+            continue
+        retry = []
+        for (status, result, doc), entry in zip(results, pending):
+            if 200 <= status < 300:
+                yield True, {"_id": doc["_id"], "status": status, "error": None, "doc": doc}
+            elif status in RETRY_STATUSES and attempt < max_retries:
+                retry.append(entry)
+            else:
+                yield False, {"_id": doc["_id"], "status": status, "error": _reason(result), "doc": doc}
+        if retry:
+            delay = _backoff(attempt, initial_backoff, max_backoff)
+            logger.info("%d of %d documents rejected (e.g. 429); resending them in %.1fs", len(retry), len(pending), delay)
+            sleep(delay)
+            attempt += 1
+        pending = retry
+
+
 def streaming_bulk(
     client: EngineClient,
     docs: Iterable[dict],
@@ -121,35 +161,76 @@ def streaming_bulk(
             Its ``body`` holds the documents of the chunk that was not confirmed.
     """
     for chunk in chunk_actions(docs, index, chunk_size, max_chunk_bytes):
-        pending = chunk
-        attempt = 0
-        while pending:
-            try:
-                results = send_chunk(client, pending, refresh)
-            except EngineUnavailable as exc:
-                if attempt >= max_retries:
-                    raise EngineUnavailable(
-                        f"giving up after {attempt + 1} tries: {exc}", exc.status, [d for _, _, d in pending]
-                    ) from None
-                delay = _backoff(attempt, initial_backoff, max_backoff)
-                logger.warning("bulk request failed (%s); retrying %d documents in %.1fs", exc, len(pending), delay)
-                sleep(delay)
-                attempt += 1
-                continue
-            retry = []
-            for (status, result, doc), entry in zip(results, pending):
-                if 200 <= status < 300:
-                    yield True, {"_id": doc["_id"], "status": status, "error": None, "doc": doc}
-                elif status in RETRY_STATUSES and attempt < max_retries:
-                    retry.append(entry)
-                else:
-                    yield False, {"_id": doc["_id"], "status": status, "error": _reason(result), "doc": doc}
-            if retry:
-                delay = _backoff(attempt, initial_backoff, max_backoff)
-                logger.info("%d of %d documents rejected (e.g. 429); resending them in %.1fs", len(retry), len(pending), delay)
-                sleep(delay)
-                attempt += 1
-            pending = retry
+        yield from _bulk_chunk(client, chunk, max_retries=max_retries, initial_backoff=initial_backoff,
+                               max_backoff=max_backoff, refresh=refresh, sleep=sleep)
+
+
+def parallel_bulk(
+    client: EngineClient,
+    docs: Iterable[dict],
+    index: str,
+    *,
+    threads: int = 2,
+    queue_size: int = 2,
+    chunk_size: int = 500,
+    max_chunk_bytes: int = 10 * 1024 * 1024,
+    max_retries: int = 8,
+    initial_backoff: float = 1.0,
+    max_backoff: float = 30.0,
+    refresh: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[tuple[bool, dict]]:
+    """:func:`streaming_bulk` with ``threads`` chunks in flight at once.
+
+    The calling thread builds chunks from ``docs`` (so producing documents overlaps
+    sending them); at most ``threads + queue_size`` chunks exist at any time, which
+    bounds memory and makes a slow engine slow the producer down. Every sender
+    thread has its own connection. Results are yielded per chunk, in chunk order.
+
+    Raises:
+        EngineUnavailable: as :func:`streaming_bulk`, after the results of every
+            other chunk in flight have been yielded; ``body`` holds the unconfirmed
+            documents of every failed chunk.
+    """
+    if threads <= 1:
+        yield from streaming_bulk(client, docs, index, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
+                                  max_retries=max_retries, initial_backoff=initial_backoff, max_backoff=max_backoff,
+                                  refresh=refresh, sleep=sleep)
+        return
+    local = threading.local()
+
+    def send(chunk: list[tuple[bytes, bytes, dict]]) -> tuple[list[tuple[bool, dict]], EngineUnavailable | None]:
+        own = getattr(local, "client", None)
+        if own is None:
+            own = local.client = EngineClient(client.settings)
+        results: list[tuple[bool, dict]] = []
+        try:
+            for result in _bulk_chunk(own, chunk, max_retries=max_retries, initial_backoff=initial_backoff,
+                                      max_backoff=max_backoff, refresh=refresh, sleep=sleep):
+                results.append(result)
+        except EngineUnavailable as exc:
+            return results, exc
+        return results, None
+
+    failures: list[EngineUnavailable] = []
+    in_flight: deque[Future] = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="vistag-bulk") as pool:
+        def drain(limit: int) -> Iterator[tuple[bool, dict]]:
+            while len(in_flight) > limit:
+                results, failure = in_flight.popleft().result()
+                yield from results
+                if failure is not None:
+                    failures.append(failure)
+
+        for chunk in chunk_actions(docs, index, chunk_size, max_chunk_bytes):
+            if failures:
+                break
+            in_flight.append(pool.submit(send, chunk))
+            yield from drain(threads + queue_size - 1)
+        yield from drain(0)
+    if failures:
+        lost = [doc for exc in failures for doc in (exc.body if isinstance(exc.body, list) else [])]
+        raise EngineUnavailable(str(failures[0]), failures[0].status, lost)
 
 
 def bulk(client: EngineClient, docs: Iterable[dict], index: str, **kwargs: Any) -> BulkResult:

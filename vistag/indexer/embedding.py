@@ -1,18 +1,23 @@
-"""Load, decode and embed catalog images in batches, through the embedding cache."""
+"""Read, decode and embed catalog images in a pipeline, through the embedding cache."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from vistag.indexer.images import ImageLoadError, ImageStore, LoadedImage
+from vistag.indexer.decode import DecodePool
+from vistag.indexer.images import ImageLoadError, ImageStore, image_size, sha256_of
 from vistag.models.cache import EmbeddingCache
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,45 +43,143 @@ class Embedded:
     error: str | None = None
 
 
+def default_decode_processes(device_type: str = "cpu") -> int:
+    """Decode processes for a device: on CPU the model needs the cores (1 per 4 cores);
+    on a GPU decoding is the bottleneck (all cores but two)."""
+    cores = os.cpu_count() or 1
+    return max(1, cores - 2) if device_type == "cuda" else max(1, cores // 4)
+
+
 class BatchEmbedder:
     """Turns image references into embeddings, skipping images already in the cache.
 
+    :meth:`embed_stream` is a pipeline: I/O threads read bytes and hash them (cache
+    hits stop there), decode processes prepare the misses, and the calling thread
+    runs the model on full batches while the next ``prefetch`` images are being
+    read and decoded. At most ``prefetch`` images are in flight, so memory stays
+    flat whatever the catalog size.
+
     Args:
         embedder: a :class:`vistag.models.embedder.ImageEmbedder` (or anything with
-            ``model_id``, ``dim``, ``preprocess`` and ``embed_arrays``).
+            ``model_id``, ``dim``, ``config``, ``batch_size`` and ``embed_prepared``).
         store: where image bytes come from.
         cache: the embedding cache of ``embedder.model_id`` (``None`` disables it).
-        workers: threads that read, decode and preprocess images in parallel.
+        workers: I/O threads (reads, downloads, hashing).
+        processes: decode worker processes; ``None`` picks
+            :func:`default_decode_processes`, 0 decodes in the I/O threads.
+        prefetch: images in flight ahead of the model (default 4 batches).
     """
 
-    def __init__(self, embedder, store: ImageStore, cache: EmbeddingCache | None, workers: int = 4) -> None:
+    def __init__(self, embedder, store: ImageStore, cache: EmbeddingCache | None, workers: int = 4,
+                 processes: int | None = None, prefetch: int | None = None) -> None:
         self.embedder = embedder
         self.store = store
         self.cache = cache
-        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vistag-image")
+        self.batch_size = int(getattr(embedder, "batch_size", 64))
+        self.prefetch = prefetch or 4 * self.batch_size
+        if processes is None:
+            device = getattr(getattr(embedder, "device", None), "type", "cpu")
+            processes = default_decode_processes(device)
+        self.decoder = DecodePool(embedder.config, processes)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers, 2 * self.decoder.processes),
+                                       thread_name_prefix="vistag-image")
         self.computed = 0
         self.cache_hits = 0
 
     def close(self) -> None:
-        """Stop the worker threads."""
-        self.pool.shutdown(wait=True)
+        """Stop the worker threads and processes."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.decoder.close()
 
-    def _load(self, ref: str | None) -> tuple[LoadedImage | None, np.ndarray | None, str | None]:
+    def __enter__(self) -> "BatchEmbedder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load(self, ref: str | None) -> tuple[ImageMeta | None, np.ndarray | None, str | None]:
+        """Read, hash and (on a cache miss) decode one image: (meta, uint8 array or None, error)."""
         if not ref:
             return None, None, "no image reference in the row"
         try:
-            loaded = self.store.load(ref)
+            data = self.store.read(ref)
+            if not data:
+                raise ImageLoadError(f"image {ref!r} is empty (0 bytes)")
+            sha = sha256_of(data)
+            if self.cache is not None and sha in self.cache:
+                width, height = image_size(data, ref)
+                return ImageMeta(ref, sha, width, height), None, None
         except ImageLoadError as exc:
             return None, None, str(exc)
-        if self.cache is not None and loaded.sha256 in self.cache:
-            return loaded, None, None
-        try:
-            return loaded, self.embedder.preprocess(loaded.image), None
-        except Exception as exc:  # noqa: BLE001 - any decoder/convert failure is a bad image
-            return None, None, f"image {ref!r} could not be preprocessed: {type(exc).__name__}: {exc}"
+        prepared = self.decoder.decode(data, ref, sha)
+        if prepared.error:
+            return None, None, prepared.error
+        return ImageMeta(ref, sha, prepared.width, prepared.height), prepared.array, None
+
+    def embed_stream(self, items: Iterable[tuple[T, str | None, ImageMeta | None]]) -> Iterator[tuple[T, Embedded]]:
+        """Embed a stream of ``(tag, image ref, known meta or None)``; yield ``(tag, Embedded)`` in input order.
+
+        A known meta whose vector is cached is not read again. Vectors computed here
+        are added to the cache.
+        """
+        pending: deque = deque()
+        source = iter(items)
+        group: list[tuple[T, Embedded, np.ndarray | None]] = []
+        arrays_in_group = 0
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self.prefetch:
+                try:
+                    tag, ref, meta = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                if meta is not None and self.cache is not None and meta.sha256 in self.cache:
+                    pending.append((tag, None, meta, None))
+                elif not ref:
+                    pending.append((tag, None, None, "no image reference in the row"))
+                else:
+                    pending.append((tag, self.pool.submit(self._load, ref), None, None))
+            if not pending:
+                break
+            tag, future, meta, error = pending.popleft()
+            array = None
+            if future is not None:
+                meta, array, error = future.result()
+            group.append((tag, Embedded(None, meta, error), array))
+            arrays_in_group += array is not None
+            if arrays_in_group >= self.batch_size or len(group) >= self.prefetch:
+                yield from self._finish(group)
+                group, arrays_in_group = [], 0
+        if group:
+            yield from self._finish(group)
+
+    def _finish(self, group: list[tuple[T, Embedded, np.ndarray | None]]) -> Iterator[tuple[T, Embedded]]:
+        """Run the model on the group's prepared arrays, fill cached vectors, yield in order."""
+        fresh = [(res, array) for _, res, array in group if array is not None]
+        if fresh:
+            vectors = self.embedder.embed_prepared([array for _, array in fresh])
+            self.computed += len(fresh)
+            for (res, _), vec in zip(fresh, vectors):
+                res.vector = vec
+            if self.cache is not None:
+                self.cache.put_many([res.meta.sha256 for res, _ in fresh], vectors)
+        need = [res for _, res, _ in group if res.meta is not None and res.vector is None]
+        if need:
+            if self.cache is None:
+                raise RuntimeError("no vector and no cache")  # cannot happen: without a cache every image is decoded
+            vectors, found = self.cache.get_many([res.meta.sha256 for res in need])
+            self.cache_hits += sum(found)
+            for res, vec, ok in zip(need, vectors, found):
+                if ok:
+                    res.vector = vec
+                else:
+                    res.error = "embedding missing from the cache"
+        for tag, res, _ in group:
+            yield tag, res
 
     def embed_refs(self, refs: Sequence[str | None], known: Sequence[ImageMeta | None] | None = None) -> list[Embedded]:
-        """Embed the images behind ``refs``.
+        """Embed the images behind ``refs`` (a list form of :meth:`embed_stream`).
 
         Args:
             refs: image references.
@@ -84,37 +187,4 @@ class BatchEmbedder:
                 cache, so they are not read again).
         """
         known = list(known) if known is not None else [None] * len(refs)
-        results: list[Embedded | None] = [None] * len(refs)
-        todo = [i for i, meta in enumerate(known) if meta is None or self.cache is None or meta.sha256 not in self.cache]
-        todo_set = set(todo)
-        for i, meta in enumerate(known):
-            if meta is not None and i not in todo_set:
-                results[i] = Embedded(None, meta)
-        loaded = list(self.pool.map(self._load, [refs[i] for i in todo]))
-        arrays, array_pos = [], []
-        for i, (image, array, error) in zip(todo, loaded):
-            if error:
-                results[i] = Embedded(None, None, error)
-                continue
-            meta = ImageMeta(image.source, image.sha256, image.width, image.height)
-            results[i] = Embedded(None, meta)
-            if array is not None:
-                arrays.append(array)
-                array_pos.append(i)
-        if arrays:
-            vectors = self.embedder.embed_arrays(arrays)
-            self.computed += len(arrays)
-            for pos, vec in zip(array_pos, vectors):
-                results[pos].vector = vec
-            if self.cache is not None:
-                self.cache.put_many([results[p].meta.sha256 for p in array_pos], vectors)
-        # Fill vectors from the cache for everything not computed just now.
-        need = [i for i, r in enumerate(results) if r.meta is not None and r.vector is None]
-        if need:
-            vectors, found = self.cache.get_many([results[i].meta.sha256 for i in need])
-            self.cache_hits += sum(found)
-            for i, vec, ok in zip(need, vectors, found):
-                results[i].vector = vec if ok else None
-                if not ok:
-                    results[i].error = "embedding missing from the cache"
-        return results  # type: ignore[return-value]
+        return [res for _, res in self.embed_stream(zip(range(len(refs)), refs, known))]

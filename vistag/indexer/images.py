@@ -134,7 +134,25 @@ class ImageStore:
         return decode_image(data, ref)
 
 
-def decode_image(data: bytes, name: str) -> LoadedImage:
+def image_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels.
+
+    Raises:
+        ImageLoadError: not an image.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            return probe.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(f"image {name!r} is not a decodable image: {type(exc).__name__}") from None
+
+
+def sha256_of(data: bytes) -> str:
+    """The hex sha256 of image bytes (the embedding cache key)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_image(data: bytes, name: str, sha256: str | None = None) -> LoadedImage:
     """Decode image bytes fully, refusing empty, truncated, corrupt and oversized images.
 
     Raises:
@@ -142,7 +160,7 @@ def decode_image(data: bytes, name: str) -> LoadedImage:
     """
     if not data:
         raise ImageLoadError(f"image {name!r} is empty (0 bytes)")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256 or sha256_of(data)
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():

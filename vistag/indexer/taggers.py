@@ -35,8 +35,10 @@ class DocumentTagger(Protocol):
 
     id: str
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:
-        """Tags for each row (``claimed``: the row's own leaf category, may be ``None``)."""
+    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
+            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:
+        """Tags for each row (``claimed``: the row's own leaf category, may be ``None``;
+        ``exclude_rows``: each row's own reference row, when the reference set has no ids)."""
 
 
 class KnnDocumentTagger:
@@ -46,8 +48,10 @@ class KnnDocumentTagger:
         self.tagger = tagger
         self.id = f"knn:k={tagger.k}"
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:  # noqa: D102
-        return [DocumentTags(t) for t in self.tagger.tag(vectors, exclude_ids=list(ids))]
+    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
+            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:  # noqa: D102
+        exclude = {"exclude_rows": exclude_rows} if exclude_rows is not None else {"exclude_ids": list(ids)}
+        return [DocumentTags(t) for t in self.tagger.tag(vectors, **exclude)]
 
 
 @dataclass
@@ -69,13 +73,15 @@ class ModelDocumentTagger:
         mode = "ensemble" if self.knn is not None else "heads"
         self.id = f"{mode}:{self.model.tagger_id}"
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object]) -> list[DocumentTags]:  # noqa: D102
+    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
+            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:  # noqa: D102
         model = self.model
         pred = model.predict(vectors, top_k=1)
         fields = model.document_fields(vectors, pred)
         outliers = model.claimed_type_outliers(vectors, claimed)
         if self.knn is not None:
-            scores = (pred.tag_probs + self.knn.score_over(model.tags.classes, vectors, list(ids))) / 2
+            exclude = {"exclude_rows": exclude_rows} if exclude_rows is not None else {"exclude_ids": list(ids)}
+            scores = (pred.tag_probs + self.knn.score_over(model.tags.classes, vectors, **exclude)) / 2
             thresholds = np.full(scores.shape[1], 0.5, np.float32)
         else:
             scores, thresholds = pred.tag_probs, model.tag_thresholds

@@ -2,7 +2,9 @@
 
 Every image goes through the same steps, wherever it comes from: convert to RGB
 (flattening transparency onto white), pad to a white square, resize to the model's
-input size with PIL, scale to 0..1 and normalise by the config's mean/std.
+input size with PIL (:func:`prepare`, uint8), scale to 0..1 and normalise by the
+config's mean/std (:func:`normalize`; the embedder does this step on the batch, on
+the model's device).
 """
 
 from __future__ import annotations
@@ -47,12 +49,26 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = (255, 255, 25
     return canvas
 
 
-def preprocess(image: Image.Image, config: BackboneConfig) -> np.ndarray:
-    """Return a float32 CHW array ready for the backbone."""
+def prepare(image: Image.Image, config: BackboneConfig) -> np.ndarray:
+    """The uint8 HWC array of the model's input size (RGB, padded square, resized).
+
+    This is the CPU-heavy part of preprocessing; it runs in decode workers and its
+    output is 4x smaller than the normalised float array it becomes.
+    """
     rgb = pad_to_square(to_rgb(image, config.fill), config.fill)
     size = config.input_size
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), _RESAMPLE[config.interpolation])
-    array = np.asarray(rgb, dtype=np.float32) * (1.0 / 255.0)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def normalize(prepared: np.ndarray, config: BackboneConfig) -> np.ndarray:
+    """uint8 HWC (from :func:`prepare`) -> float32 CHW scaled to 0..1 and normalised by mean/std."""
+    array = prepared.astype(np.float32) * (1.0 / 255.0)
     array = (array - np.asarray(config.mean, dtype=np.float32)) / np.asarray(config.std, dtype=np.float32)
     return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def preprocess(image: Image.Image, config: BackboneConfig) -> np.ndarray:
+    """Return a float32 CHW array ready for the backbone (``normalize(prepare(image))``)."""
+    return normalize(prepare(image, config), config)

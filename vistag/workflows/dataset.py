@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
+from vistag.indexer.catalog import MalformedRow, read_catalog
 from vistag.indexer.embedding import BatchEmbedder
 from vistag.indexer.schema import CatalogSchema
 
@@ -63,7 +64,7 @@ class EmbeddedCatalog:
         return h.hexdigest()
 
 
-def embed_catalog(path: str | Path, schema: CatalogSchema, embedder: BatchEmbedder, *, batch_size: int = 256,
+def embed_catalog(path: str | Path, schema: CatalogSchema, embedder: BatchEmbedder, *,
                   limit: int | None = None, progress: bool = False) -> EmbeddedCatalog:
     """Read a catalog and embed its images (through the cache); bad rows are skipped and listed.
 
@@ -71,39 +72,25 @@ def embed_catalog(path: str | Path, schema: CatalogSchema, embedder: BatchEmbedd
         path: catalog file.
         schema: its column mapping.
         embedder: images -> vectors with a cache.
-        batch_size: rows per embedding batch.
         limit: read only the first ``limit`` rows.
         progress: show a progress bar.
     """
     ids, fields, shas, vectors = [], [], [], []
     skipped: list[tuple[int, str | None, str]] = []
-    batch: list[CatalogRow] = []
     bar = tqdm(desc="embed", unit="img", disable=not progress, leave=False)
-
-    def flush() -> None:
-        results = embedder.embed_refs([schema.image_ref(r.fields) for r in batch])
-        for row, res in zip(batch, results):
-            if res.vector is None:
-                skipped.append((row.line, row.id, res.error or "no image"))
-                continue
+    rows = islice(read_catalog(path, schema), limit) if limit is not None else read_catalog(path, schema)
+    items = ((row, None if isinstance(row, MalformedRow) else schema.image_ref(row.fields), None) for row in rows)
+    for row, res in embedder.embed_stream(items):
+        bar.update(1)
+        if isinstance(row, MalformedRow):
+            skipped.append((row.line, row.id, row.reason))
+        elif res.vector is None:
+            skipped.append((row.line, row.id, res.error or "no image"))
+        else:
             ids.append(row.id)
             fields.append(row.fields)
             shas.append(res.meta.sha256)
             vectors.append(res.vector)
-        bar.update(len(batch))
-        batch.clear()
-
-    for n, row in enumerate(read_catalog(path, schema)):
-        if limit is not None and n >= limit:
-            break
-        if isinstance(row, MalformedRow):
-            skipped.append((row.line, row.id, row.reason))
-            continue
-        batch.append(row)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
     bar.close()
     for line, row_id, reason in skipped[:20]:
         logger.warning("%s line %d (id %s) skipped: %s", path, line, row_id, reason)

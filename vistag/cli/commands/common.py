@@ -55,13 +55,14 @@ def make_embedder(args: argparse.Namespace, model=None):
         model = load_tagging_model(args.model)
     if model is not None:
         embedder = create_embedder(model.backbone.name, device=args.device, batch_size=args.batch_size,
-                                   input_size=model.backbone.input_size, weights=args.weights)
+                                   input_size=model.backbone.input_size, weights=args.weights,
+                                   compile=getattr(args, "compile", False))
         if embedder.model_id != model.backbone.model_id:
             raise ConfigError(f"{args.model} was trained on {model.backbone.model_id} embeddings, this vistag builds "
                               f"{embedder.model_id}: retrain the model")
         return embedder
     return create_embedder(args.model, device=args.device, batch_size=args.batch_size,
-                           input_size=args.input_size, weights=args.weights)
+                           input_size=args.input_size, weights=args.weights, compile=getattr(args, "compile", False))
 
 
 def embedding_cache(embedder):

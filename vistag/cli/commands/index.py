@@ -44,16 +44,17 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
         k=args.k, top_d=args.top_d, resume=args.resume if resume is None else resume, dead_letter=Path(args.dead_letter),
         progress=not args.quiet and sys.stderr.isatty(), max_retries=args.max_retries, limit=args.limit,
         tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
-        expand_discount=args.expand_discount,
+        expand_discount=args.expand_discount, knn_batch=args.knn_batch, bulk_threads=args.bulk_threads,
     )
     with ImageStore(args.images) as store:
-        batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers)
+        batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers, processes=args.decode_processes)
         reference = None
         ref_store = None
         try:
             if args.reference:
                 ref_store = ImageStore(args.reference_images or args.images)
-                reference = (args.reference, schema, BatchEmbedder(embedder, ref_store, cache, workers=args.workers))
+                reference = (args.reference, schema, BatchEmbedder(embedder, ref_store, cache, workers=args.workers,
+                                                                processes=args.decode_processes))
             summary = index_catalog(client, args.catalog, schema, batch_embedder, options, reference, model=model)
         finally:
             batch_embedder.close()

@@ -24,7 +24,8 @@ def _progress(args: argparse.Namespace) -> bool:
 def _embedder(name: str, args: argparse.Namespace, input_size: int | None):
     from vistag.models import create_embedder
 
-    return create_embedder(name, device=args.device, batch_size=args.batch_size, input_size=input_size, weights=args.weights)
+    return create_embedder(name, device=args.device, batch_size=args.batch_size, input_size=input_size, weights=args.weights,
+                           compile=args.compile)
 
 
 def _embed(args: argparse.Namespace, embedder, catalog: str, images: str | None, schema: CatalogSchema):
@@ -32,7 +33,8 @@ def _embed(args: argparse.Namespace, embedder, catalog: str, images: str | None,
     from vistag.workflows.dataset import embed_catalog
 
     with ImageStore(images) as store:
-        batch = BatchEmbedder(embedder, store, embedding_cache(embedder), workers=args.workers)
+        batch = BatchEmbedder(embedder, store, embedding_cache(embedder), workers=args.workers,
+                              processes=args.decode_processes)
         try:
             data = embed_catalog(catalog, schema, batch, limit=args.limit, progress=_progress(args))
         finally:
