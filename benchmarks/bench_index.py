@@ -2,13 +2,12 @@
 
 Prints, for N real catalog images:
 
-* bare model forward images/s (preprocessed arrays, same batch size and resolution);
-* embedding pass images/s (read from the tar, decode, preprocess, forward) and its
-  ratio to the bare forward pass;
 * per engine: the index pass of ``vistag index`` (cached embeddings -> kNN tags ->
   documents -> bulk) in docs/s, and the same documents re-sent by a plain loop of
   raw ``_bulk`` requests, with the ratio of the two;
 * end-to-end images/s of a cold run (embedding + indexing).
+
+The embedding pipeline against the bare model forward is ``bench_pipeline.py``.
 
 Usage: ``python benchmarks/bench_index.py [--rows 2000] [--engines opensearch elasticsearch]``
 """
@@ -89,15 +88,6 @@ def main() -> None:
     print(f"model: {embedder.model_id} on {embedder.device}, batch {args.batch_size}, {args.rows} images")
 
     with ImageStore(data / "images.tar") as store:
-        # Bare forward pass on preprocessed arrays of the same images.
-        files = [line.split(",")[0] + ".jpg" for line in catalog.read_text().splitlines()[1:]]
-        arrays = [embedder.preprocess(store.load(f).image) for f in files[: min(len(files), 512)]]
-        embedder.embed_arrays(arrays[: args.batch_size])
-        start = time.perf_counter()
-        embedder.embed_arrays(arrays)
-        forward = len(arrays) / (time.perf_counter() - start)
-        print(f"bare forward: {forward:.1f} img/s")
-
         results = {}
         for n, engine in enumerate(args.engines):
             url = LocalNode(engine, name="bench", heap="1g").start()
@@ -113,9 +103,6 @@ def main() -> None:
             assert summary.ok, summary.to_dict()
             index_s = summary.timings["index_s"]
             if n == 0:
-                embed_rate = args.rows / summary.timings["reference_s"]
-                print(f"embedding pass (tar read + decode + preprocess + forward): {embed_rate:.1f} img/s "
-                      f"= {embed_rate / forward:.2f} x bare forward")
                 print(f"cold end to end (embed + tag + index): {args.rows / summary.seconds:.1f} img/s")
             # The same documents through a plain raw _bulk loop.
             docs = [h["_source"] for h in client.search("bench-products", {"size": args.rows, "query": {"match_all": {}}})["hits"]["hits"]]

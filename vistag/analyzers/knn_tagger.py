@@ -171,7 +171,7 @@ class KnnTagger:
     """
 
     def __init__(self, reference: ReferenceSet, k: int = 10, top_d: int = 10, min_score: float = 0.0,
-                 eps: float = 1e-4, chunk_size: int = 16384, topk: TopK | None = None) -> None:
+                 eps: float = 1e-4, chunk_size: int = 4096, topk: TopK | None = None) -> None:
         if k < 1 or top_d < 1:
             raise ValueError("k and top_d must be at least 1")
         self.reference = reference

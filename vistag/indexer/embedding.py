@@ -44,10 +44,11 @@ class Embedded:
 
 
 def default_decode_processes(device_type: str = "cpu") -> int:
-    """Decode processes for a device: on CPU the model needs the cores (1 per 4 cores);
-    on a GPU decoding is the bottleneck (all cores but two)."""
+    """Decode processes for a device: on CPU the model needs the cores (1 per 4 cores,
+    none below 4: a 2-core CPU decodes faster in threads, measured by
+    ``benchmarks/bench_pipeline.py``); on a GPU decoding is the bottleneck (all cores but two)."""
     cores = os.cpu_count() or 1
-    return max(1, cores - 2) if device_type == "cuda" else max(1, cores // 4)
+    return max(1, cores - 2) if device_type == "cuda" else cores // 4
 
 
 class BatchEmbedder:

@@ -7,7 +7,8 @@ Layout, one folder per model id below ``$VISTAG_HOME/cache/embeddings``::
 
 Appends write the vector before the key, under an exclusive file lock, so a crash
 leaves at worst an orphan vector that the next open ignores. Vectors are read
-through a memory map: the cache can be far larger than RAM.
+with ``pread`` on demand: the cache can be far larger than RAM and reading it does
+not grow the process.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class EmbeddingCache:
         self._index: dict[str, int] = {}
         self._rows = 0
         self._keys_offset = 0  # bytes of keys.txt already read into _index
-        self._mmap: np.ndarray | None = None
         self._load()
 
     def _load(self) -> None:
@@ -59,7 +59,6 @@ class EmbeddingCache:
                     break
                 self._index.setdefault(key, self._rows)
                 self._rows += 1
-        self._mmap = None
 
     def __len__(self) -> int:
         return len(self._index)
@@ -67,20 +66,34 @@ class EmbeddingCache:
     def __contains__(self, sha256: str) -> bool:
         return sha256 in self._index
 
-    def _vectors(self) -> np.ndarray:
-        if self._mmap is None or len(self._mmap) < self._rows:
-            self._mmap = np.memmap(self._vec_path, dtype=np.float32, mode="r").reshape(-1, self.dim) if self._rows else np.zeros((0, self.dim), np.float32)
-        return self._mmap
-
     def get_many(self, keys: Iterable[str]) -> tuple[np.ndarray, list[bool]]:
-        """Return (vectors, found) for ``keys``; missing rows are zeros."""
+        """Return (vectors, found) for ``keys``; missing rows are zeros.
+
+        Rows are read with ``pread`` (runs of adjacent rows in one call), not through
+        a memory map, so reading a large cache does not grow the process's memory.
+        """
         keys = list(keys)
         found = [k in self._index for k in keys]
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
-        if any(found):
-            vectors = self._vectors()
-            rows = [self._index[k] for k, f in zip(keys, found) if f]
-            out[np.array(found)] = vectors[rows]
+        wanted = sorted((self._index[k], i) for i, (k, f) in enumerate(zip(keys, found)) if f)
+        if not wanted:
+            return out, found
+        row_bytes = 4 * self.dim
+        fd = os.open(self._vec_path, os.O_RDONLY)
+        try:
+            start = 0
+            while start < len(wanted):
+                end = start + 1
+                while end < len(wanted) and wanted[end][0] - wanted[end - 1][0] <= 1:
+                    end += 1
+                first, last = wanted[start][0], wanted[end - 1][0]
+                data = os.pread(fd, (last - first + 1) * row_bytes, first * row_bytes)
+                block = np.frombuffer(data, dtype=np.float32).reshape(-1, self.dim)
+                for row, pos in wanted[start:end]:
+                    out[pos] = block[row - first]
+                start = end
+        finally:
+            os.close(fd)
         return out, found
 
     def put_many(self, keys: list[str], vectors: np.ndarray) -> None:
@@ -107,4 +120,3 @@ class EmbeddingCache:
             for key in uniq:
                 self._index[key] = self._rows
                 self._rows += 1
-        self._mmap = None
