@@ -94,3 +94,20 @@ def test_filters_apply_inside_knn(node, client, indexed):
     assert len(hits) == min(5, sum(1 for r in indexed if r["gender"] == other))
     roots = searcher.keyword("men", size=50, category=doc["category"]["lvl0"])
     assert roots and all(h.source["category"]["lvl0"] == doc["category"]["lvl0"] for h in roots)
+
+
+def test_int8_quantized_vectors_answer_image_queries(node, client, small_catalog, tmp_path):
+    catalog, images, rows = small_catalog
+    assert _index(node.url, catalog, images, tmp_path, "--index", "products-q", "--vector-quantization", "int8") == 0
+    mapping = requests.get(f"{node.url}/products-q/_mapping", timeout=10).json()["products-q"]["mappings"]
+    vector = mapping["properties"]["image_vector"]
+    if node.engine == "elasticsearch":
+        assert vector["index_options"]["type"] == "int8_hnsw"
+    else:
+        assert vector["method"]["parameters"]["encoder"]["name"] == "sq"
+    assert mapping["_meta"]["vector_quantization"] == "int8"
+    searcher = Searcher(client, "products-q", 1840)
+    for row in rows[:5]:
+        doc = requests.get(f"{node.url}/products-q/_doc/{row['id']}", timeout=10).json()["_source"]
+        hits = searcher.image(doc["image_vector"], k=3)
+        assert hits[0].id == row["id"]  # a product is still its own nearest neighbour

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         _connection(p)
         p.add_argument("--index", default="products", help="index/alias name (default %(default)s)")
         p.add_argument("--dim", type=int, default=None, help="vector dimension (default: the model's)")
+        p.add_argument("--vector-quantization", choices=("none", "int8"), default="none",
+                       help="float HNSW (none) or int8 scalar-quantized HNSW (default %(default)s)")
         p.add_argument("--model", default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"), help="backbone whose dimension to use")
         if action == "show":
             p.add_argument("--offline", action="store_true", help="render for --engine with all modules, without a cluster")
@@ -286,6 +288,10 @@ def _indexing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
     parser.add_argument("--decode-processes", type=int, default=None,
                        help="image decode processes (default: a quarter of the cores on CPU, all but two with CUDA; 0: in threads)")
+    parser.add_argument("--vector-quantization", choices=("none", "int8"), default=None,
+                        help="HNSW over float vectors (none, the default) or int8 scalar-quantized copies (Elasticsearch "
+                             "int8_hnsw, OpenSearch Lucene sq): a quarter of the vector memory; --from-index keeps the "
+                             "current index's setting")
     parser.add_argument("--knn-batch", type=int, default=256, help="rows tagged per kNN scan of the reference set (default %(default)s)")
     parser.add_argument("--bulk-threads", type=int, default=2, help="bulk requests in flight (default %(default)s)")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")

@@ -71,6 +71,7 @@ class IndexOptions:
     template: str | None = None  # index template / alias name when ``index`` is a versioned index
     knn_batch: int = 256  # rows tagged per kNN scan of the reference set
     bulk_threads: int = 2  # _bulk requests in flight
+    vector_quantization: str = "none"  # or int8 (see DocumentSpec)
 
 
 @dataclass
@@ -252,7 +253,7 @@ def index_catalog(
     summary = IndexSummary(index=options.index, dead_letter_path=str(options.dead_letter))
     backbone = embedder.embedder.config
     spec = DocumentSpec(name=options.template or options.index, vector_dim=backbone.embedding_dim,
-                        category_levels=max(1, len(schema.category)))
+                        category_levels=max(1, len(schema.category)), vector_quantization=options.vector_quantization)
     create_index(client, spec, options.index)
     dead_letter = DeadLetterWriter(options.dead_letter)
     computed0, hits0 = embedder.computed, embedder.cache_hits

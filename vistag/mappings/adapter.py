@@ -87,17 +87,29 @@ class EngineAdapter:
         return PRODUCT_ANALYZER if self.text_analysis else "standard"
 
     # ---------------------------------------------------------------- vectors
-    def vector_mapping(self, dim: int) -> dict:
-        """Mapping of an indexed HNSW float vector compared by cosine similarity."""
+    def vector_mapping(self, dim: int, quantization: str = "none") -> dict:
+        """Mapping of an indexed HNSW vector compared by cosine similarity.
+
+        Args:
+            dim: dimensions.
+            quantization: ``none`` keeps float vectors in the graph; ``int8`` searches
+                int8/int7 scalar-quantized copies (Elasticsearch ``int8_hnsw``,
+                OpenSearch's Lucene ``sq`` encoder); the floats stay on disk.
+        """
+        if quantization not in ("none", "int8"):
+            raise ValueError(f"unknown vector quantization {quantization!r}: none or int8")
         if self.engine == "elasticsearch":
+            kind = "int8_hnsw" if quantization == "int8" else "hnsw"
             return {
                 "type": "dense_vector", "dims": dim, "index": True, "similarity": "cosine",
-                "index_options": {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+                "index_options": {"type": kind, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
             }
+        parameters: dict = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+        if quantization == "int8":
+            parameters["encoder"] = {"name": "sq"}
         return {
             "type": "knn_vector", "dimension": dim,
-            "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil",
-                       "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}},
+            "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": parameters},
         }
 
     # ----------------------------------------------------------- tag weights

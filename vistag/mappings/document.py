@@ -32,6 +32,9 @@ CATEGORY_SEPARATOR = " > "
 TEXT_FIELDS = ("title^2", "text")
 
 
+VECTOR_QUANTIZATIONS = ("none", "int8")
+
+
 @dataclass(frozen=True)
 class DocumentSpec:
     """What varies between catalogs and models.
@@ -40,17 +43,24 @@ class DocumentSpec:
         name: index (or alias) name, e.g. ``products``.
         vector_dim: embedding dimension of the model that fills ``image_vector``.
         category_levels: how many hierarchy levels ``category.lvl<i>`` holds.
+        vector_quantization: ``none`` (float HNSW) or ``int8`` (Elasticsearch
+            ``int8_hnsw``, OpenSearch Lucene scalar quantization): a quarter of the
+            vector memory for a small recall loss (``benchmarks/bench_hnsw.py``).
     """
 
     name: str = "products"
     vector_dim: int = 1840
     category_levels: int = 3
+    vector_quantization: str = "none"
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or any(c in self.name for c in ' "*\\<|,>/?#:'):
             raise ValueError(f"invalid index name {self.name!r}: use lowercase letters, digits, '-' or '_'")
         if not 1 <= self.vector_dim <= 4096:
             raise ValueError(f"vector_dim must be within 1..4096, got {self.vector_dim}")
+        if self.vector_quantization not in VECTOR_QUANTIZATIONS:
+            raise ValueError(f"vector_quantization must be one of {', '.join(VECTOR_QUANTIZATIONS)}, "
+                             f"got {self.vector_quantization!r}")
 
 
 def category_fields(path: list[str]) -> dict:

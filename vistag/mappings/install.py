@@ -77,7 +77,8 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
             {"predicted_attributes_as_keywords": {"path_match": "predicted.attributes.*",
                                                   "mapping": {"type": "keyword", "ignore_above": 256}}},
         ],
-        "_meta": {"vistag_version": __version__, "document": spec.name, "vector_dim": spec.vector_dim},
+        "_meta": {"vistag_version": __version__, "document": spec.name, "vector_dim": spec.vector_dim,
+                  "vector_quantization": spec.vector_quantization},
         "properties": properties,
     }
 

@@ -45,6 +45,7 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
         progress=not args.quiet and sys.stderr.isatty(), max_retries=args.max_retries, limit=args.limit,
         tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
         expand_discount=args.expand_discount, knn_batch=args.knn_batch, bulk_threads=args.bulk_threads,
+        vector_quantization=args.vector_quantization or "none",
     )
     with ImageStore(args.images) as store:
         batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers, processes=args.decode_processes)
@@ -92,7 +93,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         expected = summary.indexed + summary.skipped_existing
     else:
         expected = client.count(args.alias)
-        copy = rx.copy_index(client, args.alias, plan.new_index, _spec_of(client, args.alias), _retagger(args))
+        copy = rx.copy_index(client, args.alias, plan.new_index, _spec_of(client, args.alias, args.vector_quantization),
+                             _retagger(args))
         result["copy"] = copy.__dict__
     rx.check_complete(client, plan.new_index, expected)
     rx.swap_alias(client, plan)
@@ -105,13 +107,15 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec_of(client, alias: str):
-    """The document spec of an existing index (vector dimension from its mapping)."""
+def _spec_of(client, alias: str, quantization: str | None = None):
+    """The document spec of an existing index (vector dimension and quantization from
+    its mapping; ``quantization`` overrides the latter)."""
     from vistag.mappings import DocumentSpec
 
     mapping = client.request("GET", f"/{alias}/_mapping")
     meta = next(iter(mapping.values()))["mappings"].get("_meta", {})
-    return DocumentSpec(name=alias, vector_dim=int(meta.get("vector_dim", 1840)))
+    return DocumentSpec(name=alias, vector_dim=int(meta.get("vector_dim", 1840)),
+                        vector_quantization=quantization or meta.get("vector_quantization", "none"))
 
 
 def _retagger(args: argparse.Namespace):

@@ -12,7 +12,8 @@ from vistag.models import get_config
 
 def cmd_mappings(args: argparse.Namespace) -> int:
     """Render or install the templates."""
-    spec = DocumentSpec(name=args.index, vector_dim=args.dim or get_config(args.model).embedding_dim)
+    spec = DocumentSpec(name=args.index, vector_dim=args.dim or get_config(args.model).embedding_dim,
+                        vector_quantization=args.vector_quantization)
     if args.action == "show":
         if args.offline:
             adapter = EngineAdapter.for_engine(args.engine)

@@ -14,7 +14,7 @@ FIELD = "image_vector"
 
 def properties(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
     """The indexed image vector."""
-    return {FIELD: adapter.vector_mapping(spec.vector_dim)}
+    return {FIELD: adapter.vector_mapping(spec.vector_dim, spec.vector_quantization)}
 
 
 def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
