@@ -4,4 +4,5 @@ import sys
 
 from vistag.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # decode worker processes (spawn) must not run the CLI again
+    sys.exit(main())
