@@ -54,3 +54,20 @@ def test_scores_sum_to_one_per_single_tag_items():
 def test_empty_reference():
     ref = ReferenceSet([], np.zeros((0, 3), np.float32), [])
     assert KnnTagger(ref).tag(_unit([[1, 0, 0]])) == [[]]
+
+
+def test_idw_scores_of_given_neighbours_match_the_tagger():
+    from vistag.analyzers.knn_tagger import idw_tag_scores
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((200, 12)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    tags = [[f"a{rng.integers(0, 6)}", f"b{rng.integers(0, 3)}"] for _ in range(200)]
+    ref = ReferenceSet([str(i) for i in range(200)], vectors, tags)
+    tagger = KnnTagger(ref, k=7)
+    rows, sims = tagger.neighbours(vectors[:5], exclude_ids=[str(i) for i in range(5)])
+    dense = tagger.score(vectors[:5], exclude_ids=[str(i) for i in range(5)])
+    for q in range(5):
+        scores = idw_tag_scores([tags[r] for r in rows[q]], sims[q].tolist())
+        for tag, value in scores.items():
+            assert abs(dense[q, ref.vocabulary.index(tag)] - value) < 1e-6

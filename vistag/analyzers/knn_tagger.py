@@ -83,6 +83,20 @@ class ReferenceSet:
         return self._tag_idx[np.repeat(starts, counts) + within], owner
 
 
+def idw_tag_scores(neighbour_tags: Sequence[Sequence[str]], sims: Sequence[float], eps: float = 1e-4) -> dict[str, float]:
+    """Presence scores S(t|x) of one item from its neighbours' tags and cosine similarities
+    (the formula of this module, for neighbours found elsewhere, e.g. by the engine)."""
+    weights = [1.0 / max(1.0 - float(s), eps) for s in sims]
+    total = sum(weights)
+    scores: dict[str, float] = {}
+    if total <= 0:
+        return scores
+    for tags, weight in zip(neighbour_tags, weights):
+        for tag in dict.fromkeys(tags):
+            scores[tag] = scores.get(tag, 0.0) + weight / total
+    return scores
+
+
 class ReferenceBuilder:
     """Collects a reference set row by row with flat memory: vectors go to a
     :class:`~vistag.analyzers.vector_file.VectorFile`, tags to integer arrays.

@@ -292,6 +292,9 @@ def _indexing(parser: argparse.ArgumentParser) -> None:
                         help="HNSW over float vectors (none, the default) or int8 scalar-quantized copies (Elasticsearch "
                              "int8_hnsw, OpenSearch Lucene sq): a quarter of the vector memory; --from-index keeps the "
                              "current index's setting")
+    parser.add_argument("--reference-index", default=None, metavar="INDEX",
+                        help="take kNN neighbours from this labelled index with the engine's HNSW search instead of "
+                             "scanning a reference catalog (for reference sets of millions of rows)")
     parser.add_argument("--knn-batch", type=int, default=256, help="rows tagged per kNN scan of the reference set (default %(default)s)")
     parser.add_argument("--bulk-threads", type=int, default=2, help="bulk requests in flight (default %(default)s)")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")

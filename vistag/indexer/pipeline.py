@@ -13,7 +13,9 @@ Two passes when the catalog is its own reference set (the default):
    ``bulk_threads`` requests in flight.
 
 With ``reference=`` another catalog, pass 1 runs over that catalog and pass 2
-embeds the indexed catalog as it goes. Every stage is joined to the next by a
+embeds the indexed catalog as it goes. With ``options.reference_index`` there is
+no pass 1: neighbours come from the engine's kNN search of that labelled index
+(for reference sets of millions of rows). Every stage is joined to the next by a
 bounded window, so memory holds a few batches of images, a few bulk chunks and one
 block of reference vectors, whatever the catalog size.
 """
@@ -72,6 +74,7 @@ class IndexOptions:
     knn_batch: int = 256  # rows tagged per kNN scan of the reference set
     bulk_threads: int = 2  # _bulk requests in flight
     vector_quantization: str = "none"  # or int8 (see DocumentSpec)
+    reference_index: str | None = None  # kNN neighbours from this labelled index, found by the engine
 
 
 @dataclass
@@ -264,18 +267,26 @@ def index_catalog(
             work = Path(tmp)
             t0 = time.monotonic()
             row_log = None
-            if reference is None:
+            if options.reference_index:
+                if options.tagger != "knn":
+                    raise ValueError("--reference-index tags by kNN only: drop --tagger or --reference-index")
+                ref_set = None
+            elif reference is None:
                 with open(work / "rows.jsonl", "w", encoding="utf-8") as log:
                     ref_set = build_reference(catalog, schema, embedder, options, dead_letter, summary, work, log)
                 row_log = work / "rows.jsonl"
             else:
                 ref_path, ref_schema, ref_embedder = reference
                 ref_set = build_reference(Path(ref_path), ref_schema, ref_embedder, options, None, None, work)
-            summary.reference_size = len(ref_set)
             summary.timings["reference_s"] = round(time.monotonic() - t0, 2)
-            if len(ref_set) == 0 and options.tagger != "heads":
+            if ref_set is None:
+                tagger = _engine_tagger(client, options, schema, backbone.embedding_dim)
+                summary.reference_size = int(client.request("GET", f"/{options.reference_index}/_count")["count"])
+            else:
+                summary.reference_size = len(ref_set)
+                tagger = make_tagger(options, ref_set, model, topk=_device_topk(embedder))
+            if summary.reference_size == 0 and options.tagger != "heads":
                 logger.warning("the reference set is empty: documents get no kNN tags")
-            tagger = make_tagger(options, ref_set, model, topk=_device_topk(embedder))
             relations = None
             if options.relations:
                 from vistag.analyzers.relations import TagRelations
@@ -300,6 +311,16 @@ def index_catalog(
         summary.cache_hits = embedder.cache_hits - hits0
         summary.seconds = round(time.monotonic() - started, 2)
     return summary
+
+
+def _engine_tagger(client: EngineClient, options: IndexOptions, schema: CatalogSchema, dim: int) -> DocumentTagger:
+    """kNN tags with neighbours from the engine's HNSW search of ``options.reference_index``."""
+    from vistag.indexer.taggers import EngineKnnDocumentTagger
+    from vistag.search.queries import Searcher
+
+    if not client.index_exists(options.reference_index):
+        raise ValueError(f"reference index {options.reference_index!r} does not exist")
+    return EngineKnnDocumentTagger(Searcher(client, options.reference_index, dim), schema, k=options.k, top_d=options.top_d)
 
 
 def _device_topk(embedder: BatchEmbedder):

@@ -7,11 +7,13 @@ Queries are rendered from the same mustache templates the engine stores (see
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Mapping, Sequence
 
 from vistag.engine.client import EngineClient
+from vistag.errors import EngineError
 from vistag.mappings import DocumentSpec, EngineAdapter
 from vistag.mappings.install import render_search, search_template_id
 from vistag.mappings.strategies import image, keyword, similar, tags
@@ -90,6 +92,30 @@ class Searcher:
               category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:
         """Approximate kNN on the image vector, filters applied inside the kNN search."""
         return self.run(image, image.params(vector, k, num_candidates, category=category, attributes=attributes))
+
+    def image_many(self, vectors: Sequence[Sequence[float]], k: int = 10, num_candidates: int | None = None,
+                   category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[list[Hit]]:
+        """:meth:`image` for many vectors in one ``_msearch`` request (one hit list per vector).
+
+        Raises:
+            EngineError: a search of the batch failed.
+        """
+        if not len(vectors):
+            return []
+        lines = []
+        for vector in vectors:
+            lines.append(json.dumps({"index": self.index}))
+            lines.append(json.dumps(self.body(image, image.params(vector, k, num_candidates, category=category,
+                                                                    attributes=attributes)), separators=(",", ":")))
+        resp = self.client.request("POST", "/_msearch", ndjson=("\n".join(lines) + "\n").encode())
+        out = []
+        for answer in resp["responses"]:
+            if "error" in answer:
+                raise EngineError(f"kNN search in {self.index} failed: {json.dumps(answer['error'])[:500]}",
+                                  answer.get("status"))
+            out.append([Hit(h["_id"], float(h["_score"] or 0.0), h.get("_source", {}).get("title"), h.get("_source", {}))
+                        for h in answer["hits"]["hits"]])
+        return out
 
     def similar(self, product_id: str, k: int = 10, num_candidates: int | None = None, tag_weight: float = similar.DEFAULT_TAG_WEIGHT,
                 category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:

@@ -37,6 +37,8 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
     tagger = args.tagger or ("heads" if model is not None else "knn")
     if tagger != "knn" and model is None:
         raise ConfigError(f"--tagger {tagger} needs --model MODEL_DIR (a directory written by `vistag train`)")
+    if args.reference_index and (args.reference or tagger != "knn"):
+        raise ConfigError("--reference-index replaces --reference and tags by kNN only (no --tagger heads/ensemble)")
     embedder = make_embedder(args, model)
     cache = embedding_cache(embedder)
     options = IndexOptions(
@@ -45,7 +47,7 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
         progress=not args.quiet and sys.stderr.isatty(), max_retries=args.max_retries, limit=args.limit,
         tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
         expand_discount=args.expand_discount, knn_batch=args.knn_batch, bulk_threads=args.bulk_threads,
-        vector_quantization=args.vector_quantization or "none",
+        vector_quantization=args.vector_quantization or "none", reference_index=args.reference_index,
     )
     with ImageStore(args.images) as store:
         batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers, processes=args.decode_processes)
