@@ -29,6 +29,7 @@ import argparse
 import csv
 import json
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -108,7 +109,7 @@ def exact_top(corpus: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarra
 
 def load(url: str, corpus: np.ndarray, batch: int, threads: int = 2) -> float:
     """Bulk-load the corpus (ids = row numbers); return seconds."""
-    local = __import__("threading").local()
+    local = threading.local()
 
     def send(start: int) -> None:
         session = getattr(local, "s", None) or requests.Session()
