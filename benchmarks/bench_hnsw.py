@@ -40,9 +40,10 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine  # noqa: E402
+from bench_index import machine, require_data_dir  # noqa: E402
 
-from vistag.config import ConnectionSettings, default_data_dir, vistag_home  # noqa: E402
+from vistag.analyzers.knn_tagger import top_k_rows  # noqa: E402
+from vistag.config import ConnectionSettings, vistag_home  # noqa: E402
 from vistag.engine import EngineClient, LocalNode  # noqa: E402
 from vistag.mappings.adapter import EngineAdapter  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
@@ -55,7 +56,7 @@ INDEX = "bench-hnsw"
 def real_embeddings(model: str) -> np.ndarray:
     """Distinct catalog embeddings from the embedding cache."""
     config = get_config(model)
-    data = default_data_dir()
+    data = require_data_dir()
     with open(data / "labels.csv", newline="", encoding="utf-8") as fh:
         shas = list(dict.fromkeys(r["sha256"] for r in csv.DictReader(fh)))
     cache = EmbeddingCache(vistag_home() / "cache" / "embeddings", config.model_id, config.embedding_dim)
@@ -94,17 +95,8 @@ def make_corpus(real: np.ndarray, size: int, dim: int | None, queries: int, seed
 
 
 def exact_top(corpus: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
-    """Exact cosine top-k ids (rows), best first."""
-    best_sim = np.full((len(queries), k), -np.inf, np.float32)
-    best_row = np.zeros((len(queries), k), np.int64)
-    for start in range(0, len(corpus), 65536):
-        sims = queries @ corpus[start:start + 65536].T
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        s = np.concatenate([best_sim, np.take_along_axis(sims, part, axis=1)], axis=1)
-        r = np.concatenate([best_row, part + start], axis=1)
-        keep = np.argsort(-s, axis=1)[:, :k]
-        best_sim, best_row = np.take_along_axis(s, keep, axis=1), np.take_along_axis(r, keep, axis=1)
-    return best_row
+    """Exact cosine top-k ids (rows), best first (the kNN tagger's exact scan)."""
+    return top_k_rows(queries, corpus, k, chunk_size=65536)[0]
 
 
 def load(url: str, corpus: np.ndarray, batch: int, threads: int = 2) -> float:

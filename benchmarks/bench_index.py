@@ -50,6 +50,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def require_data_dir() -> Path:
+    """The fashion-product-images folder, or exit with how to set it."""
+    data = default_data_dir()
+    if data is None:
+        sys.exit("set VISTAG_DATA to the fashion-product-images folder")
+    return data
+
+
 def sample_catalog(data: Path, rows: int, out: Path) -> Path:
     lines = (data / "labels.csv").read_text(encoding="utf-8").splitlines()
     step = max(1, (len(lines) - 1) // rows)
@@ -77,9 +85,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--model", default="efficientnet-lite0")
     args = parser.parse_args()
-    data = default_data_dir()
-    if data is None:
-        sys.exit("set VISTAG_DATA to the fashion-product-images folder")
+    data = require_data_dir()
     print(f"machine: {machine()}")
     work = Path(tempfile.mkdtemp(prefix="vistag-bench-"))
     catalog = sample_catalog(data, args.rows, work / "catalog.csv")

@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, sample_catalog  # noqa: E402
+from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
 
-from vistag.config import ConnectionSettings, default_data_dir  # noqa: E402
+from vistag.config import ConnectionSettings  # noqa: E402
 from vistag.engine import EngineClient, LocalNode  # noqa: E402
 
 
@@ -51,9 +51,7 @@ def main() -> None:
     parser.add_argument("--engine", default="opensearch")
     parser.add_argument("extra", nargs="*", help="more `vistag index` flags (after --)")
     args = parser.parse_args()
-    data = default_data_dir()
-    if data is None:
-        sys.exit("set VISTAG_DATA to the fashion-product-images folder")
+    data = require_data_dir()
     print(f"machine: {machine()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="vistag-bench-memory-"))
     node = LocalNode(args.engine, name="bench", heap="1g")

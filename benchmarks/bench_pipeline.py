@@ -23,14 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, sample_catalog  # noqa: E402
+from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
 
-from vistag.config import default_data_dir  # noqa: E402
 from vistag.indexer.embedding import BatchEmbedder  # noqa: E402
 from vistag.indexer.images import ImageStore  # noqa: E402
 from vistag.indexer.schema import CatalogSchema  # noqa: E402
@@ -47,7 +44,7 @@ def bare_forward(embedder, batches: list, images: int) -> float:
     start = time.perf_counter()
     with torch.inference_mode():
         while done < images:
-            embedder._forward(batches[(done // embedder.batch_size) % len(batches)])
+            embedder.forward_batch(batches[(done // embedder.batch_size) % len(batches)])
             done += embedder.batch_size
     if embedder.device.type == "cuda":
         torch.cuda.synchronize()
@@ -78,9 +75,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--decode-processes", type=int, default=None)
     args = parser.parse_args()
-    data = default_data_dir()
-    if data is None:
-        sys.exit("set VISTAG_DATA to the fashion-product-images folder")
+    data = require_data_dir()
     import torch
 
     print(f"machine: {machine()}", flush=True)
@@ -91,12 +86,10 @@ def main() -> None:
     embedder = create_embedder(args.model, device=args.device, batch_size=args.batch_size, compile=args.compile)
     with ImageStore(data / "images.tar") as store:
         prepared = [embedder.prepare(store.load(r).image) for r in refs[: 8 * args.batch_size]]
-    batches = []
     with torch.inference_mode():
-        for i in range(0, len(prepared) - args.batch_size + 1, args.batch_size):
-            x = torch.from_numpy(np.stack(prepared[i:i + args.batch_size])).to(embedder.device).permute(0, 3, 1, 2)
-            batches.append(((x.float() / 255.0 - embedder._mean) / embedder._std).contiguous(memory_format=torch.channels_last))
-        embedder._forward(batches[0])  # warm-up (and compile)
+        batches = [embedder.prepared_batch(prepared[i:i + args.batch_size]).contiguous(memory_format=torch.channels_last)
+                   for i in range(0, len(prepared) - args.batch_size + 1, args.batch_size)]
+        embedder.forward_batch(batches[0])  # warm-up (and compile)
     processes = args.decode_processes
     print(f"model: {embedder.model_id} on {embedder.device}{' compiled' if args.compile else ''}, batch {args.batch_size}, "
           f"{len(refs) - 1} images per pipeline round, decode processes: "

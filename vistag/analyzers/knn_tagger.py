@@ -172,6 +172,37 @@ def numpy_topk(query: np.ndarray, block: np.ndarray, start: int, k: int,
 TopK = Callable[[np.ndarray, np.ndarray, int, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
 
 
+def top_k_rows(queries: np.ndarray, vectors, k: int, exclude: np.ndarray | None = None, chunk_size: int = 4096,
+               topk: TopK = numpy_topk) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine top-``k`` of unit ``queries`` over ``vectors`` (an array or a
+    :class:`~vistag.analyzers.vector_file.VectorFile`), block by block.
+
+    Args:
+        queries: (n, D) unit vectors.
+        vectors: (N, D) unit vectors, ``k <= N``.
+        k: neighbours per query.
+        exclude: per query, a row never to return (-1: none).
+        chunk_size: rows compared at once (bounds memory).
+        topk: the per-block top-k (numpy, or a device one).
+
+    Returns:
+        (rows, similarities), each (n, k), best first.
+    """
+    n = len(queries)
+    best_sim = np.full((n, k), -np.inf, dtype=np.float32)
+    best_row = np.zeros((n, k), dtype=np.int64)
+    query = np.ascontiguousarray(queries, dtype=np.float32)
+    for start, block in iter_chunks(vectors, chunk_size):
+        part, part_sim = topk(query, block, start, k, None if exclude is None else exclude - start)
+        merged_sim = np.concatenate([best_sim, part_sim], axis=1)
+        merged_row = np.concatenate([best_row, part + start], axis=1)
+        keep = np.argpartition(-merged_sim, k - 1, axis=1)[:, :k]
+        best_sim = np.take_along_axis(merged_sim, keep, axis=1)
+        best_row = np.take_along_axis(merged_row, keep, axis=1)
+    order = np.argsort(-best_sim, axis=1, kind="stable")
+    return np.take_along_axis(best_row, order, axis=1), np.take_along_axis(best_sim, order, axis=1)
+
+
 class KnnTagger:
     """Tags items from their nearest labelled neighbours.
 
@@ -204,7 +235,7 @@ class KnnTagger:
             vectors: (n, D) unit query vectors.
             exclude_ids: per query, a reference id never to return (the item itself).
             exclude_rows: per query, a reference row never to return (-1: none);
-                for reference sets without ids.
+                for reference sets without ids. When given, ``exclude_ids`` is not used.
         """
         ref = self.reference.vectors
         n = len(vectors)
@@ -218,18 +249,7 @@ class KnnTagger:
         elif exclude_ids is not None:
             rows_of = (self.reference.row_of(i) if i is not None else None for i in exclude_ids)
             exclude = np.array([-1 if r is None else r for r in rows_of], dtype=np.int64)
-        best_sim = np.full((n, k), -np.inf, dtype=np.float32)
-        best_row = np.zeros((n, k), dtype=np.int64)
-        query = np.ascontiguousarray(vectors, dtype=np.float32)
-        for start, block in iter_chunks(ref, self.chunk_size):
-            part, part_sim = self.topk(query, block, start, k, None if exclude is None else exclude - start)
-            merged_sim = np.concatenate([best_sim, part_sim], axis=1)
-            merged_row = np.concatenate([best_row, part + start], axis=1)
-            keep = np.argpartition(-merged_sim, k - 1, axis=1)[:, :k]
-            best_sim = np.take_along_axis(merged_sim, keep, axis=1)
-            best_row = np.take_along_axis(merged_row, keep, axis=1)
-        order = np.argsort(-best_sim, axis=1, kind="stable")
-        return np.take_along_axis(best_row, order, axis=1), np.take_along_axis(best_sim, order, axis=1)
+        return top_k_rows(vectors, ref, k, exclude, self.chunk_size, self.topk)
 
     def score(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
               exclude_rows: Sequence[int] | None = None) -> np.ndarray:

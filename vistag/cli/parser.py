@@ -28,8 +28,20 @@ def _model(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--input-size", type=int, default=None, help="input resolution in pixels (default: the model's)")
     group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
     group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
+    _compile_flag(group)
+
+
+def _compile_flag(group) -> None:
     group.add_argument("--compile", action="store_true",
                        help="run the backbone through torch.compile (a one-off 10-40 s; about 2.7x the CPU forward)")
+
+
+def _image_loading(group) -> None:
+    """``--workers`` and ``--decode-processes`` (the embedding pipeline's loading stages)."""
+    group.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
+    group.add_argument("--decode-processes", type=int, default=None,
+                       help="image decode processes (default: a quarter of the cores on CPU, none below 4 cores; all but two "
+                            "with CUDA; 0: decode in the loading threads)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,11 +181,8 @@ def _runtime(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", default=None, help="local backbone weights file (resnet50/vgg16/vgg19)")
     group.add_argument("--device", default=os.environ.get("VISTAG_DEVICE", "auto"), help="auto, cpu or cuda (default %(default)s)")
     group.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default %(default)s)")
-    group.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
-    group.add_argument("--decode-processes", type=int, default=None,
-                       help="image decode processes (default: a quarter of the cores on CPU, all but two with CUDA; 0: in threads)")
-    group.add_argument("--compile", action="store_true",
-                       help="run the backbone through torch.compile (a one-off 10-40 s; about 2.7x the CPU forward)")
+    _image_loading(group)
+    _compile_flag(group)
 
 
 def _catalog(parser: argparse.ArgumentParser) -> None:
@@ -285,9 +294,7 @@ def _indexing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
     parser.add_argument("--top-d", type=int, default=10, help="tags kept per product (default %(default)s)")
     parser.add_argument("--dead-letter", default="dead-letter.jsonl", help="JSONL file for bad rows (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=4, help="image loading threads (default %(default)s)")
-    parser.add_argument("--decode-processes", type=int, default=None,
-                       help="image decode processes (default: a quarter of the cores on CPU, all but two with CUDA; 0: in threads)")
+    _image_loading(parser)
     parser.add_argument("--vector-quantization", choices=("none", "int8"), default=None,
                         help="HNSW over float vectors (none, the default) or int8 scalar-quantized copies (Elasticsearch "
                              "int8_hnsw, OpenSearch Lucene sq): a quarter of the vector memory; --from-index keeps the "

@@ -325,8 +325,8 @@ def _engine_tagger(client: EngineClient, options: IndexOptions, schema: CatalogS
 
 def _device_topk(embedder: BatchEmbedder):
     """The model device's top-k for the kNN scan (CUDA), or ``None`` for numpy."""
-    device = getattr(embedder.embedder, "device", None)
-    if device is None or getattr(device, "type", "cpu") != "cuda":
+    device = getattr(embedder.embedder, "device", None)  # a torch device: torch is loaded already
+    if device is None:
         return None
     from vistag.models.knn_device import torch_topk
 

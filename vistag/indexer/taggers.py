@@ -52,8 +52,7 @@ class KnnDocumentTagger:
 
     def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
             exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:  # noqa: D102
-        exclude = {"exclude_rows": exclude_rows} if exclude_rows is not None else {"exclude_ids": list(ids)}
-        return [DocumentTags(t) for t in self.tagger.tag(vectors, **exclude)]
+        return [DocumentTags(t) for t in self.tagger.tag(vectors, exclude_ids=list(ids), exclude_rows=exclude_rows)]
 
 
 @dataclass
@@ -82,8 +81,8 @@ class ModelDocumentTagger:
         fields = model.document_fields(vectors, pred)
         outliers = model.claimed_type_outliers(vectors, claimed)
         if self.knn is not None:
-            exclude = {"exclude_rows": exclude_rows} if exclude_rows is not None else {"exclude_ids": list(ids)}
-            scores = (pred.tag_probs + self.knn.score_over(model.tags.classes, vectors, **exclude)) / 2
+            knn = self.knn.score_over(model.tags.classes, vectors, exclude_ids=list(ids), exclude_rows=exclude_rows)
+            scores = (pred.tag_probs + knn) / 2
             thresholds = np.full(scores.shape[1], 0.5, np.float32)
         else:
             scores, thresholds = pred.tag_probs, model.tag_thresholds

@@ -89,8 +89,9 @@ class ImageEmbedder:
         """The uint8 HWC array for one image; :meth:`embed_prepared` normalises it."""
         return prepare(image, self.config)
 
-    def _forward(self, batch: torch.Tensor) -> np.ndarray:
-        """Run one NCHW float batch (already on the device) and return unit vectors."""
+    def forward_batch(self, batch: torch.Tensor) -> np.ndarray:
+        """Run one NCHW float batch (already on the device) and return unit vectors
+        (the bare model forward; call under ``torch.inference_mode()``)."""
         n = len(batch)
         if self.compiled and n < self.batch_size:  # one static shape: no recompilation
             batch = torch.cat([batch, batch.new_zeros((self.batch_size - n, *batch.shape[1:]))])
@@ -114,7 +115,7 @@ class ImageEmbedder:
         """Embed preprocessed float CHW arrays; returns (N, D) float32 unit vectors."""
         if len(arrays) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = [self._forward(self._to_device(np.stack(arrays[start:start + self.batch_size])))
+        out = [self.forward_batch(self._to_device(np.stack(arrays[start:start + self.batch_size])))
                for start in range(0, len(arrays), self.batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
@@ -127,12 +128,14 @@ class ImageEmbedder:
         """
         if len(arrays) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        for start in range(0, len(arrays), self.batch_size):
-            batch = self._to_device(np.stack(arrays[start:start + self.batch_size])).permute(0, 3, 1, 2)
-            batch = (batch.float() * (1.0 / 255.0) - self._mean) / self._std
-            out.append(self._forward(batch))
+        out = [self.forward_batch(self.prepared_batch(arrays[start:start + self.batch_size]))
+               for start in range(0, len(arrays), self.batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    def prepared_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 HWC arrays -> the normalised NCHW float batch on the device."""
+        batch = self._to_device(np.stack(arrays)).permute(0, 3, 1, 2)
+        return (batch.float() * (1.0 / 255.0) - self._mean) / self._std
 
     def embed_images(self, images: Iterable[Image.Image]) -> np.ndarray:
         """Preprocess and embed PIL images; returns (N, D) float32 unit vectors."""
