@@ -44,7 +44,8 @@ from bench_index import machine, require_data_dir  # noqa: E402
 
 from vistag.analyzers.knn_tagger import top_k_rows  # noqa: E402
 from vistag.config import ConnectionSettings, vistag_home  # noqa: E402
-from vistag.engine import EngineClient, LocalNode  # noqa: E402
+from vistag.engine.connect import connect  # noqa: E402
+from vistag.engine import LocalNode  # noqa: E402
 from vistag.mappings.adapter import EngineAdapter  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
 from vistag.models.registry import get_config  # noqa: E402
@@ -140,15 +141,15 @@ def query_body(engine: str, vector: list[float], k: int, candidates: int, oversa
 
 def run_variant(engine: str, url: str, corpus: np.ndarray, queries: np.ndarray, truth: np.ndarray,
                 quantization: str, batch: int, k: int, candidates: int) -> list[dict]:
-    client = EngineClient(ConnectionSettings(url=url))
-    client.request("DELETE", f"/{INDEX}", ok_statuses=(404,))
+    client = connect(ConnectionSettings(urls=(url,)))
+    client.delete_index(INDEX)
     adapter = EngineAdapter(client.info())
     # compound_format false: per-file sizes (graph, vectors, quantized vectors) stay visible.
     settings = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1", "compound_format": False}
     if engine == "opensearch":
         settings["knn"] = True
     mapping = {"dynamic": "strict", "properties": {FIELD: adapter.vector_mapping(corpus.shape[1], quantization)}}
-    client.request("PUT", f"/{INDEX}", {"settings": {"index": settings}, "mappings": mapping})
+    client.create_index(INDEX, {"settings": {"index": settings}, "mappings": mapping})
     load_s = load(url, corpus, batch)
     started = time.perf_counter()
     requests.post(f"{url}/{INDEX}/_refresh", timeout=3600)

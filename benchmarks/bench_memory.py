@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
 
 from vistag.config import ConnectionSettings  # noqa: E402
-from vistag.engine import EngineClient, LocalNode  # noqa: E402
+from vistag.engine.connect import connect  # noqa: E402
+from vistag.engine import LocalNode  # noqa: E402
 
 
 def run_index(url: str, catalog: Path, images: Path, index: str, work: Path, extra: list[str]) -> tuple[dict, float, float]:
@@ -56,19 +57,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vistag-bench-memory-"))
     node = LocalNode(args.engine, name="bench", heap="1g")
     url = node.start()
-    client = EngineClient(ConnectionSettings(url=url))
+    client = connect(ConnectionSettings(urls=(url,)))
     peaks = {}
     try:
         for rows in args.rows:
             catalog = sample_catalog(data, rows, work / f"catalog-{rows}.csv")
             index = f"bench-memory-{rows}"
-            client.request("DELETE", f"/{index}", ok_statuses=(404,))
+            client.delete_index(index)
             summary, seconds, peak = run_index(url, catalog, data / "images.tar", index, work, args.extra)
             peaks[rows] = peak
             print(f"{summary['indexed']} rows: {seconds:.0f} s ({summary['indexed'] / seconds:.0f} docs/s), "
                   f"{summary['embedded']} images embedded, {summary['cache_hits']} from the cache, "
                   f"peak RSS {peak:.0f} MB", flush=True)
-            client.request("DELETE", f"/{index}", ok_statuses=(404,))
+            client.delete_index(index)
     finally:
         node.stop()
     smallest, largest = min(peaks), max(peaks)

@@ -39,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import machine  # noqa: E402
 
 from vistag.analyzers.relations import TagRelations  # noqa: E402
-from vistag.analyzers.tags import tags_from_labels  # noqa: E402
+from vistag.vocabulary import tags_from_labels  # noqa: E402
 from vistag.config import ConnectionSettings, default_data_dir, vistag_home  # noqa: E402
-from vistag.engine import EngineClient, LocalNode  # noqa: E402
+from vistag.engine.connect import connect  # noqa: E402
+from vistag.engine import LocalNode  # noqa: E402
 from vistag.indexer.embedding import BatchEmbedder  # noqa: E402
-from vistag.indexer.images import ImageStore  # noqa: E402
+from vistag.images import ImageStore  # noqa: E402
 from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
 from vistag.indexer.schema import CatalogSchema  # noqa: E402
 from vistag.models import create_embedder  # noqa: E402
@@ -136,12 +137,12 @@ def main() -> None:
     report: dict[str, dict] = {}
     for engine in args.engines:
         node = LocalNode(engine, name="bench", heap="1g")
-        client = EngineClient(ConnectionSettings(url=node.start()))
+        client = connect(ConnectionSettings(urls=(node.start(),)))
         variants = [("bench-products", None)]
         if engine == "opensearch":
             variants.append(("bench-products-exp", rel_path))
         for index, relations_file in variants:
-            client.request("DELETE", f"/{index}", ok_statuses=(404,))
+            client.delete_index(index)
             batch = BatchEmbedder(embedder, store, cache, workers=2)
             options = IndexOptions(index=index, progress=False, dead_letter=work / f"{engine}-{index}.jsonl",
                                    relations=relations_file, chunk_size=1000)

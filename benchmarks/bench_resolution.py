@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vistag.config import default_data_dir
-from vistag.indexer.images import ImageStore
+from vistag.images import ImageStore
 from vistag.models.backbones import build_efficientnet_lite
 from vistag.models.preprocess import preprocess
 from vistag.models.registry import get_config

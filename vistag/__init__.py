@@ -1,16 +1,68 @@
 """vistag: visual tagging and search-engine indexing for e-commerce catalogs.
 
-Importing this package is cheap: it does not import torch, open a connection or
-touch the disk. Heavy parts live in sub-packages and load on use:
+The front door, in the spirit of eland and sentence-transformers: hand vistag the
+``Elasticsearch`` or ``OpenSearch`` client you already configured::
 
-* :mod:`vistag.engine` -- local Elasticsearch/OpenSearch nodes and the HTTP client.
+    import vistag
+    from opensearchpy import OpenSearch            # or elasticsearch.Elasticsearch
+    client = OpenSearch("http://127.0.0.1:9200")
+    summary = vistag.index_catalog(client, "catalog.csv", images="images/", index="products")
+    hits = vistag.Searcher(client, "products").image("photo.jpg", k=10)
+    tags = vistag.Tagger(reference="catalog.csv", images="images/").tag(["a.jpg"])
+
+Importing this package is cheap: it does not import torch or a client library, open
+a connection, read the environment or touch the disk; each name below loads its
+module on first use. The sub-packages, in the direction data flows:
+
+* :mod:`vistag.indexer` -- catalogs (:mod:`~vistag.indexer.catalog`), bulk indexing, reindexing.
+* :mod:`vistag.images` -- image sources (folder, ``.tar``, URLs, bytes, PIL) and safe decoding.
+* :mod:`vistag.models` -- CNN backbones, batched embedding, trained heads (torch).
+* :mod:`vistag.analyzers` -- the kNN tagger and tag relations (numpy).
 * :mod:`vistag.mappings` -- index templates and stored search templates.
-* :mod:`vistag.models` -- CNN backbones and batched image embedding (torch).
-* :mod:`vistag.analyzers` -- tags from labels and the kNN tagger.
-* :mod:`vistag.indexer` -- catalog reading, image loading and bulk indexing.
-* :mod:`vistag.search` -- keyword, tag and image queries.
+* :mod:`vistag.engine` -- the adapter over the official clients, and local nodes.
+* :mod:`vistag.search` -- keyword, tag, image, similar and hybrid queries.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "index_catalog": "vistag.api",
+    "Tagger": "vistag.api",
+    "Searcher": "vistag.search.queries",
+    "Hit": "vistag.search.queries",
+    "IndexSummary": "vistag.indexer.pipeline",
+    "IndexOptions": "vistag.indexer.pipeline",
+    "CatalogSchema": "vistag.indexer.schema",
+    "EngineClient": "vistag.engine.client",
+    "RetryPolicy": "vistag.engine.retry",
+    "install_templates": "vistag.mappings.install",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.api import Tagger, index_catalog
+    from vistag.engine.client import EngineClient
+    from vistag.engine.retry import RetryPolicy
+    from vistag.indexer.pipeline import IndexOptions, IndexSummary
+    from vistag.indexer.schema import CatalogSchema
+    from vistag.mappings.install import install_templates
+    from vistag.search.queries import Hit, Searcher
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vistag' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -44,36 +44,69 @@ def default_data_dir() -> Path | None:
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """How to reach an existing cluster.
+    """How the CLI reaches a cluster (library users pass their own client object instead).
 
     Attributes:
-        url: base URL, e.g. ``https://search.example.com:9200``; ``None`` means
-            "the local node vistag started".
-        api_key: an Elasticsearch/OpenSearch API key (the base64 ``id:key`` form).
+        urls: node URLs, e.g. ``("https://es1:9200", "https://es2:9200")``; empty means
+            "the local node vistag started" (or Elastic Cloud with ``cloud_id``).
+        engine: ``elasticsearch`` or ``opensearch`` when known (else detected).
+        api_key: an API key (the base64 ``id:key`` form).
         username: basic-auth user.
         password: basic-auth password.
-        ca_cert: path of a CA bundle used to verify TLS.
-        verify_tls: set to ``False`` only for throwaway test clusters.
+        bearer_token: an OAuth/JWT bearer token.
+        cloud_id: an Elastic Cloud deployment id (Elasticsearch only).
+        ca_cert: CA bundle that verifies the server certificates.
+        client_cert: client certificate (PEM) for mutual TLS.
+        client_key: its private key (PEM).
+        verify_tls: ``False`` only for throwaway test clusters (logged loudly).
+        aws_sigv4: ``es`` or ``aoss``: sign every request with AWS SigV4 (OpenSearch only).
+        aws_region: the AWS region SigV4 signs for.
+        http_compress: gzip request bodies.
         timeout: request timeout in seconds.
+
+    Example:
+        >>> ConnectionSettings(urls=("http://127.0.0.1:9200",)).url
+        'http://127.0.0.1:9200'
     """
 
-    url: str | None = None
+    urls: tuple[str, ...] = ()
+    engine: str | None = None
     api_key: str | None = field(default=None, repr=False)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    cloud_id: str | None = None
     ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     verify_tls: bool = True
+    aws_sigv4: str | None = None
+    aws_region: str | None = None
+    http_compress: bool = False
     timeout: float = 60.0
+
+    @property
+    def url(self) -> str | None:
+        """The first node URL (``None`` when there is none)."""
+        return self.urls[0] if self.urls else None
 
     @classmethod
     def from_env(cls, **overrides: object) -> "ConnectionSettings":
-        """Build settings from ``VISTAG_*`` variables; non-``None`` overrides win."""
+        """Build settings from ``VISTAG_*`` variables (``VISTAG_URL`` may list several, comma-separated) and
+        ``AWS_REGION``; non-``None`` overrides win."""
+        env_urls = tuple(u.strip() for u in os.environ.get("VISTAG_URL", "").split(",") if u.strip())
         values: dict[str, object] = {
-            "url": os.environ.get("VISTAG_URL") or None,
+            "urls": env_urls,
             "api_key": os.environ.get("VISTAG_API_KEY") or None,
             "username": os.environ.get("VISTAG_USER") or None,
             "password": os.environ.get("VISTAG_PASSWORD") or None,
+            "bearer_token": os.environ.get("VISTAG_BEARER_TOKEN") or None,
+            "cloud_id": os.environ.get("VISTAG_CLOUD_ID") or None,
             "ca_cert": os.environ.get("VISTAG_CA_CERT") or None,
+            "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
         }
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        if isinstance(values.get("urls"), str):
+            values["urls"] = (values["urls"],)
+        values["urls"] = tuple(u.rstrip("/") for u in values["urls"])  # type: ignore[union-attr]
         return cls(**values)  # type: ignore[arg-type]

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import write_slice
-from vistag.config import ConnectionSettings
 from vistag.engine import EngineClient, LocalNode
+from vistag.errors import EngineError
 
 ENGINES = ("opensearch", "elasticsearch")
 _NODES: dict[str, LocalNode] = {}
@@ -42,15 +41,19 @@ def _stop_nodes():
         node.stop()
 
 
-def wipe(url: str) -> None:
-    """Delete every non-system index and vistag index template (stored scripts are overwritten on install)."""
-    for idx in requests.get(f"{url}/_cat/indices", params={"format": "json", "h": "index"}, timeout=30).json():
-        if not idx["index"].startswith("."):
-            requests.delete(f"{url}/{idx['index']}", timeout=60)
-    templates = requests.get(f"{url}/_index_template/vistag-*", timeout=30)
-    if templates.ok:
-        for tpl in templates.json().get("index_templates", []):
-            requests.delete(f"{url}/_index_template/{tpl['name']}", timeout=30)
+def wipe(node: LocalNode) -> None:
+    """Delete every non-system index, vistag index template and vistag stored script."""
+    client = node.client()
+    for index in client.indices("*"):
+        if not index.startswith("."):
+            client.delete_index(index)
+    try:
+        templates = client.perform("GET", "/_index_template/vistag-*")
+    except EngineError:  # 404: none
+        templates = {}
+    for tpl in templates.get("index_templates", []):
+        client.delete_index_template(tpl["name"])
+    client.close()
 
 
 @pytest.fixture(params=[pytest.param(e, marks=getattr(pytest.mark, e)) for e in ENGINES])
@@ -59,14 +62,14 @@ def node(request) -> LocalNode:
     node = start_node(request.param)
     if not node.health():
         node.restart()
-    wipe(node.url)
+    wipe(node)
     return node
 
 
 @pytest.fixture
 def client(node) -> EngineClient:
     """A client for :func:`node`."""
-    return EngineClient(ConnectionSettings(url=node.url))
+    return node.client()
 
 
 @pytest.fixture(scope="session")

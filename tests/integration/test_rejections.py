@@ -12,9 +12,10 @@ import requests
 
 from tests.conftest import write_slice
 from vistag.config import ConnectionSettings
-from vistag.engine import EngineClient, LocalNode
+from vistag.engine.connect import connect
+from vistag.engine import LocalNode
 from vistag.indexer.embedding import BatchEmbedder
-from vistag.indexer.images import ImageStore
+from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, index_catalog
 from vistag.indexer.schema import CatalogSchema
 
@@ -31,15 +32,15 @@ def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
                      settings={"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"})
     url = node.start()
     try:
-        client = EngineClient(ConnectionSettings(url=url))
-        client.request("DELETE", "/storm", ok_statuses=(404,))
+        client = connect(ConnectionSettings(urls=(url,)))
+        client.delete_index("storm")
         catalog, images, rows = write_slice(data_dir, tmp_path, 120, start=17)
         schema = CatalogSchema.bundled()
         # Pre-create the index with many shards; vistag's template supplies the mappings.
         from vistag.mappings import DocumentSpec, install_index_template
 
         install_index_template(client, DocumentSpec(name="storm", vector_dim=1840))
-        client.request("PUT", "/storm", {"settings": {"index": {"number_of_shards": 6, "number_of_replicas": 0}}})
+        client.create_index("storm", {"settings": {"index": {"number_of_shards": 6, "number_of_replicas": 0}}})
         embedder = create_embedder("efficientnet-lite0", device="cpu")
         with ImageStore(images) as store:
             batch = BatchEmbedder(embedder, store, embedding_cache(embedder))
@@ -51,6 +52,7 @@ def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
         rejected = sum(n["thread_pool"]["write"]["rejected"] for n in stats["nodes"].values())
         assert rejected > 0, "the storm did not happen: no write was rejected"
         assert summary.ok and summary.indexed == 120 and summary.failed == 0
+        assert summary.retries > 0, "rejected items were resent but the retries counter did not count them"
         client.refresh("storm")
         assert client.count("storm") == 120
         ids = requests.post(f"{url}/storm/_search", json={"size": 200, "_source": False}, timeout=10).json()["hits"]["hits"]

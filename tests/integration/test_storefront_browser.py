@@ -10,8 +10,8 @@ import pytest
 from tests.integration.conftest import start_node, wipe
 from vistag.cli.main import main
 from vistag.config import ConnectionSettings
-from vistag.engine import EngineClient
-from vistag.indexer.images import ImageStore
+from vistag.engine.connect import connect
+from vistag.images import ImageStore
 from vistag.search import Searcher
 
 pytestmark = [pytest.mark.browser, pytest.mark.opensearch, pytest.mark.torch]
@@ -53,12 +53,12 @@ def test_storefront_search_chips_upload_and_similar(browser, small_catalog, tmp_
     from vistag.serve import Storefront, serve_in_thread
 
     node = start_node("opensearch")
-    wipe(node.url)
+    wipe(node)
     catalog, images, rows = small_catalog
     assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--json",
                  "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
     capsys.readouterr()
-    client = EngineClient(ConnectionSettings(url=node.url))
+    client = connect(ConnectionSettings(urls=(node.url,)))
     tag_sets = [h["_source"]["tags"] for h in client.search("products", {"size": 100})["hits"]["hits"]]
     embedder = create_embedder("efficientnet-lite0", device="cpu")
     app = Storefront(Searcher(client, "products"), ImageStore(images),

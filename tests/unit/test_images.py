@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vistag.indexer import images
-from vistag.indexer.images import ImageLoadError, ImageStore, decode_image
+from vistag import images
+from vistag.images import ImageLoadError, ImageStore, decode_image
 from vistag.models.config import BackboneConfig
 from vistag.models.preprocess import pad_to_square, preprocess, to_rgb
 
@@ -36,10 +36,38 @@ def test_truncated_jpeg():
         decode_image(data[: len(data) // 2], "cut.jpg")
 
 
-def test_pixel_bomb_is_refused_before_decoding(monkeypatch):
-    monkeypatch.setattr(images, "MAX_PIXELS", 100 * 100)
+def test_pixel_bomb_is_refused_before_decoding():
+    with pytest.raises(ImageLoadError, match="bomb.png.*(pixel limit|DecompressionBomb)"):
+        decode_image(_bomb_png(40000, 40000), "bomb.png")
     with pytest.raises(ImageLoadError, match="pixel limit"):
-        decode_image(_jpeg((200, 200)), "big.jpg")
+        decode_image(_jpeg((200, 200)), "big.jpg", max_pixels=100 * 100)
+    assert decode_image(_jpeg((200, 200)), "ok.jpg", max_pixels=200 * 200).width == 200
+
+
+def test_store_takes_bytes_and_pil_images_and_limits_bytes():
+    store = images.ImageStore(max_bytes=1000)
+    pil = Image.new("RGB", (30, 20), (200, 10, 10))
+    assert store.load(pil).width == 30
+    with pytest.raises(ImageLoadError, match="over the 1000-byte limit"):
+        store.load(_jpeg((400, 400)))
+
+
+def test_limits_are_not_read_from_the_environment_at_import(monkeypatch):
+    monkeypatch.setenv("VISTAG_MAX_IMAGE_PIXELS", "100")
+    assert images.MAX_PIXELS == 64_000_000  # the module constant does not follow the environment
+    assert images.limits_from_env()[0] == 100  # the CLI reads it on purpose
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG header that claims a huge image (no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 def test_cmyk_16bit_and_animated_decode():

@@ -27,11 +27,22 @@ def test_env_defaults(monkeypatch):
     assert build_parser().parse_args(["search", "--query", "x"]).engine == "elasticsearch"
 
 
-def test_versions_are_pinned_once():
-    assert DISTRIBUTIONS["opensearch"].version.startswith("2.")
-    assert DISTRIBUTIONS["elasticsearch"].version.startswith("8.")
+def test_pinned_plugins_match_their_distribution_and_majors_are_supported():
+    from vistag.engine.versions import SUPPORTED_MAJORS
+
+    for name, dist in DISTRIBUTIONS.items():
+        assert int(dist.version.split(".")[0]) in SUPPORTED_MAJORS[name]
+    # OpenSearch refuses a plugin built for another version: the k-NN zip must be <dist version>.0.
     knn = DISTRIBUTIONS["opensearch"].plugins[0]
-    assert knn.version.startswith(DISTRIBUTIONS["opensearch"].version)
+    assert knn.version == DISTRIBUTIONS["opensearch"].version + ".0"
+
+
+def test_import_vistag_is_lazy_and_exports_the_front_door():
+    code = ("import sys, vistag; names = set(vistag.__all__); "
+            "print(any(m in sys.modules for m in ('torch', 'elasticsearch', 'opensearchpy', 'vistag.api')), "
+            "{'index_catalog', 'Searcher', 'Tagger', 'install_templates'} <= names, callable(vistag.index_catalog))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys, monkeypatch):

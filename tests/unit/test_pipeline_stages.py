@@ -91,7 +91,7 @@ def _jpeg(colour) -> bytes:
 def test_embed_stream_keeps_order_reports_bad_images_and_uses_the_cache(tmp_path, processes):
     pytest.importorskip("torch")
     from vistag.indexer.embedding import BatchEmbedder
-    from vistag.indexer.images import ImageStore
+    from vistag.images import ImageStore
     from vistag.models import create_embedder
 
     folder = tmp_path / "img"

@@ -6,7 +6,7 @@ import threading
 import pytest
 from PIL import Image
 
-from vistag.indexer.images import ImageLoadError, ImageStore
+from vistag.images import ImageLoadError, ImageStore
 
 
 @pytest.fixture

@@ -13,11 +13,24 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (defaults from VISTAG_* environment variables)")
     group.add_argument("--engine", choices=ENGINES, default=default_engine(),
                        help="local engine to use when no --url is given (env VISTAG_ENGINE, default %(default)s)")
-    group.add_argument("--url", default=None, help="cluster URL (env VISTAG_URL); default: the local node of --engine")
+    group.add_argument("--url", action="append", default=None, metavar="URL",
+                       help="a node URL; repeat for several nodes (env VISTAG_URL, comma-separated); "
+                            "default: the local node of --engine")
+    group.add_argument("--cloud-id", default=None, help="Elastic Cloud deployment id (env VISTAG_CLOUD_ID)")
     group.add_argument("--api-key", default=None, help="API key, base64 id:key form (env VISTAG_API_KEY)")
+    group.add_argument("--bearer-token", default=None, help="bearer token (env VISTAG_BEARER_TOKEN)")
     group.add_argument("--user", default=None, help="basic-auth user (env VISTAG_USER)")
     group.add_argument("--password", default=None, help="basic-auth password (env VISTAG_PASSWORD)")
     group.add_argument("--ca-cert", default=None, help="CA bundle to verify TLS (env VISTAG_CA_CERT)")
+    group.add_argument("--client-cert", default=None, help="client certificate (PEM) for mutual TLS")
+    group.add_argument("--client-key", default=None, help="private key (PEM) of --client-cert")
+    group.add_argument("--no-verify-tls", action="store_true",
+                       help="do NOT verify the server certificate (throwaway test clusters only; logged as a warning)")
+    group.add_argument("--aws-sigv4", choices=("es", "aoss"), default=None,
+                       help="sign requests with AWS SigV4 for Amazon OpenSearch Service (es) or Serverless (aoss); "
+                            "credentials from the AWS environment")
+    group.add_argument("--aws-region", default=None, help="AWS region for --aws-sigv4 (env AWS_REGION)")
+    group.add_argument("--http-compress", action="store_true", help="gzip request bodies (bulk requests shrink ~3x)")
 
 
 def _model(parser: argparse.ArgumentParser) -> None:
@@ -304,6 +317,7 @@ def _indexing(parser: argparse.ArgumentParser) -> None:
                              "scanning a reference catalog (for reference sets of millions of rows)")
     parser.add_argument("--knn-batch", type=int, default=256, help="rows tagged per kNN scan of the reference set (default %(default)s)")
     parser.add_argument("--bulk-threads", type=int, default=2, help="bulk requests in flight (default %(default)s)")
+    parser.add_argument("--pipeline", default=None, help="ingest pipeline every document goes through")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
     parser.add_argument("--chunk-bytes", type=int, default=10 * 1024 * 1024, help="bytes per bulk request (default 10 MiB)")
     parser.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items (default %(default)s)")

@@ -1,23 +1,31 @@
-"""A small HTTP client for Elasticsearch 8 and OpenSearch 2 over ``requests``.
+"""The one adapter between vistag and a cluster: the user's official client, wrapped.
 
-It does the few things vistag needs the same way on both engines: JSON requests,
-NDJSON bulk bodies, API-key / basic auth, TLS with a CA file, and detection of
-which engine (and which optional modules) it is talking to. Credentials never
-appear in ``repr``, logs or error messages.
+vistag never opens its own HTTP connections to an engine. It takes an
+``elasticsearch.Elasticsearch`` or an ``opensearchpy.OpenSearch`` object that the
+user configured (hosts, auth, TLS, SigV4, retries, compression, ...) and calls its
+methods; :mod:`vistag.engine.connect` builds one from a URL for the CLI. This
+module is the only place that knows how the two libraries differ (``operations=``
+vs ``body=``, ``searches=`` vs ``body=``, their exceptions) and which engine and
+modules are behind them. Every call goes through a :class:`RetryPolicy`, so 429s,
+502/503/504s and lost connections are retried with capped backoff everywhere, not
+only in bulk.
+
+Example:
+    >>> from opensearchpy import OpenSearch                       # doctest: +SKIP
+    >>> engine = EngineClient(OpenSearch("http://127.0.0.1:9200"))  # doctest: +SKIP
+    >>> engine.info().engine                                       # doctest: +SKIP
+    'opensearch'
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterator, Mapping, Sequence
 
-import requests
-
-from vistag.config import ConnectionSettings
+from vistag.engine.retry import RetryPolicy
 from vistag.engine.versions import SUPPORTED_MAJORS
-from vistag.errors import EngineError, EngineUnavailable
+from vistag.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -47,108 +55,95 @@ class EngineInfo:
         return not self.modules or module in self.modules
 
 
+def library_of(client: object) -> str:
+    """``elasticsearch`` or ``opensearchpy``: which official library ``client`` comes from.
+
+    Raises:
+        ConfigError: ``client`` is neither library's client.
+    """
+    for cls in type(client).__mro__:
+        module = cls.__module__.split(".")[0]
+        if cls.__name__ == "Elasticsearch" and module == "elasticsearch":
+            return "elasticsearch"
+        if cls.__name__ == "OpenSearch" and module == "opensearchpy":
+            return "opensearchpy"
+    raise ConfigError(f"expected an elasticsearch.Elasticsearch or opensearchpy.OpenSearch client, got {type(client).__name__}")
+
+
 class EngineClient:
-    """Thin client for one cluster.
+    """vistag's view of one cluster, through the user's official client.
 
     Args:
-        settings: URL and credentials.
-        session: an optional ``requests.Session`` to reuse.
+        client: an ``Elasticsearch`` (8.x or 9.x) or ``OpenSearch`` (2.x or 3.x) object,
+            or another :class:`EngineClient` (returned as is by :func:`as_engine`).
+        retry: backoff for every call (bulk items have their own, see
+            :mod:`vistag.indexer.bulk`).
+        label: how messages name the cluster (never a secret); default: the first host.
+
+    Example:
+        >>> from elasticsearch import Elasticsearch                      # doctest: +SKIP
+        >>> engine = EngineClient(Elasticsearch("http://127.0.0.1:9200"))  # doctest: +SKIP
+        >>> engine.count("products")                                      # doctest: +SKIP
+        200
     """
 
-    def __init__(self, settings: ConnectionSettings, session: requests.Session | None = None) -> None:
-        if not settings.url:
-            raise EngineError("no engine URL: pass --url, set VISTAG_URL, or start a local node with `vistag engine start`")
-        self.settings = settings
-        self.url = settings.url.rstrip("/")
-        self.session = session or requests.Session()
-        if settings.api_key:
-            self.session.headers["Authorization"] = f"ApiKey {settings.api_key}"
-        elif settings.username:
-            self.session.auth = (settings.username, settings.password or "")
-        # Passed on every request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
-        # session-level `verify`, which would silently ignore --ca-cert.
-        self.verify: str | bool = settings.ca_cert or settings.verify_tls
-        self.session.verify = self.verify
+    def __init__(self, client: Any, retry: RetryPolicy | None = None, label: str | None = None) -> None:
+        self.raw = client
+        self.library = library_of(client)
+        self.retry = retry or RetryPolicy()
+        self.label = label or _first_host(client)
         self._info: EngineInfo | None = None
 
     def __repr__(self) -> str:
-        return f"EngineClient(url={self.url!r})"
+        return f"EngineClient({self.library}, {self.label!r})"
 
-    # ------------------------------------------------------------------ basics
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        params: dict[str, Any] | None = None,
-        *,
-        ndjson: bytes | None = None,
-        ok_statuses: Iterable[int] = (),
-        timeout: float | None = None,
-    ) -> Any:
-        """Send a request and return the decoded JSON body.
+    # ------------------------------------------------------------------ plumbing
+    def call(self, what: str, fn: Any, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> Any:
+        """Call ``fn`` under the retry policy; unwrap elasticsearch's ``ObjectApiResponse`` to a dict."""
+        result = (retry or self.retry).call(what, fn, *args, **kwargs)
+        return getattr(result, "body", result)
 
-        Args:
-            method: HTTP method.
-            path: path below the base URL, e.g. ``"/products/_search"``.
-            body: a JSON-serialisable body.
-            params: query-string parameters.
-            ndjson: a raw NDJSON body (bulk); excludes ``body``.
-            ok_statuses: non-2xx statuses to return instead of raising (e.g. 404).
-            timeout: seconds; defaults to the settings' timeout.
+    def perform(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """A request the client has no method for (the only place vistag writes a REST path)."""
+        what = f"{method} {path}"
+        if self.library == "elasticsearch":
+            headers = {"accept": "application/json"}
+            if body is not None:
+                headers["content-type"] = "application/json"
+            return self.call(what, self.raw.perform_request, method, path, params=params, body=body, headers=headers)
+        return self.call(what, self.raw.transport.perform_request, method, path, params=params, body=body)
 
-        Raises:
-            EngineUnavailable: connection failure, timeout, or 502/503/504.
-            EngineError: any other non-2xx answer not in ``ok_statuses``.
-        """
-        headers = {}
-        data: bytes | None = None
-        if ndjson is not None:
-            data, headers["Content-Type"] = ndjson, "application/x-ndjson"
-        elif body is not None:
-            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    @property
+    def _es(self) -> bool:
+        return self.library == "elasticsearch"
+
+    def _missing_ok(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """The call's result, or ``None`` when the engine answers 404."""
         try:
-            resp = self.session.request(
-                method, self.url + path, data=data, params=params, headers=headers,
-                timeout=timeout or self.settings.timeout, verify=self.verify,
-            )
-        except requests.exceptions.SSLError as exc:
-            raise EngineUnavailable(f"TLS error talking to {self.url}: {type(exc).__name__} (check --ca-cert)") from None
-        except requests.RequestException as exc:
-            raise EngineUnavailable(f"cannot reach {self.url}: {type(exc).__name__}") from None
-        try:
-            payload = resp.json() if resp.content else {}
-        except ValueError:
-            payload = resp.text
-        if resp.ok or resp.status_code in set(ok_statuses):
-            return payload
-        reason = _error_reason(payload)
-        message = f"{method} {path} -> HTTP {resp.status_code}: {reason}"
-        if resp.status_code in (502, 503, 504):
-            raise EngineUnavailable(message, resp.status_code, payload)
-        if resp.status_code == 401:
-            message += " (check the API key or user/password)"
-        raise EngineError(message, resp.status_code, payload)
+            return self.call(what, fn, *args, **kwargs)
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
-    # ---------------------------------------------------------------- metadata
+    # ------------------------------------------------------------------ metadata
     def info(self, refresh: bool = False) -> EngineInfo:
-        """Detect the engine, its version and modules (cached)."""
+        """Detect the engine, its version and its modules (cached).
+
+        Reads ``_nodes/plugins`` (both engines, and Elasticsearch 9 integ-test zips,
+        whose ``GET /`` answers 405). Without the privilege to read it, the version
+        comes from ``GET /`` and every module is assumed present.
+        """
         if self._info is not None and not refresh:
             return self._info
-        engine = version = None
-        try:
-            root = self.request("GET", "/")
-            version_info = root.get("version", {}) if isinstance(root, dict) else {}
-            version = version_info.get("number")
-            engine = "opensearch" if version_info.get("distribution") == "opensearch" else "elasticsearch"
-        except EngineError as exc:
-            if exc.status not in (403, 405):  # the ES integ-test zip has no GET /
-                raise
+        engine = "elasticsearch" if self._es else "opensearch"
+        version = None
         modules: frozenset[str] = frozenset()
         try:
-            nodes = self.request("GET", "/_nodes/plugins", params={"filter_path": "nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name,nodes.*.build_type,nodes.*.build_flavor"})
+            nodes = self.call("GET _nodes/plugins", self.raw.nodes.info, metric="plugins",
+                              filter_path="nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name")
             per_node = []
-            for node in nodes.get("nodes", {}).values():
+            for node in (nodes.get("nodes") or {}).values():
                 version = version or node.get("version")
                 per_node.append({m["name"] for m in node.get("modules", []) + node.get("plugins", [])})
             if per_node:
@@ -156,48 +151,264 @@ class EngineClient:
         except EngineError as exc:
             if exc.status != 403:
                 raise
-        if engine is None:
-            resp = self.session.get(self.url + "/_cluster/health", timeout=self.settings.timeout, verify=self.verify)
-            engine = "elasticsearch" if resp.headers.get("X-elastic-product") == "Elasticsearch" else "opensearch"
+            root = self.call("GET /", self.raw.info)
+            version = (root.get("version") or {}).get("number")
         if not version:
-            raise EngineError(f"could not read the version of the engine at {self.url}")
+            raise EngineError(f"could not read the version of the engine at {self.label}")
+        if not self._es and "opensearch-knn" not in modules and any(m.startswith("x-pack") for m in modules):
+            raise ConfigError(f"{self.label} is Elasticsearch: pass an elasticsearch.Elasticsearch client")
         self._info = EngineInfo(engine=engine, version=version, modules=modules)
         majors = SUPPORTED_MAJORS[engine]
         if self._info.major not in majors:
             logger.warning("%s %s is not a supported version (supported majors: %s)", engine, version, majors)
         return self._info
 
-    # ------------------------------------------------------------- shortcuts
+    @property
+    def engine(self) -> str:
+        """``elasticsearch`` or ``opensearch``."""
+        return self.info().engine
+
+    def cluster_health(self, timeout: str | None = None, wait_for_status: str | None = None) -> dict:
+        """``GET _cluster/health``."""
+        kwargs = {k: v for k, v in (("timeout", timeout), ("wait_for_status", wait_for_status)) if v}
+        if self._es:
+            return self.call("GET _cluster/health", self.raw.cluster.health, **kwargs)
+        # opensearch-py takes a `timeout` parameter as the HTTP timeout unless `request_timeout` is given too.
+        params = {**kwargs, "request_timeout": 30} if timeout else kwargs
+        return self.call("GET _cluster/health", self.raw.cluster.health, params=params or None)
+
+    # ------------------------------------------------------------------ indices
     def index_exists(self, index: str) -> bool:
         """Whether an index or alias exists."""
+        return bool(self.call(f"HEAD {index}", self.raw.indices.exists, index=index))
+
+    def create_index(self, index: str, body: Mapping[str, Any] | None = None, exist_ok: bool = False) -> bool:
+        """Create ``index``; returns False when it existed and ``exist_ok``.
+
+        Raises:
+            EngineError: any refusal, including "exists" unless ``exist_ok``.
+        """
         try:
-            resp = self.session.head(f"{self.url}/{index}", timeout=self.settings.timeout, verify=self.verify)
-        except requests.RequestException as exc:
-            raise EngineUnavailable(f"cannot reach {self.url}: {type(exc).__name__}") from None
-        if resp.status_code in (200, 404):
-            return resp.status_code == 200
-        raise EngineError(f"HEAD /{index} -> HTTP {resp.status_code}", resp.status_code)
+            if self._es:
+                self.call(f"PUT {index}", self.raw.indices.create, index=index, **dict(body or {}))
+            else:
+                self.call(f"PUT {index}", self.raw.indices.create, index=index, body=dict(body or {}))
+            return True
+        except EngineError as exc:
+            if exist_ok and exc.status == 400 and "resource_already_exists_exception" in str(exc):
+                return False
+            raise
+
+    def delete_index(self, index: str, missing_ok: bool = True) -> None:
+        """Delete an index (no error when it is missing and ``missing_ok``)."""
+        fn = self._missing_ok if missing_ok else self.call
+        fn(f"DELETE {index}", self.raw.indices.delete, index=index)
+
+    def get_mapping(self, index: str) -> dict:
+        """``GET <index>/_mapping`` (keys: concrete index names)."""
+        return self.call(f"GET {index}/_mapping", self.raw.indices.get_mapping, index=index)
 
     def refresh(self, index: str) -> None:
         """Make recent writes searchable."""
-        self.request("POST", f"/{index}/_refresh")
+        self.call(f"POST {index}/_refresh", self.raw.indices.refresh, index=index)
 
-    def count(self, index: str, query: dict | None = None) -> int:
+    def indices(self, pattern: str) -> list[str]:
+        """Names of the open indices matching ``pattern`` (empty when none)."""
+        resp = self._missing_ok(f"GET {pattern}", self.raw.indices.get, index=pattern, allow_no_indices=True,
+                                expand_wildcards="open", ignore_unavailable=True)
+        return sorted(resp or {})
+
+    def put_index_template(self, name: str, body: Mapping[str, Any]) -> None:
+        """Create or replace a composable index template."""
+        if self._es:
+            self.call(f"PUT _index_template/{name}", self.raw.indices.put_index_template, name=name, **dict(body))
+        else:
+            self.call(f"PUT _index_template/{name}", self.raw.indices.put_index_template, name=name, body=dict(body))
+
+    def get_index_template(self, name: str) -> dict | None:
+        """The body of index template ``name``, or ``None``."""
+        resp = self._missing_ok(f"GET _index_template/{name}", self.raw.indices.get_index_template, name=name)
+        for tpl in (resp or {}).get("index_templates", []):
+            if tpl.get("name") == name:
+                return tpl.get("index_template")
+        return None
+
+    def delete_index_template(self, name: str) -> None:
+        """Delete an index template (no error when missing)."""
+        self._missing_ok(f"DELETE _index_template/{name}", self.raw.indices.delete_index_template, name=name)
+
+    # ------------------------------------------------------------------ aliases
+    def alias_targets(self, alias: str) -> list[str]:
+        """Indices ``alias`` points to (empty when it is not an alias)."""
+        resp = self._missing_ok(f"GET _alias/{alias}", self.raw.indices.get_alias, name=alias)
+        return sorted(k for k, v in (resp or {}).items() if isinstance(v, dict) and "aliases" in v)
+
+    def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
+        """One atomic ``POST _aliases``."""
+        if self._es:
+            self.call("POST _aliases", self.raw.indices.update_aliases, actions=list(actions))
+        else:
+            self.call("POST _aliases", self.raw.indices.update_aliases, body={"actions": list(actions)})
+
+    # ------------------------------------------------------------------ scripts
+    def put_script(self, script_id: str, source: str, lang: str = "mustache") -> None:
+        """Store a search template (or any script)."""
+        script = {"lang": lang, "source": source}
+        if self._es:
+            self.call(f"PUT _scripts/{script_id}", self.raw.put_script, id=script_id, script=script)
+        else:
+            self.call(f"PUT _scripts/{script_id}", self.raw.put_script, id=script_id, body={"script": script})
+
+    def get_script(self, script_id: str) -> str | None:
+        """The source of a stored script, or ``None``."""
+        resp = self._missing_ok(f"GET _scripts/{script_id}", self.raw.get_script, id=script_id)
+        if not resp or not resp.get("found", True):
+            return None
+        return (resp.get("script") or {}).get("source")
+
+    # ------------------------------------------------------------------ reading
+    def search(self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict:
+        """``POST <index>/_search`` with a full body."""
+        return self.call(f"POST {index}/_search", self.raw.search, index=index, body=dict(body), **dict(params or {}))
+
+    def search_template(self, index: str, template_id: str, params: Mapping[str, Any]) -> dict:
+        """Run a stored search template, as a storefront would."""
+        body = {"id": template_id, "params": dict(params)}
+        if self._es:
+            return self.call(f"POST {index}/_search/template", self.raw.search_template, index=index, **body)
+        return self.call(f"POST {index}/_search/template", self.raw.search_template, index=index, body=body)
+
+    def msearch(self, searches: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict]:
+        """Several searches in one ``_msearch``: ``(index, body)`` pairs -> one response each."""
+        lines: list[Mapping[str, Any]] = []
+        for index, body in searches:
+            lines.extend(({"index": index}, body))
+        if self._es:
+            resp = self.call("POST _msearch", self.raw.msearch, searches=lines)
+        else:
+            resp = self.call("POST _msearch", self.raw.msearch, body=lines)
+        return resp["responses"]
+
+    def existing_ids(self, index: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are documents of ``index`` (one ``_mget``, no sources)."""
+        if not ids:
+            return set()
+        if self._es:
+            resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, ids=list(ids), source=False)
+        else:
+            resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, body={"ids": list(ids)},
+                             params={"_source": "false"})
+        return {d["_id"] for d in resp.get("docs", []) if d.get("found")}
+
+    def get_source(self, index: str, doc_id: str, includes: Sequence[str] | None = None) -> dict | None:
+        """The ``_source`` of one document (only ``includes`` fields), or ``None`` when missing."""
+        kwargs: dict[str, Any] = {"index": index, "id": doc_id}
+        if includes:
+            if self._es:
+                kwargs["source_includes"] = list(includes)
+            else:
+                kwargs["params"] = {"_source_includes": ",".join(includes)}
+        resp = self._missing_ok(f"GET {index}/_doc/{doc_id}", self.raw.get, **kwargs)
+        return resp.get("_source", {}) if resp and resp.get("found") else None
+
+    def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         """Number of documents matching ``query`` (all by default)."""
-        body = {"query": query} if query else None
-        return int(self.request("POST", f"/{index}/_count", body)["count"])
+        if self._es:
+            kwargs = {"query": dict(query)} if query else {}
+            return int(self.call(f"POST {index}/_count", self.raw.count, index=index, **kwargs)["count"])
+        body = {"query": dict(query)} if query else None
+        return int(self.call(f"POST {index}/_count", self.raw.count, index=index, body=body)["count"])
 
-    def search(self, index: str, body: dict, params: dict | None = None) -> dict:
-        """Run ``_search`` and return the raw response."""
-        return self.request("POST", f"/{index}/_search", body, params=params)
+    def scan(self, index: str, query: Mapping[str, Any] | None = None, size: int = 500,
+             scroll: str = "5m") -> Iterator[dict]:
+        """Every matching hit of ``index`` (``_id``, ``_source``), through the library's ``helpers.scan``.
+
+        The helper's search and scroll calls run under the retry policy.
+        """
+        helpers = _helpers(self.library)
+        yield from helpers.scan(_Retrying(self.raw, self.retry, self.label), index=index,
+                                query=dict(query or {"query": {"match_all": {}}}), size=size, scroll=scroll)
+
+    # ------------------------------------------------------------------ writing
+    def bulk(self, body: bytes, refresh: str | None = None, pipeline: str | None = None,
+             routing: str | None = None, retry: RetryPolicy | None = None) -> dict:
+        """Send one NDJSON ``_bulk`` body (already encoded) and return the response.
+
+        By default the request itself is not retried here: the bulk layer retries
+        whole requests and single items (see :mod:`vistag.indexer.bulk`).
+        """
+        params = {k: v for k, v in (("refresh", refresh), ("pipeline", pipeline), ("routing", routing)) if v}
+        policy = retry or RetryPolicy(max_retries=0)
+        if self._es:
+            return self.call("POST _bulk", self.raw.bulk, operations=body, retry=policy, **params)
+        return self.call("POST _bulk", self.raw.bulk, body=body, params=params or None, retry=policy)
+
+    def reindex(self, source: str, dest: str) -> dict:
+        """Server-side ``_reindex`` (needs the engine's ``reindex`` module); waits for completion."""
+        body = {"source": {"index": source}, "dest": {"index": dest}}
+        if self._es:
+            return self.call(f"POST _reindex {source}->{dest}", self.raw.reindex, wait_for_completion=True,
+                             refresh=True, **body)
+        return self.call(f"POST _reindex {source}->{dest}", self.raw.reindex, body=body,
+                         params={"wait_for_completion": "true", "refresh": "true"})
+
+    def close(self) -> None:
+        """Close the wrapped client (only when vistag built it; see :func:`as_engine`)."""
+        self.raw.close()
 
 
-def _error_reason(payload: Any) -> str:
-    if isinstance(payload, dict):
-        err = payload.get("error")
-        if isinstance(err, dict):
-            root = (err.get("root_cause") or [err])[0]
-            return f"{root.get('type', 'error')}: {root.get('reason', '')}"[:500]
-        if err:
-            return str(err)[:500]
-    return str(payload)[:500]
+def as_engine(client: Any, retry: RetryPolicy | None = None) -> EngineClient:
+    """An :class:`EngineClient` for a user's client (an ``EngineClient`` is returned as is).
+
+    Example:
+        >>> from opensearchpy import OpenSearch                              # doctest: +SKIP
+        >>> as_engine(OpenSearch("http://127.0.0.1:9200")).engine             # doctest: +SKIP
+        'opensearch'
+    """
+    if isinstance(client, EngineClient):
+        return client
+    return EngineClient(client, retry=retry)
+
+
+def _helpers(library: str) -> Any:
+    if library == "elasticsearch":
+        from elasticsearch import helpers
+    else:
+        from opensearchpy import helpers
+    return helpers
+
+
+def _first_host(client: Any) -> str:
+    """The first node's address, for messages (no credentials)."""
+    try:
+        if hasattr(client, "transport") and hasattr(client.transport, "node_pool"):  # elastic-transport
+            node = client.transport.node_pool.all()[0]
+            return node.base_url
+        hosts = getattr(client.transport, "hosts", None) or []  # opensearch-py
+        if hosts:
+            host = hosts[0]
+            scheme = "https" if host.get("use_ssl") or host.get("scheme") == "https" else "http"
+            return f"{scheme}://{host.get('host', 'localhost')}:{host.get('port', 9200)}"
+    except Exception:  # noqa: BLE001 - a label only
+        pass
+    return "the cluster"
+
+
+class _Retrying:
+    """A client proxy whose method calls run under a :class:`RetryPolicy` (for the libraries' helpers)."""
+
+    def __init__(self, target: Any, retry: RetryPolicy, label: str) -> None:
+        self._target, self._retry, self._label = target, retry, label
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name == "options":
+            return lambda *a, **kw: _Retrying(attr(*a, **kw), self._retry, self._label)
+        if callable(attr):
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return self._retry.call(f"{name} on {self._label}", attr, *args, **kwargs)
+            return call
+        if hasattr(attr, "perform_request") or type(attr).__name__.endswith("Client"):
+            return _Retrying(attr, self._retry, self._label)
+        return attr
+

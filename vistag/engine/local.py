@@ -29,12 +29,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
-from vistag.config import ENGINES, vistag_home
+from vistag.config import ENGINES, ConnectionSettings, vistag_home
 from vistag.engine import artifacts
 from vistag.engine.versions import DISTRIBUTIONS, Distribution
-from vistag.errors import LocalEngineError
+from vistag.engine.client import EngineClient
+from vistag.engine.connect import connect
+from vistag.engine.retry import RetryPolicy
+from vistag.errors import LocalEngineError, VistagError
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ class LocalNode:
         self.extra_settings = dict(settings or {})
         self.configure = configure
         self.scheme = scheme
-        self._check = {"auth": auth, "verify": ca_cert if ca_cert else True}
+        self.auth = auth
+        self.ca_cert = ca_cert
         self.run_dir = self.engines_home / "run" / (engine if name == "default" else f"{engine}-{name}")
         self.state_file = self.run_dir / "node.json"
 
@@ -163,16 +165,36 @@ class LocalNode:
             return state["url"]
         return None
 
-    def health(self, url: str | None = None, timeout: float = 2.0) -> str | None:
+    def client(self, url: str | None = None, retry: RetryPolicy | None = None, timeout: float = 60.0) -> EngineClient:
+        """An :class:`EngineClient` for the node (through the official client of its engine).
+
+        Raises:
+            LocalEngineError: the node is not running and no ``url`` is given.
+        """
+        url = url or self.url
+        if not url:
+            raise LocalEngineError(f"the local {self.engine} node is not running: `vistag engine start --engine {self.engine}`")
+        user, password = self.auth or (None, None)
+        settings = ConnectionSettings(urls=(url,), engine=self.engine, username=user, password=password,
+                                      ca_cert=self.ca_cert, timeout=timeout)
+        return connect(settings, engine=self.engine, retry=retry)
+
+    def health(self, url: str | None = None, timeout: float = 2.0, wait_for: str | None = None) -> str | None:
         """Cluster health colour, or ``None`` when the node does not answer."""
         url = url or self.url
         if not url:
             return None
         try:
-            resp = requests.get(f"{url}/_cluster/health", timeout=timeout, **self._check)
-            return resp.json().get("status") if resp.ok else None
-        except (requests.RequestException, ValueError):
+            client = self.client(url, RetryPolicy(max_retries=0), timeout=timeout + 3)
+        except VistagError:
             return None
+        try:
+            wait = {"wait_for_status": wait_for, "timeout": f"{max(1, int(timeout))}s"} if wait_for else {}
+            return client.cluster_health(**wait).get("status")
+        except VistagError:
+            return None
+        finally:
+            client.close()
 
     def status(self) -> NodeStatus:
         """Return what is known about the node without starting anything."""
@@ -250,13 +272,8 @@ class LocalNode:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise LocalEngineError(f"{self.engine} exited with code {proc.returncode} while starting:\n{_tail(log_file)}")
-            try:
-                resp = requests.get(f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "1s"},
-                                    timeout=5, **self._check)
-                if resp.ok and resp.json().get("status") in ("yellow", "green"):
-                    return url
-            except (requests.RequestException, ValueError):
-                pass
+            if self.health(url, timeout=1.0, wait_for="yellow") in ("yellow", "green"):
+                return url
             time.sleep(0.5)
         self.stop()
         raise LocalEngineError(f"{self.engine} did not become healthy within {timeout:.0f}s:\n{_tail(log_file)}")

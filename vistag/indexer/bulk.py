@@ -1,23 +1,28 @@
-"""Bulk indexing in layers, after elasticsearch-py's ``helpers/actions.py``.
+"""Bulk indexing in layers, after elasticsearch-py's ``helpers/actions.py``, through the user's client.
 
-1. :func:`expand_action` turns a document into its NDJSON action and source lines;
+1. :func:`expand_action` turns an action dict into its NDJSON action and source lines
+   (``_op_type`` ``index``/``create``/``update``/``delete``, ``_index``, ``_id``,
+   ``_routing``; float32 vectors written in their shortest exact form, not as
+   17-digit doubles);
 2. :func:`chunk_actions` groups them into requests bounded by count and bytes;
-3. :func:`send_chunk` sends one request and pairs every response item with its document;
-4. :func:`streaming_bulk` retries only the items rejected with 429/502/503/504
-   (and whole requests that fail to arrive) with capped exponential backoff, and
-   yields ``(ok, item)`` for every document, where ``item["doc"]`` is the original;
-   :func:`parallel_bulk` does the same with several chunks in flight.
+3. :func:`send_chunk` sends one request through :meth:`EngineClient.bulk` and pairs
+   every response item with its action;
+4. :func:`streaming_bulk` retries only the items rejected with 429/502/503/504 (and
+   whole requests that fail to arrive) with capped exponential backoff, and yields
+   ``(ok, item)`` for every action, where ``item["doc"]`` is the original;
+   :func:`parallel_bulk` does the same with several chunks in flight, every thread
+   sending through the same client object (the official clients are thread-safe,
+   so the user's auth, TLS and signer apply to every request);
+5. :func:`bulk` runs either to completion and returns a :class:`BulkResult`, or
+   raises :class:`~vistag.errors.BulkIndexError` when ``raise_on_error``.
 
-Documents are written with the ``index`` op and an explicit ``_id``, so resending an
-item whose first attempt may have landed (a connection cut mid-response) never
-duplicates it.
+Write documents with an explicit ``_id``: resending an item whose first attempt may
+have landed (a connection cut mid-response) then never duplicates it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -25,17 +30,30 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+import orjson
+
 from vistag.engine.client import EngineClient
-from vistag.errors import EngineError, EngineUnavailable
+from vistag.engine.retry import RETRY_STATUSES, RetryPolicy
+from vistag.errors import BulkIndexError, EngineError, EngineUnavailable
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+OP_TYPES = ("index", "create", "update", "delete")
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+Chunk = list[tuple[bytes, "bytes | None", dict]]
 
 
 @dataclass
 class BulkResult:
-    """Counts of one bulk run."""
+    """Counts of one bulk run.
+
+    Attributes:
+        indexed: actions the engine confirmed.
+        rejected: actions refused for good (``errors`` holds them, each with its ``doc``).
+        retries: items and requests sent again after a 429/5xx or a lost connection.
+        errors: the refused items.
+    """
 
     indexed: int = 0
     rejected: int = 0
@@ -43,29 +61,69 @@ class BulkResult:
     errors: list[dict] = field(default_factory=list)
 
 
-def expand_action(doc: dict, index: str) -> tuple[bytes, bytes]:
-    """Return the (action line, source line) of ``doc``.
+class RetryCounter:
+    """A thread-safe count of retries, shared by every sender thread of one run."""
 
-    ``doc`` carries its id under ``"_id"``; every other key is the source.
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        """Count ``n`` more retries."""
+        with self._lock:
+            self.value += n
+
+
+def dumps(data: Any) -> bytes:
+    """Compact JSON; numpy float32 arrays in their shortest exact form (``0.017687669``, not 17 digits)."""
+    return orjson.dumps(data, option=_DUMPS_OPTIONS, default=str)
+
+
+def expand_action(doc: dict, index: str) -> tuple[bytes, bytes | None]:
+    """Return the (action line, source line or ``None`` for deletes) of ``doc``.
+
+    ``doc`` carries its metadata under ``_op_type`` (default ``index``), ``_id``,
+    ``_index`` and ``_routing``; every other key not starting with ``_`` is the
+    source. An ``update`` sends ``{"doc": source}`` unless ``_source`` gives the
+    whole update body (e.g. ``{"doc": ..., "doc_as_upsert": true}`` or a script).
+
+    Raises:
+        ValueError: an unknown ``_op_type``, or a delete/update without ``_id``.
+
+    Example:
+        >>> expand_action({"_id": "1", "title": "x"}, "products")
+        (b'{"index":{"_index":"products","_id":"1"}}\\n', b'{"title":"x"}\\n')
     """
+    op = doc.get("_op_type", "index")
+    if op not in OP_TYPES:
+        raise ValueError(f"unknown _op_type {op!r}: {', '.join(OP_TYPES)}")
+    meta: dict[str, Any] = {"_index": doc.get("_index", index)}
+    if doc.get("_id") is not None:
+        meta["_id"] = str(doc["_id"])
+    elif op in ("update", "delete"):
+        raise ValueError(f"a {op} action needs an _id")
+    if doc.get("_routing") is not None:
+        meta["routing"] = str(doc["_routing"])
+    action = dumps({op: meta}) + b"\n"
+    if op == "delete":
+        return action, None
     source = {k: v for k, v in doc.items() if not k.startswith("_")}
-    action = {"index": {"_index": doc.get("_index", index), "_id": str(doc["_id"])}}
-    return (json.dumps(action, separators=(",", ":")).encode() + b"\n",
-            json.dumps(source, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+    if op == "update":
+        source = doc["_source"] if "_source" in doc else {"doc": source}
+    return action, dumps(source) + b"\n"
 
 
-def chunk_actions(
-    docs: Iterable[dict], index: str, max_count: int = 500, max_bytes: int = 10 * 1024 * 1024
-) -> Iterator[list[tuple[bytes, bytes, dict]]]:
+def chunk_actions(docs: Iterable[dict], index: str, max_count: int = 500,
+                  max_bytes: int = 10 * 1024 * 1024) -> Iterator[Chunk]:
     """Group documents into chunks of at most ``max_count`` items and ``max_bytes`` bytes.
 
     A single document bigger than ``max_bytes`` is sent alone.
     """
-    chunk: list[tuple[bytes, bytes, dict]] = []
+    chunk: Chunk = []
     size = 0
     for doc in docs:
         action, source = expand_action(doc, index)
-        item_size = len(action) + len(source)
+        item_size = len(action) + (len(source) if source else 0)
         if chunk and (len(chunk) >= max_count or size + item_size > max_bytes):
             yield chunk
             chunk, size = [], 0
@@ -75,24 +133,19 @@ def chunk_actions(
         yield chunk
 
 
-def send_chunk(client: EngineClient, chunk: list[tuple[bytes, bytes, dict]], refresh: str | None = None) -> list[tuple[int, dict, dict]]:
-    """Send one ``_bulk`` request; return ``(status, response item, doc)`` per document.
+def send_chunk(client: EngineClient, chunk: Chunk, refresh: str | None = None,
+               pipeline: str | None = None) -> list[tuple[int, dict, dict]]:
+    """Send one ``_bulk`` request; return ``(status, response item, doc)`` per action.
 
     Raises:
-        EngineUnavailable: the request did not get an answer, or the whole request
-            was answered with 429/502/503/504.
+        EngineUnavailable: the request got no answer, or was answered 429/502/503/504.
+        EngineError: another refusal of the whole request, or a malformed answer.
     """
-    body = b"".join(a + s for a, s, _ in chunk)
-    params = {"refresh": refresh} if refresh else None
-    try:
-        resp = client.request("POST", "/_bulk", ndjson=body, params=params)
-    except EngineError as exc:
-        if exc.status == 429:
-            raise EngineUnavailable(str(exc), 429, exc.body) from None
-        raise
+    body = b"".join(a + (s or b"") for a, s, _ in chunk)
+    resp = client.bulk(body, refresh=refresh, pipeline=pipeline)
     items = resp.get("items", [])
     if len(items) != len(chunk):
-        raise EngineError(f"_bulk answered {len(items)} items for {len(chunk)} documents")
+        raise EngineError(f"_bulk answered {len(items)} items for {len(chunk)} actions")
     out = []
     for item, (_, _, doc) in zip(items, chunk):
         result = next(iter(item.values()))
@@ -100,38 +153,38 @@ def send_chunk(client: EngineClient, chunk: list[tuple[bytes, bytes, dict]], ref
     return out
 
 
-def _bulk_chunk(
-    client: EngineClient, chunk: list[tuple[bytes, bytes, dict]], *, max_retries: int, initial_backoff: float,
-    max_backoff: float, refresh: str | None, sleep: Callable[[float], None],
-) -> Iterator[tuple[bool, dict]]:
-    """Send one chunk, resending only its retryable rejections; yield ``(ok, item)`` per document."""
+def _bulk_chunk(client: EngineClient, chunk: Chunk, *, policy: RetryPolicy, refresh: str | None,
+                pipeline: str | None, retries: RetryCounter) -> Iterator[tuple[bool, dict]]:
+    """Send one chunk, resending only its retryable rejections; yield ``(ok, item)`` per action."""
     pending = chunk
     attempt = 0
     while pending:
         try:
-            results = send_chunk(client, pending, refresh)
+            results = send_chunk(client, pending, refresh, pipeline)
         except EngineUnavailable as exc:
-            if attempt >= max_retries:
-                raise EngineUnavailable(
-                    f"giving up after {attempt + 1} tries: {exc}", exc.status, [d for _, _, d in pending]
-                ) from None
-            delay = _backoff(attempt, initial_backoff, max_backoff)
-            logger.warning("bulk request failed (%s); retrying %d documents in %.1fs", exc, len(pending), delay)
-            sleep(delay)
+            if attempt >= policy.max_retries:
+                raise EngineUnavailable(f"giving up after {attempt + 1} tries: {exc}", exc.status,
+                                        [d for _, _, d in pending]) from None
+            delay = policy.delay(attempt)
+            logger.warning("bulk request failed (%s); retrying %d actions in %.1fs", exc, len(pending), delay)
+            retries.add(len(pending))
+            policy.sleep(delay)
             attempt += 1
             continue
         retry = []
         for (status, result, doc), entry in zip(results, pending):
-            if 200 <= status < 300:
-                yield True, {"_id": doc["_id"], "status": status, "error": None, "doc": doc}
-            elif status in RETRY_STATUSES and attempt < max_retries:
+            if 200 <= status < 300 or (status == 404 and doc.get("_op_type") == "delete"):
+                yield True, {"_id": doc.get("_id", result.get("_id")), "status": status, "error": None, "doc": doc}
+            elif status in RETRY_STATUSES and attempt < policy.max_retries:
                 retry.append(entry)
             else:
-                yield False, {"_id": doc["_id"], "status": status, "error": _reason(result), "doc": doc}
+                yield False, {"_id": doc.get("_id", result.get("_id")), "status": status, "error": _reason(result),
+                              "doc": doc}
         if retry:
-            delay = _backoff(attempt, initial_backoff, max_backoff)
-            logger.info("%d of %d documents rejected (e.g. 429); resending them in %.1fs", len(retry), len(pending), delay)
-            sleep(delay)
+            delay = policy.delay(attempt)
+            logger.info("%d of %d actions rejected (e.g. 429); resending them in %.1fs", len(retry), len(pending), delay)
+            retries.add(len(retry))
+            policy.sleep(delay)
             attempt += 1
         pending = retry
 
@@ -147,22 +200,34 @@ def streaming_bulk(
     initial_backoff: float = 1.0,
     max_backoff: float = 30.0,
     refresh: str | None = None,
+    pipeline: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    retries: RetryCounter | None = None,
 ) -> Iterator[tuple[bool, dict]]:
-    """Index ``docs`` and yield ``(ok, item)`` per document, in completion order.
+    """Send ``docs`` and yield ``(ok, item)`` per action, in completion order.
 
     ``item`` is ``{"_id", "status", "error", "doc"}``. Items rejected with a
     retryable status are resent alone (not their whole chunk) after a backoff of
     ``min(max_backoff, initial_backoff * 2**attempt)`` with jitter; other errors
-    are yielded as ``ok=False`` at once.
+    are yielded as ``ok=False`` at once. A delete of a missing document is ok.
+
+    Args:
+        pipeline: an ingest pipeline every document goes through.
+        retries: counts every resent item or request (see :class:`BulkResult`).
 
     Raises:
         EngineUnavailable: the engine stayed unreachable for ``max_retries`` tries.
             Its ``body`` holds the documents of the chunk that was not confirmed.
+
+    Example:
+        >>> for ok, item in streaming_bulk(engine, [{"_id": "1", "title": "x"}], "products"):  # doctest: +SKIP
+        ...     print(ok, item["_id"])
+        True 1
     """
+    policy = RetryPolicy(max_retries, initial_backoff, max_backoff, sleep)
+    counter = retries or RetryCounter()
     for chunk in chunk_actions(docs, index, chunk_size, max_chunk_bytes):
-        yield from _bulk_chunk(client, chunk, max_retries=max_retries, initial_backoff=initial_backoff,
-                               max_backoff=max_backoff, refresh=refresh, sleep=sleep)
+        yield from _bulk_chunk(client, chunk, policy=policy, refresh=refresh, pipeline=pipeline, retries=counter)
 
 
 def parallel_bulk(
@@ -178,35 +243,35 @@ def parallel_bulk(
     initial_backoff: float = 1.0,
     max_backoff: float = 30.0,
     refresh: str | None = None,
+    pipeline: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    retries: RetryCounter | None = None,
 ) -> Iterator[tuple[bool, dict]]:
     """:func:`streaming_bulk` with ``threads`` chunks in flight at once.
 
     The calling thread builds chunks from ``docs`` (so producing documents overlaps
     sending them); at most ``threads + queue_size`` chunks exist at any time, which
     bounds memory and makes a slow engine slow the producer down. Every sender
-    thread has its own connection. Results are yielded per chunk, in chunk order.
+    thread uses the same client object. Results are yielded per chunk, in chunk order.
 
     Raises:
         EngineUnavailable: as :func:`streaming_bulk`, after the results of every
             other chunk in flight have been yielded; ``body`` holds the unconfirmed
             documents of every failed chunk.
     """
+    counter = retries or RetryCounter()
     if threads <= 1:
         yield from streaming_bulk(client, docs, index, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
                                   max_retries=max_retries, initial_backoff=initial_backoff, max_backoff=max_backoff,
-                                  refresh=refresh, sleep=sleep)
+                                  refresh=refresh, pipeline=pipeline, sleep=sleep, retries=counter)
         return
-    local = threading.local()
+    policy = RetryPolicy(max_retries, initial_backoff, max_backoff, sleep)
 
-    def send(chunk: list[tuple[bytes, bytes, dict]]) -> tuple[list[tuple[bool, dict]], EngineUnavailable | None]:
-        own = getattr(local, "client", None)
-        if own is None:
-            own = local.client = EngineClient(client.settings)
+    def send(chunk: Chunk) -> tuple[list[tuple[bool, dict]], EngineUnavailable | None]:
         results: list[tuple[bool, dict]] = []
         try:
-            for result in _bulk_chunk(own, chunk, max_retries=max_retries, initial_backoff=initial_backoff,
-                                      max_backoff=max_backoff, refresh=refresh, sleep=sleep):
+            for result in _bulk_chunk(client, chunk, policy=policy, refresh=refresh, pipeline=pipeline,
+                                      retries=counter):
                 results.append(result)
         except EngineUnavailable as exc:
             return results, exc
@@ -233,21 +298,38 @@ def parallel_bulk(
         raise EngineUnavailable(str(failures[0]), failures[0].status, lost)
 
 
-def bulk(client: EngineClient, docs: Iterable[dict], index: str, **kwargs: Any) -> BulkResult:
-    """Run :func:`streaming_bulk` to completion and return the counts (errors keep their docs)."""
+def bulk(client: EngineClient, docs: Iterable[dict], index: str, *, threads: int = 1,
+         raise_on_error: bool = False, **kwargs: Any) -> BulkResult:
+    """Send every action and return the counts (refused items keep their docs).
+
+    Args:
+        threads: ``> 1`` sends through :func:`parallel_bulk`.
+        raise_on_error: raise :class:`~vistag.errors.BulkIndexError` at the end when any
+            action was refused (the result is then on the exception's ``errors``).
+        **kwargs: as :func:`streaming_bulk` (``chunk_size``, ``pipeline``, ``refresh``, ...).
+
+    Example:
+        >>> result = bulk(engine, [{"_id": "1", "_op_type": "delete"}], "products")  # doctest: +SKIP
+        >>> result.indexed, result.rejected                                        # doctest: +SKIP
+        (1, 0)
+    """
     result = BulkResult()
-    for ok, item in streaming_bulk(client, docs, index, **kwargs):
-        if ok:
-            result.indexed += 1
-        else:
-            result.rejected += 1
-            result.errors.append(item)
+    counter = RetryCounter()
+    stream = (parallel_bulk(client, docs, index, threads=threads, retries=counter, **kwargs) if threads > 1
+              else streaming_bulk(client, docs, index, retries=counter, **kwargs))
+    try:
+        for ok, item in stream:
+            if ok:
+                result.indexed += 1
+            else:
+                result.rejected += 1
+                result.errors.append(item)
+    finally:
+        result.retries = counter.value
+    if raise_on_error and result.errors:
+        raise BulkIndexError(f"{result.rejected} actions were refused, e.g. {result.errors[0]['_id']}: "
+                             f"{result.errors[0]['error']}", result.errors)
     return result
-
-
-def _backoff(attempt: int, initial: float, cap: float) -> float:
-    base = min(cap, initial * (2 ** attempt))
-    return base * (0.5 + random.random() / 2)
 
 
 def _reason(result: dict) -> str:

@@ -6,7 +6,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 from vistag.errors import ConfigError
 from vistag.indexer.schema import CatalogSchema
@@ -37,16 +37,25 @@ class MalformedRow:
     id: str | None = None
 
 
-def read_catalog(path: str | Path, schema: CatalogSchema) -> Iterator[CatalogRow | MalformedRow]:
-    """Yield the rows of a ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` catalog in file order.
+def read_catalog(source: str | Path | Iterable[Mapping], schema: CatalogSchema) -> Iterator[CatalogRow | MalformedRow]:
+    """Yield the rows of a ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` catalog in file order,
+    or of an iterable of dicts (``line`` is then the 1-based position).
 
     Rows with a wrong number of fields, invalid JSON, no id or a repeated id are
     yielded as :class:`MalformedRow` so the caller can dead-letter them.
 
     Raises:
         ConfigError: the file is missing, of an unknown type, or lacks the id column.
+
+    Example:
+        >>> rows = list(read_catalog([{"id": "1", "title": "Red dress"}], CatalogSchema(id="id", title="title")))
+        >>> rows[0].id
+        '1'
     """
-    path = Path(path)
+    if not isinstance(source, (str, Path)):
+        yield from _checked(_read_dicts(source), schema)
+        return
+    path = Path(source)
     if not path.is_file():
         raise ConfigError(f"catalog {path} does not exist")
     suffix = path.suffix.lower()
@@ -56,6 +65,11 @@ def read_catalog(path: str | Path, schema: CatalogSchema) -> Iterator[CatalogRow
         rows = _read_jsonl(path)
     else:
         raise ConfigError(f"catalog {path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
+    yield from _checked(rows, schema)
+
+
+def _checked(rows: Iterable[tuple[int, dict | MalformedRow]], schema: CatalogSchema) -> Iterator[CatalogRow | MalformedRow]:
+    """Rows with an id, checked for missing, duplicate and over-long ids."""
     seen: set[str] = set()
     for line, item in rows:
         if isinstance(item, MalformedRow):
@@ -72,6 +86,14 @@ def read_catalog(path: str | Path, schema: CatalogSchema) -> Iterator[CatalogRow
         else:
             seen.add(item_id)
             yield CatalogRow(line, item_id, item)
+
+
+def _read_dicts(items: Iterable[Mapping]) -> Iterator[tuple[int, dict | MalformedRow]]:
+    for line, item in enumerate(items, start=1):
+        if isinstance(item, Mapping):
+            yield line, dict(item)
+        else:
+            yield line, MalformedRow(line, f"a row must be a dict, got {type(item).__name__}", repr(item)[:2000])
 
 
 def _read_csv(path: Path, delimiter: str, schema: CatalogSchema) -> Iterator[tuple[int, dict | MalformedRow]]:

@@ -1,4 +1,10 @@
-"""Dead-letter file: one JSON line per row that could not be indexed, with the reason."""
+"""Dead letters: rows that could not be indexed, with the reason, never lost.
+
+Each is ``{"time", "line", "id", "stage", "reason", "row"}``. With a path they are
+appended to a JSONL file (opened only when the first row fails, flushed after every
+line so it is complete even if the process dies); without one they are kept in
+memory and returned in the run's summary, and nothing is written to disk.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-class DeadLetterWriter:
-    """Appends ``{"time", "line", "id", "stage", "reason", "row"}`` lines to a JSONL file.
+class DeadLetters:
+    """Collects bad rows in a JSONL file (``path``) or in :attr:`records`.
 
-    The file is opened lazily (no file when nothing fails) and flushed after every
-    line, so it is complete even if the process dies.
+    Example:
+        >>> letters = DeadLetters()
+        >>> letters.write(3, "42", "image", "image '42.jpg' does not exist", {"id": "42"})
+        >>> letters.count, letters.records[0]["reason"]
+        (1, "image '42.jpg' does not exist")
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
         self.count = 0
+        self.records: list[dict] = []
         self._fh = None
         self._lock = threading.Lock()
 
@@ -28,12 +38,15 @@ class DeadLetterWriter:
             "line": line, "id": item_id, "stage": stage, "reason": reason, "row": row,
         }
         with self._lock:
+            self.count += 1
+            if self.path is None:
+                self.records.append(record)
+                return
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a", encoding="utf-8")
             self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             self._fh.flush()
-            self.count += 1
 
     def close(self) -> None:
         """Close the file."""

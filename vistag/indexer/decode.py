@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vistag.indexer.images import ImageLoadError, decode_image
+from vistag.images import ImageLoadError, decode_image
 from vistag.models.config import BackboneConfig
 from vistag.models.preprocess import prepare
 
@@ -43,7 +43,7 @@ class PreparedImage:
 
 
 def decode_and_prepare(data: bytes, name: str, config: BackboneConfig, sha256: str | None = None) -> PreparedImage:
-    """Decode ``data`` safely (see :func:`~vistag.indexer.images.decode_image`) and prepare it.
+    """Decode ``data`` safely (see :func:`~vistag.images.decode_image`) and prepare it.
 
     Never raises for a bad image: the reason is in ``error``.
     """

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Sequence
 
-from vistag.analyzers.tags import normalize_tag
+import numpy as np
+
+from vistag.vocabulary import normalize_tag
 from vistag.indexer.schema import CatalogSchema
 from vistag.mappings.document import category_fields
 
@@ -35,7 +37,7 @@ def build_document(
         model: ``name``, ``version``, ``embedding_dim``.
         indexed_at: ISO timestamp (default now).
         predicted: a trained model's predicted category/attributes, confidence and
-            type check (see :class:`vistag.indexer.taggers.ModelDocumentTagger`).
+            type check (see :class:`vistag.analyzers.taggers.ModelDocumentTagger`).
         related: index-time expansion: related tags and their discounted weights,
             added to ``tag_weights`` only (``tags`` keeps the product's own tags).
     """
@@ -60,7 +62,7 @@ def build_document(
         "attributes": attributes,
         "tags": list(weights),
         "tag_weights": {**weights, **expanded},
-        "image_vector": [float(x) for x in vector],
+        "image_vector": np.asarray(vector, dtype=np.float32),  # written as float32 by the bulk layer
         "image": image,
         "model": model,
         "indexed_at": indexed_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -7,12 +7,12 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
 from vistag.indexer.decode import DecodePool
-from vistag.indexer.images import ImageLoadError, ImageStore, image_size, sha256_of
+from vistag.images import ImageLoadError, ImageStore, image_size, sha256_of
 from vistag.models.cache import EmbeddingCache
 
 logger = logging.getLogger(__name__)
@@ -98,12 +98,18 @@ class BatchEmbedder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _load(self, ref: str | None) -> tuple[ImageMeta | None, np.ndarray | None, str | None]:
-        """Read, hash and (on a cache miss) decode one image: (meta, uint8 array or None, error)."""
-        if not ref:
+    def _load(self, ref: object) -> tuple[ImageMeta | None, np.ndarray | None, str | None]:
+        """Read, hash and (on a cache miss) decode one image: (meta, uint8 array or None, error).
+
+        ``ref`` is a path or URL, or an in-memory image (bytes or a PIL image; see
+        :meth:`ImageStore.read`).
+        """
+        if ref is None or (isinstance(ref, str) and not ref):
             return None, None, "no image reference in the row"
         try:
             data = self.store.read(ref)
+            if not isinstance(ref, str):
+                ref = f"<{type(ref).__name__} image>"
             sha = sha256_of(data)  # empty bytes are never cached: the decoder reports them
             if self.cache is not None and sha in self.cache:
                 width, height = image_size(data, ref)
@@ -176,14 +182,3 @@ class BatchEmbedder:
                     res.error = "embedding missing from the cache"
         for tag, res, _ in group:
             yield tag, res
-
-    def embed_refs(self, refs: Sequence[str | None], known: Sequence[ImageMeta | None] | None = None) -> list[Embedded]:
-        """Embed the images behind ``refs`` (a list form of :meth:`embed_stream`).
-
-        Args:
-            refs: image references.
-            known: metadata already known for some refs (their vectors are in the
-                cache, so they are not read again).
-        """
-        known = list(known) if known is not None else [None] * len(refs)
-        return [res for _, res in self.embed_stream(zip(range(len(refs)), refs, known))]

@@ -14,41 +14,41 @@ Two passes when the catalog is its own reference set (the default):
 
 With ``reference=`` another catalog, pass 1 runs over that catalog and pass 2
 embeds the indexed catalog as it goes. With ``options.reference_index`` there is
-no pass 1: neighbours come from the engine's kNN search of that labelled index
-(for reference sets of millions of rows). Every stage is joined to the next by a
+no pass 1: a tagger given by the caller (e.g.
+:class:`~vistag.search.reference_tagger.EngineKnnDocumentTagger`) finds neighbours
+by the engine's kNN search of that labelled index (for millions of rows). Every stage is joined to the next by a
 bounded window, so memory holds a few batches of images, a few bulk chunks and one
 block of reference vectors, whatever the catalog size.
+
+Modules: :mod:`~vistag.indexer.reference_pass` (pass 1),
+:mod:`~vistag.indexer.index_pass` (pass 2), :mod:`~vistag.indexer.row_log`
+(what joins them); this one holds the options, the summary and the orchestration.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import numpy as np
-from tqdm import tqdm
-
-from vistag.analyzers.knn_tagger import KnnTagger, ReferenceBuilder, ReferenceSet
-from vistag.analyzers.tags import tags_from_labels
+from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet
+from vistag.analyzers.taggers import DocumentTagger, KnnDocumentTagger, ModelDocumentTagger
 from vistag.engine.client import EngineClient
 from vistag.errors import EngineUnavailable
-from vistag.indexer.bulk import RETRY_STATUSES, parallel_bulk
 from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
-from vistag.indexer.deadletter import DeadLetterWriter
-from vistag.indexer.documents import build_document
-from vistag.indexer.embedding import BatchEmbedder, ImageMeta
+from vistag.indexer.deadletter import DeadLetters
+from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.index_pass import IndexPass
+from vistag.indexer.reference_pass import build_reference
 from vistag.indexer.schema import CatalogSchema
-from vistag.indexer.taggers import DocumentTagger, KnnDocumentTagger, ModelDocumentTagger
 from vistag.mappings import DocumentSpec, create_index
 
 logger = logging.getLogger(__name__)
-
 
 @dataclass
 class IndexOptions:
@@ -61,7 +61,7 @@ class IndexOptions:
     k: int = 10
     top_d: int = 10
     resume: bool = False
-    dead_letter: Path = Path("dead-letter.jsonl")
+    dead_letter: Path | None = None  # a JSONL file for bad rows; None: kept in the summary only
     progress: bool = True
     max_retries: int = 8
     initial_backoff: float = 1.0
@@ -74,12 +74,18 @@ class IndexOptions:
     knn_batch: int = 256  # rows tagged per kNN scan of the reference set
     bulk_threads: int = 2  # _bulk requests in flight
     vector_quantization: str = "none"  # or int8 (see DocumentSpec)
-    reference_index: str | None = None  # kNN neighbours from this labelled index, found by the engine
+    reference_index: str | None = None  # kNN neighbours from this labelled index (needs a tagger from the caller)
+    pipeline: str | None = None  # an ingest pipeline every document goes through
 
 
 @dataclass
 class IndexSummary:
-    """What happened; ``ok`` is False when any row failed or was dead-lettered."""
+    """What happened; ``ok`` is False when any row failed or was dead-lettered.
+
+    ``aborted`` holds the reason when the engine stayed unreachable (the run can be
+    resumed with ``resume=True``); ``dead_letters`` holds the bad rows when no
+    dead-letter file was named; ``retries`` counts resent bulk items and requests.
+    """
 
     read: int = 0
     indexed: int = 0
@@ -88,6 +94,7 @@ class IndexSummary:
     dead_lettered: int = 0
     embedded: int = 0
     cache_hits: int = 0
+    retries: int = 0
     reference_size: int = 0
     seconds: float = 0.0
     aborted: str | None = None
@@ -95,6 +102,7 @@ class IndexSummary:
     index: str = ""
     tagger: str = ""
     timings: dict = field(default_factory=dict)
+    dead_letters: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -105,96 +113,25 @@ class IndexSummary:
         """JSON-friendly form."""
         out = dict(self.__dict__)
         out["ok"] = self.ok
+        out["dead_letters"] = self.dead_letters[:100]  # the first ones; all of them stay on the object
         return out
 
 
-def _rows(path: Path, schema: CatalogSchema, limit: int | None) -> Iterator[CatalogRow | MalformedRow]:
-    rows = read_catalog(path, schema)
-    return islice(rows, limit) if limit else rows
+def catalog_rows(source: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema,
+                 limit: int | None = None) -> Callable[[], Iterator[CatalogRow | MalformedRow]]:
+    """A function returning the catalog's rows afresh on each call (the passes read them twice).
 
-
-def _batches(iterable, size: int):
-    batch = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-@dataclass
-class RowRecord:
-    """What pass 1 learnt about one catalog row (a line of the row log)."""
-
-    line: int
-    ok: bool
-    meta: ImageMeta | None = None
-    ref_row: int = -1  # the row's own row in the reference set, -1 if not there
-
-    def to_json(self) -> str:  # noqa: D102
-        meta = self.meta.to_doc() if self.meta else None
-        return json.dumps({"line": self.line, "ok": self.ok, "meta": meta, "ref_row": self.ref_row}) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> "RowRecord":  # noqa: D102
-        data = json.loads(text)
-        meta = ImageMeta(**data["meta"]) if data["meta"] else None
-        return cls(data["line"], data["ok"], meta, data["ref_row"])
-
-
-def build_reference(
-    path: Path, schema: CatalogSchema, embedder: BatchEmbedder, options: IndexOptions,
-    dead_letter: DeadLetterWriter | None, summary: IndexSummary | None, work: Path, row_log: TextIO | None = None,
-) -> ReferenceSet:
-    """Embed every row of a catalog into an on-disk reference set of its labelled rows.
-
-    Args:
-        path, schema: the catalog.
-        embedder: the embedding pipeline.
-        options: tuning.
-        dead_letter: where bad rows go (``None``: only logged).
-        summary: gets ``read``.
-        work: folder for the reference vector file.
-        row_log: receives one :class:`RowRecord` line per row, in catalog order.
+    A file is read again each time; a list or tuple of dicts is iterated again; any
+    other iterable (a generator) is read into a list once.
     """
-    builder = ReferenceBuilder(embedder.embedder.dim, work / f"reference-{path.stem}.f32", keep_ids=row_log is None)
-    total = sum(1 for _ in _rows(path, schema, options.limit))
-    bar = tqdm(total=total, desc="embed", unit="img", disable=not options.progress, leave=False)
-    items = ((row, None if isinstance(row, MalformedRow) else schema.image_ref(row.fields), None)
-             for row in _rows(path, schema, options.limit))
-    for batch in _batches(embedder.embed_stream(items), options.batch_size):
-        vectors, tags, ids = [], [], []
-        for row, res in batch:
-            record = RowRecord(row.line, False)
-            if isinstance(row, MalformedRow):
-                if dead_letter:
-                    dead_letter.write(row.line, row.id, "read", row.reason, row.raw)
-                else:
-                    logger.warning("reference %s line %d: %s", path, row.line, row.reason)
-            elif res.error or res.vector is None:
-                if dead_letter:
-                    dead_letter.write(row.line, row.id, "image", res.error or "no image", row.fields)
-                else:
-                    logger.warning("reference %s line %d: %s", path, row.line, res.error)
-            else:
-                record = RowRecord(row.line, True, res.meta)
-                row_tags = tags_from_labels(row.fields, schema.tags)
-                if row_tags:
-                    record.ref_row = len(builder) + len(vectors)
-                    vectors.append(res.vector)
-                    tags.append(row_tags)
-                    ids.append(row.id)
-            if row_log is not None:
-                row_log.write(record.to_json())
-        if vectors:
-            builder.add(np.stack(vectors), tags, ids)
-        bar.update(len(batch))
-    bar.close()
-    if summary is not None:
-        summary.read = total
-    return builder.build()
+    if not isinstance(source, (str, Path, Sequence)):
+        source = list(source)
+
+    def rows() -> Iterator[CatalogRow | MalformedRow]:
+        it = read_catalog(source, schema)
+        return islice(it, limit) if limit else it
+
+    return rows
 
 
 def make_tagger(options: IndexOptions, reference: ReferenceSet, model=None, topk=None) -> DocumentTagger:
@@ -219,70 +156,66 @@ def make_tagger(options: IndexOptions, reference: ReferenceSet, model=None, topk
     return ModelDocumentTagger(model, knn, top_d=options.top_d)
 
 
-def existing_ids(client: EngineClient, index: str, ids: list[str]) -> set[str]:
-    """Which of ``ids`` are already documents of ``index``."""
-    if not ids or not client.index_exists(index):
-        return set()
-    resp = client.request("POST", f"/{index}/_mget", {"ids": ids}, params={"_source": "false"})
-    return {d["_id"] for d in resp.get("docs", []) if d.get("found")}
-
-
 def index_catalog(
     client: EngineClient,
-    catalog: str | Path,
+    catalog: str | Path | Iterable[Mapping[str, Any]],
     schema: CatalogSchema,
     embedder: BatchEmbedder,
     options: IndexOptions,
-    reference: tuple[str | Path, CatalogSchema, BatchEmbedder] | None = None,
+    reference: tuple[str | Path | Iterable[Mapping[str, Any]], CatalogSchema, BatchEmbedder] | None = None,
     model=None,
+    tagger: DocumentTagger | None = None,
 ) -> IndexSummary:
     """Index a catalog; see the module docstring.
 
     Args:
         client: the engine.
-        catalog: CSV/JSONL path.
+        catalog: a CSV/JSONL path or an iterable of row dicts.
         schema: its column mapping.
         embedder: images of ``catalog`` -> vectors (with a cache).
         options: tuning.
-        reference: another labelled catalog ``(path, schema, embedder)`` for kNN tags.
+        reference: another labelled catalog ``(rows, schema, embedder)`` for kNN tags.
         model: a trained :class:`~vistag.models.tagging_model.TaggingModel` for
             ``options.tagger`` ``heads`` or ``ensemble``.
+        tagger: a ready tagger that needs no reference pass (required with
+            ``options.reference_index``; its ``reference_size`` is reported).
 
     Returns:
-        The summary; the run stops early (``aborted``) when the engine stays unreachable.
+        The summary. When the engine stays unreachable the run stops early with
+        ``aborted`` set and every count filled in; run again with ``resume=True``.
     """
     started = time.monotonic()
-    catalog = Path(catalog)
-    summary = IndexSummary(index=options.index, dead_letter_path=str(options.dead_letter))
+    summary = IndexSummary(index=options.index, dead_letter_path=str(options.dead_letter) if options.dead_letter else None)
+    if options.reference_index and tagger is None:
+        raise ValueError("options.reference_index needs a tagger (EngineKnnDocumentTagger) from the caller")
     backbone = embedder.embedder.config
     spec = DocumentSpec(name=options.template or options.index, vector_dim=backbone.embedding_dim,
                         category_levels=max(1, len(schema.category)), vector_quantization=options.vector_quantization)
-    create_index(client, spec, options.index)
-    dead_letter = DeadLetterWriter(options.dead_letter)
+    dead_letters = DeadLetters(options.dead_letter)
     computed0, hits0 = embedder.computed, embedder.cache_hits
     model_doc = {"name": backbone.name, "version": backbone.model_id, "embedding_dim": backbone.embedding_dim}
+    rows = catalog_rows(catalog, schema, options.limit)
     ref_set = None
     try:
+        create_index(client, spec, options.index)
         with tempfile.TemporaryDirectory(prefix="vistag-index-") as tmp:
             work = Path(tmp)
             t0 = time.monotonic()
             row_log = None
-            if options.reference_index:
-                if options.tagger != "knn":
-                    raise ValueError("--reference-index tags by kNN only: drop --tagger or --reference-index")
-                ref_set = None
+            if tagger is not None:
+                summary.reference_size = int(getattr(tagger, "reference_size", 0) or 0)
             elif reference is None:
                 with open(work / "rows.jsonl", "w", encoding="utf-8") as log:
-                    ref_set = build_reference(catalog, schema, embedder, options, dead_letter, summary, work, log)
+                    ref_set, summary.read = build_reference(rows, schema, embedder, work, batch_size=options.batch_size,
+                                                            dead_letters=dead_letters, row_log=log,
+                                                            progress=options.progress)
                 row_log = work / "rows.jsonl"
             else:
-                ref_path, ref_schema, ref_embedder = reference
-                ref_set = build_reference(Path(ref_path), ref_schema, ref_embedder, options, None, None, work)
+                ref_rows, ref_schema, ref_embedder = reference
+                ref_set, _ = build_reference(catalog_rows(ref_rows, ref_schema), ref_schema, ref_embedder, work,
+                                             batch_size=options.batch_size, progress=options.progress, name="reference")
             summary.timings["reference_s"] = round(time.monotonic() - t0, 2)
-            if ref_set is None:
-                tagger = _engine_tagger(client, options, schema, backbone.embedding_dim)
-                summary.reference_size = int(client.request("GET", f"/{options.reference_index}/_count")["count"])
-            else:
+            if ref_set is not None:
                 summary.reference_size = len(ref_set)
                 tagger = make_tagger(options, ref_set, model, topk=_device_topk(embedder))
             if summary.reference_size == 0 and options.tagger != "heads":
@@ -295,32 +228,23 @@ def index_catalog(
                 model_doc["expansion"] = f"relations x {options.expand_discount}"
             summary.tagger = model_doc["tagger"] = tagger.id
             t1 = time.monotonic()
-            _index_pass(client, catalog, schema, embedder, options, tagger, row_log, dead_letter, summary, model_doc,
-                        relations=relations)
+            IndexPass(client, rows, schema, embedder, tagger, options, summary, dead_letters, model_doc,
+                      row_log=row_log, relations=relations).run()
             summary.timings["index_s"] = round(time.monotonic() - t1, 2)
             client.refresh(options.index)
     except EngineUnavailable as exc:
         summary.aborted = str(exc)
-        logger.error("indexing stopped: %s", exc)
+        logger.error("indexing stopped: %s (run again with resume to continue)", exc)
     finally:
         if ref_set is not None and hasattr(ref_set.vectors, "close"):
             ref_set.vectors.close()
-        dead_letter.close()
-        summary.dead_lettered = dead_letter.count
+        dead_letters.close()
+        summary.dead_lettered = dead_letters.count
+        summary.dead_letters = dead_letters.records
         summary.embedded = embedder.computed - computed0
         summary.cache_hits = embedder.cache_hits - hits0
         summary.seconds = round(time.monotonic() - started, 2)
     return summary
-
-
-def _engine_tagger(client: EngineClient, options: IndexOptions, schema: CatalogSchema, dim: int) -> DocumentTagger:
-    """kNN tags with neighbours from the engine's HNSW search of ``options.reference_index``."""
-    from vistag.indexer.taggers import EngineKnnDocumentTagger
-    from vistag.search.queries import Searcher
-
-    if not client.index_exists(options.reference_index):
-        raise ValueError(f"reference index {options.reference_index!r} does not exist")
-    return EngineKnnDocumentTagger(Searcher(client, options.reference_index, dim), schema, k=options.k, top_d=options.top_d)
 
 
 def _device_topk(embedder: BatchEmbedder):
@@ -331,95 +255,3 @@ def _device_topk(embedder: BatchEmbedder):
     from vistag.models.knn_device import torch_topk
 
     return torch_topk(device)
-
-
-def _with_records(rows: Iterator[CatalogRow | MalformedRow], row_log: Path | None):
-    """Pair each row with its pass-1 :class:`RowRecord` (``None`` without a row log)."""
-    if row_log is None:
-        for row in rows:
-            yield row, None
-        return
-    with open(row_log, encoding="utf-8") as log:
-        for row in rows:
-            record = RowRecord.from_json(log.readline())
-            if record.line != row.line:
-                raise RuntimeError(f"{row.line}: the catalog changed while it was being indexed; run again")
-            yield row, record
-
-
-def _index_pass(client, catalog, schema, embedder, options, tagger, row_log, dead_letter, summary, model_doc,
-                relations=None) -> None:
-    bar = tqdm(total=summary.read or None, desc="index", unit="doc", disable=not options.progress, leave=False)
-    count_reads = row_log is None
-    leaf = schema.category[-1] if schema.category else None
-
-    def good_rows():
-        """Rows to index with their record; malformed and pass-1 bad rows are settled here."""
-        for batch in _batches(_with_records(_rows(catalog, schema, options.limit), row_log), options.chunk_size):
-            if count_reads:
-                summary.read += len(batch)
-            keep = []
-            for row, record in batch:
-                if isinstance(row, MalformedRow):
-                    if record is None:
-                        dead_letter.write(row.line, row.id, "read", row.reason, row.raw)
-                    bar.update(1)
-                elif record is not None and not record.ok:
-                    bar.update(1)
-                else:
-                    keep.append((row, record))
-            if options.resume and keep:
-                done = existing_ids(client, options.index, [r.id for r, _ in keep])
-                summary.skipped_existing += len(done)
-                bar.update(len(done))
-                keep = [(r, rec) for r, rec in keep if r.id not in done]
-            yield from keep
-
-    def documents():
-        items = (((row, record), schema.image_ref(row.fields), record.meta if record else None)
-                 for row, record in good_rows())
-        for batch in _batches(embedder.embed_stream(items), options.knn_batch):
-            good = []
-            for (row, record), res in batch:
-                if res.vector is None:
-                    dead_letter.write(row.line, row.id, "image", res.error or "no image", row.fields)
-                    bar.update(1)
-                else:
-                    good.append((row, record, res))
-            if not good:
-                continue
-            vectors = np.stack([res.vector for _, _, res in good])
-            exclude_rows = [rec.ref_row for _, rec, _ in good] if row_log is not None else None
-            tagged = tagger.tag(vectors, [r.id for r, _, _ in good], [r.fields.get(leaf) if leaf else None for r, _, _ in good],
-                                exclude_rows=exclude_rows)
-            for (row, _, res), row_tags in zip(good, tagged):
-                related = None
-                if relations is not None and row_tags.tags:
-                    related = relations.expand(dict(row_tags.tags), discount=options.expand_discount)
-                doc = build_document(row.id, row.fields, schema, tags=row_tags.tags, vector=res.vector,
-                                     image=res.meta.to_doc(), model=model_doc, predicted=row_tags.predicted,
-                                     related=related)
-                doc["_line"] = row.line
-                yield doc
-
-    try:
-        for ok, item in parallel_bulk(
-            client, documents(), options.index, threads=options.bulk_threads, chunk_size=options.chunk_size,
-            max_chunk_bytes=options.max_chunk_bytes, max_retries=options.max_retries,
-            initial_backoff=options.initial_backoff, max_backoff=options.max_backoff,
-        ):
-            bar.update(1)
-            if ok:
-                summary.indexed += 1
-            elif item["status"] in RETRY_STATUSES:
-                summary.failed += 1
-                logger.error("document %s not indexed after retries: HTTP %s", item["_id"], item["status"])
-            else:
-                doc = item["doc"]
-                dead_letter.write(doc.get("_line"), doc["_id"], "engine", item["error"],
-                                  {k: v for k, v in doc.items() if k not in ("image_vector", "_line")})
-    except EngineUnavailable as exc:
-        summary.failed += len(exc.body) if isinstance(exc.body, list) else 0
-        raise
-    finally:
-        bar.close()

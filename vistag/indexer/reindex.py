@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
+import numpy as np
+
 from vistag.engine.client import EngineClient
 from vistag.errors import ConfigError, EngineError
 from vistag.indexer.bulk import streaming_bulk
@@ -74,22 +76,13 @@ class ReindexPlan:
         return {**asdict(self), "steps": self.describe()}
 
 
-def alias_targets(client: EngineClient, alias: str) -> list[str]:
-    """Indices ``alias`` points to (empty when it is not an alias)."""
-    resp = client.request("GET", f"/_alias/{alias}", ok_statuses=(404,))
-    return sorted(k for k in resp if isinstance(resp.get(k), dict) and "aliases" in resp[k])
-
-
 def plan_reindex(client: EngineClient, alias: str, *, resume: bool = False, source: str = "catalog",
                  keep_old: bool = False, now: Callable[[], datetime] | None = None) -> ReindexPlan:
     """Decide the new index name and what the alias points to now."""
-    old = alias_targets(client, alias)
+    old = client.alias_targets(alias)
     alias_is_index = not old and client.index_exists(alias)
     if resume:
-        resp = client.request("GET", f"/_cat/indices/{alias}-*", params={"format": "json", "h": "index"},
-                              ok_statuses=(404,))
-        candidates = sorted(i["index"] for i in resp if isinstance(resp, list) and i["index"] not in old) \
-            if isinstance(resp, list) else []
+        candidates = [i for i in client.indices(f"{alias}-*") if i not in old]
         if candidates:
             return ReindexPlan(alias, candidates[-1], old, alias_is_index, True, source, keep_old)
         logger.info("nothing to resume for %s: starting a new index", alias)
@@ -105,28 +98,12 @@ def swap_alias(client: EngineClient, plan: ReindexPlan) -> None:
     for index in plan.old_indices:
         actions.append({"remove": {"index": index, "alias": plan.alias}})
     actions.append({"add": {"index": plan.new_index, "alias": plan.alias}})
-    client.request("POST", "/_aliases", {"actions": actions})
+    client.update_aliases(actions)
     logger.info("alias %s -> %s", plan.alias, plan.new_index)
     if not plan.keep_old:
         for index in plan.old_indices:
             if index != plan.new_index:
-                client.request("DELETE", f"/{index}", ok_statuses=(404,))
-
-
-def scan(client: EngineClient, index: str, page: int = 500, keep_alive: str = "5m") -> Iterator[dict]:
-    """Every document of ``index`` (``_id`` and full ``_source``), with the scroll API."""
-    resp = client.request("POST", f"/{index}/_search", {"size": page, "sort": ["_doc"], "query": {"match_all": {}}},
-                          params={"scroll": keep_alive})
-    scroll_id = resp.get("_scroll_id")
-    try:
-        while resp["hits"]["hits"]:
-            for hit in resp["hits"]["hits"]:
-                yield {"_id": hit["_id"], **hit["_source"]}
-            resp = client.request("POST", "/_search/scroll", {"scroll": keep_alive, "scroll_id": scroll_id})
-            scroll_id = resp.get("_scroll_id", scroll_id)
-    finally:
-        if scroll_id:
-            client.request("DELETE", "/_search/scroll", {"scroll_id": [scroll_id]}, ok_statuses=(404,))
+                client.delete_index(index)
 
 
 @dataclass
@@ -143,36 +120,50 @@ def copy_index(client: EngineClient, source: str, target: str, spec: DocumentSpe
                chunk_size: int = 500) -> CopySummary:
     """Copy every document of ``source`` into ``target`` (created from the templates of ``spec``).
 
+    With nothing to re-tag and the engine's ``reindex`` module present, the copy is
+    one server-side ``_reindex``; otherwise documents stream through the client's
+    ``helpers.scan`` into vistag's bulk layer.
+
     Args:
         retag: optional callable ``list[doc] -> list[doc]`` that rewrites tags from the
             stored vectors (a new trained model); ``None`` keeps the stored tags.
+
+    Raises:
+        EngineError: some documents could not be copied (the alias is then not moved).
     """
     started = time.monotonic()
     create_index(client, spec, target)
     summary = CopySummary()
-
-    def docs() -> Iterator[dict]:
-        batch: list[dict] = []
-        for doc in scan(client, source):
-            batch.append(doc)
-            if len(batch) >= chunk_size:
+    if retag is None and client.info().has("reindex") and client.info().modules:
+        resp = client.reindex(source, target)
+        summary.copied = int(resp.get("created", 0)) + int(resp.get("updated", 0))
+        summary.failed = len(resp.get("failures") or [])
+    else:
+        def docs() -> Iterator[dict]:
+            batch: list[dict] = []
+            for hit in client.scan(source, size=chunk_size):
+                batch.append({"_id": hit["_id"], **hit["_source"]})
+                if len(batch) >= chunk_size:
+                    yield from _retag(batch)
+                    batch = []
+            if batch:
                 yield from _retag(batch)
-                batch = []
-        if batch:
-            yield from _retag(batch)
 
-    def _retag(batch: list[dict]) -> list[dict]:
-        if retag is None:
-            return batch
-        summary.retagged += len(batch)
-        return retag(batch)
+        def _retag(batch: list[dict]) -> list[dict]:
+            for doc in batch:  # stored vectors are float32: write them back as float32
+                if doc.get("image_vector") is not None:
+                    doc["image_vector"] = np.asarray(doc["image_vector"], dtype=np.float32)
+            if retag is None:
+                return batch
+            summary.retagged += len(batch)
+            return retag(batch)
 
-    for ok, item in streaming_bulk(client, docs(), target, chunk_size=chunk_size):
-        if ok:
-            summary.copied += 1
-        else:
-            summary.failed += 1
-            logger.error("document %s not copied: %s", item["_id"], item["error"])
+        for ok, item in streaming_bulk(client, docs(), target, chunk_size=chunk_size):
+            if ok:
+                summary.copied += 1
+            else:
+                summary.failed += 1
+                logger.error("document %s not copied: %s", item["_id"], item["error"])
     client.refresh(target)
     summary.seconds = round(time.monotonic() - started, 2)
     if summary.failed:

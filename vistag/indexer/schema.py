@@ -94,10 +94,15 @@ class CatalogSchema:
         """A schema shipped with vistag."""
         return cls.load(_BUNDLED / f"{name}.schema.json")
 
-    def image_ref(self, row: dict) -> str | None:
-        """The image reference of a row (file name, path or URL)."""
-        if self.image and row.get(self.image):
-            return str(row[self.image]).strip()
+    def image_ref(self, row: dict) -> object:
+        """The image reference of a row: a file name, path or URL, or in-memory bytes or a PIL image."""
+        value = row.get(self.image) if self.image else None
+        if value is not None and not isinstance(value, (str, bytes, int, float)):
+            return value  # a PIL image (or a Path) from a Python caller
+        if isinstance(value, bytes):
+            return value or None
+        if value:
+            return str(value).strip()
         if self.image_template:
             try:
                 return self.image_template.format(**row)

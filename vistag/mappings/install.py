@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from types import ModuleType
+from typing import Any
 
 from vistag import __version__
-from vistag.engine.client import EngineClient
+from vistag.engine.client import EngineClient, as_engine
 from vistag.mappings import mustache
 from vistag.mappings.adapter import EngineAdapter
 from vistag.mappings.document import DocumentSpec
@@ -85,14 +87,17 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
 
 def index_template(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
     """The composable index template body for ``spec`` on this engine."""
-    return {
+    body = {
         "index_patterns": [spec.name, f"{spec.name}-*"],
         # Longer names are more specific: `products-v2` (products-v2-*) must win over
         # `products` (products-*) and the engines refuse overlapping patterns of equal priority.
         "priority": 200 + len(spec.name),
         "template": {"settings": {"index": adapter.index_settings()}, "mappings": mappings(adapter, spec)},
-        "_meta": {"managed_by": "vistag", "vistag_version": __version__},
     }
+    # The digest makes re-installing idempotent: an unchanged template is never written again.
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["_meta"] = {"managed_by": "vistag", "vistag_version": __version__, "digest": digest}
+    return body
 
 
 def search_templates(adapter: EngineAdapter, spec: DocumentSpec) -> dict[str, str]:
@@ -106,43 +111,77 @@ def render_search(adapter: EngineAdapter, spec: DocumentSpec, strategy: ModuleTy
 
 
 def install_index_template(client: EngineClient, spec: DocumentSpec) -> dict:
-    """Create or update the index template; returns its body."""
+    """Create or update the index template, only when it differs from the stored one; returns its body.
+
+    Idempotent: a second call with the same ``spec`` and vistag version sends no write.
+    """
     adapter = EngineAdapter(client.info())
     for note in adapter.limitations():
-        logger.warning("%s: %s", client.url, note)
+        logger.info("%s: %s", client.label, note)
     body = index_template(adapter, spec)
-    client.request("PUT", f"/_index_template/{template_name(spec)}", body)
+    name = template_name(spec)
+    current = client.get_index_template(name)
+    if current is None or current.get("_meta") != body["_meta"]:
+        client.put_index_template(name, body)
+        logger.info("installed index template %s (vistag %s)", name, __version__)
     return body
 
 
 def install_search_templates(client: EngineClient, spec: DocumentSpec) -> list[str]:
-    """Store every search template (``PUT _scripts/<id>``); returns their ids (none without lang-mustache)."""
+    """Store every search template that is missing or different; returns their ids (none without lang-mustache)."""
     adapter = EngineAdapter(client.info())
     if not adapter.search_templates:
-        logger.warning("%s has no lang-mustache module; search templates were not stored", client.url)
+        logger.info("%s has no lang-mustache module; search templates were not stored", client.label)
         return []
     ids = []
     for template_id, source in search_templates(adapter, spec).items():
-        client.request("PUT", f"/_scripts/{template_id}", {"script": {"lang": "mustache", "source": source}})
+        if client.get_script(template_id) != source:
+            client.put_script(template_id, source)
         ids.append(template_id)
     return ids
 
 
+def install_templates(client: Any, index: str = "products", vector_dim: int = 1840, category_levels: int = 3,
+                      vector_quantization: str = "none") -> list[str]:
+    """Install (only when changed) the index template and stored search templates for ``index``.
+
+    Args:
+        client: an ``Elasticsearch`` or ``OpenSearch`` client (or an :class:`EngineClient`).
+        index: the index or alias name the templates serve.
+        vector_dim: the image embedding's dimension.
+        category_levels: depth of the category path.
+        vector_quantization: ``none`` or ``int8``.
+
+    Returns:
+        The stored search template ids (empty on a cluster without lang-mustache).
+
+    Example:
+        >>> install_templates(OpenSearch("http://127.0.0.1:9200"), "products")  # doctest: +SKIP
+        ['products-keyword', 'products-tags', 'products-image', 'products-similar']
+    """
+    engine = as_engine(client)
+    spec = DocumentSpec(name=index, vector_dim=vector_dim, category_levels=category_levels,
+                        vector_quantization=vector_quantization)
+    install_index_template(engine, spec)
+    return install_search_templates(engine, spec)
+
+
 def create_index(client: EngineClient, spec: DocumentSpec, index: str | None = None) -> str:
-    """Install the templates and create ``index`` (default ``spec.name``) unless it exists.
+    """Install the templates (when changed) and create ``index`` (default ``spec.name``) unless it exists.
 
     Returns:
         The index name.
 
     Raises:
         ValueError: the index exists with another vector dimension.
+        EngineError: the engine refused to create the index (a bad name, a template
+            the engine rejects, ...), with its reason.
     """
     index = index or spec.name
     install_index_template(client, spec)
     install_search_templates(client, spec)
     if client.index_exists(index):
-        current = client.request("GET", f"/{index}/_mapping")
-        for body in current.values():
+        for body in client.get_mapping(index).values():
             meta = body.get("mappings", {}).get("_meta", {})
             if meta.get("vector_dim") not in (None, spec.vector_dim):
                 raise ValueError(
@@ -150,5 +189,7 @@ def create_index(client: EngineClient, spec: DocumentSpec, index: str | None = N
                     "use another index or `vistag reindex`"
                 )
         return index
-    client.request("PUT", f"/{index}", {}, ok_statuses=(400,))
+    client.create_index(index, exist_ok=True)  # another writer may create it first; any other refusal raises
     return index
+
+

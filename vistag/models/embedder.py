@@ -111,20 +111,10 @@ class ImageEmbedder:
         return tensor
 
     @torch.inference_mode()
-    def embed_arrays(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed preprocessed float CHW arrays; returns (N, D) float32 unit vectors."""
-        if len(arrays) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = [self.forward_batch(self._to_device(np.stack(arrays[start:start + self.batch_size])))
-               for start in range(0, len(arrays), self.batch_size)]
-        return np.concatenate(out).astype(np.float32, copy=False)
-
-    @torch.inference_mode()
     def embed_prepared(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """Embed uint8 HWC arrays from :meth:`prepare`, normalising on the device.
 
-        Equal to ``embed_arrays([normalize(a) for a in arrays])`` up to float
-        rounding, with a quarter of the host-to-device bytes.
+        Normalising on the device sends a quarter of the bytes a float batch would.
         """
         if len(arrays) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)

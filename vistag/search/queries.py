@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
-from vistag.engine.client import EngineClient
-from vistag.errors import EngineError
+import numpy as np
+
+from vistag.engine.client import as_engine
+from vistag.errors import ConfigError, EngineError
 from vistag.mappings import DocumentSpec, EngineAdapter
 from vistag.mappings.install import render_search, search_template_id
 from vistag.mappings.strategies import image, keyword, similar, tags
@@ -34,20 +36,83 @@ class Hit:
         return {"id": self.id, "score": self.score, "title": self.title, "source": self.source}
 
 
+#: An image query: a vector, or an image (a path, URL, encoded bytes or a PIL image) to embed first.
+ImageQuery = Union[Sequence[float], np.ndarray, str, bytes, Any]
+
+
+def _hits(resp: Mapping[str, Any]) -> list[Hit]:
+    return [Hit(h["_id"], float(h["_score"] or 0.0), h.get("_source", {}).get("title"), h.get("_source", {}))
+            for h in resp["hits"]["hits"]]
+
+
 class Searcher:
-    """Queries one index (or alias).
+    """Queries one index (or alias) with the same templates a storefront runs.
 
     Args:
-        client: the engine.
+        client: an ``Elasticsearch`` or ``OpenSearch`` client (or an :class:`EngineClient`).
         index: index or alias name.
-        vector_dim: dimension of ``image_vector`` (only used to validate image queries).
+        vector_dim: dimension of ``image_vector``; read from the index mapping when left out.
+        embedder: turns image queries into vectors (an
+            :class:`~vistag.models.embedder.ImageEmbedder`); by default the backbone
+            named in the index's documents is created on the first image query.
+
+    Example:
+        >>> from opensearchpy import OpenSearch                                   # doctest: +SKIP
+        >>> searcher = Searcher(OpenSearch("http://127.0.0.1:9200"), "products")  # doctest: +SKIP
+        >>> [h.id for h in searcher.keyword("red dress", size=3)]                 # doctest: +SKIP
+        ['1855', '2017', '1526']
     """
 
-    def __init__(self, client: EngineClient, index: str = "products", vector_dim: int | None = None) -> None:
-        self.client = client
+    def __init__(self, client: Any, index: str = "products", vector_dim: int | None = None, embedder: Any = None) -> None:
+        self.client = as_engine(client)
         self.index = index
-        self.adapter = EngineAdapter(client.info())
-        self.spec = DocumentSpec(name=index, vector_dim=vector_dim or 1840)
+        self.adapter = EngineAdapter(self.client.info())
+        self.embedder = embedder
+        self.spec = DocumentSpec(name=index, vector_dim=vector_dim or self._index_vector_dim() or 1840)
+
+    def _index_vector_dim(self) -> int | None:
+        """``image_vector``'s dimension from the index mapping (``None`` when the index does not exist yet)."""
+        if not self.client.index_exists(self.index):
+            return None
+        for body in self.client.get_mapping(self.index).values():
+            mapping = body.get("mappings", {})
+            dim = mapping.get("_meta", {}).get("vector_dim")
+            field_mapping = mapping.get("properties", {}).get("image_vector", {})
+            dim = dim or field_mapping.get("dims") or field_mapping.get("dimension")
+            if dim:
+                return int(dim)
+        return None
+
+    def vector_of(self, query: ImageQuery) -> np.ndarray:
+        """The query vector: ``query`` itself, or the embedding of the image it names or holds.
+
+        Raises:
+            ConfigError: a vector of the wrong dimension, or an image that cannot be embedded.
+        """
+        if isinstance(query, np.ndarray) or (isinstance(query, Sequence) and not isinstance(query, (str, bytes))):
+            vector = np.asarray(query, dtype=np.float32).ravel()
+        else:
+            from vistag.images import ImageLoadError, ImageStore
+
+            try:
+                image = ImageStore().load(query).image
+            except ImageLoadError as exc:
+                raise ConfigError(f"image query: {exc}") from None
+            vector = self._embedder().embed_images([image])[0]
+        if vector.shape[0] != self.spec.vector_dim:
+            raise ConfigError(f"the query vector has {vector.shape[0]} dimensions; {self.index!r} holds "
+                              f"{self.spec.vector_dim}-d vectors")
+        return vector
+
+    def _embedder(self) -> Any:
+        if self.embedder is None:
+            from vistag.models import create_embedder
+
+            resp = self.client.search(self.index, {"size": 1, "_source": ["model.name"], "query": {"match_all": {}}})
+            hits = resp["hits"]["hits"]
+            name = (hits[0]["_source"].get("model") or {}).get("name") if hits else None
+            self.embedder = create_embedder(name or "efficientnet-lite0")
+        return self.embedder
 
     def body(self, strategy: ModuleType, params: dict) -> dict:
         """The search body a strategy's template renders to."""
@@ -55,16 +120,11 @@ class Searcher:
 
     def run(self, strategy: ModuleType, params: dict) -> list[Hit]:
         """Render and run a strategy's query."""
-        resp = self.client.search(self.index, self.body(strategy, params))
-        return [Hit(h["_id"], float(h["_score"] or 0.0), h.get("_source", {}).get("title"), h.get("_source", {}))
-                for h in resp["hits"]["hits"]]
+        return _hits(self.client.search(self.index, self.body(strategy, params)))
 
     def run_stored_template(self, strategy: ModuleType, params: dict) -> list[Hit]:
         """Run the same query through the stored search template (as a storefront would)."""
-        resp = self.client.request("POST", f"/{self.index}/_search/template",
-                                   {"id": search_template_id(self.spec, strategy), "params": params})
-        return [Hit(h["_id"], float(h["_score"] or 0.0), h.get("_source", {}).get("title"), h.get("_source", {}))
-                for h in resp["hits"]["hits"]]
+        return _hits(self.client.search_template(self.index, search_template_id(self.spec, strategy), params))
 
     def keyword(self, query: str, size: int = 10, offset: int = 0, category: str | None = None,
                 attributes: Mapping[str, str] | None = None) -> list[Hit]:
@@ -88,9 +148,19 @@ class Searcher:
         weights = dict(weights) if isinstance(weights, Mapping) else {t: 1.0 for t in weights}
         return relations.expand(weights, discount=discount) if relations is not None else weights
 
-    def image(self, vector: Sequence[float], k: int = 10, num_candidates: int | None = None,
+    def image(self, query: ImageQuery, k: int = 10, num_candidates: int | None = None,
               category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:
-        """Approximate kNN on the image vector, filters applied inside the kNN search."""
+        """Approximate kNN on the image vector, filters applied inside the kNN search.
+
+        Args:
+            query: a vector, or an image to embed: a path, an http(s) URL, encoded
+                bytes or a PIL image.
+
+        Example:
+            >>> searcher.image("photo.jpg", k=10)[0].id   # doctest: +SKIP
+            '15970'
+        """
+        vector = self.vector_of(query).tolist()
         return self.run(image, image.params(vector, k, num_candidates, category=category, attributes=attributes))
 
     def image_many(self, vectors: Sequence[Sequence[float]], k: int = 10, num_candidates: int | None = None,
@@ -102,19 +172,15 @@ class Searcher:
         """
         if not len(vectors):
             return []
-        lines = []
-        for vector in vectors:
-            lines.append(json.dumps({"index": self.index}))
-            lines.append(json.dumps(self.body(image, image.params(vector, k, num_candidates, category=category,
-                                                                    attributes=attributes)), separators=(",", ":")))
-        resp = self.client.request("POST", "/_msearch", ndjson=("\n".join(lines) + "\n").encode())
+        searches = [(self.index, self.body(image, image.params(np.asarray(vector, dtype=np.float32).tolist(), k,
+                                                                num_candidates, category=category, attributes=attributes)))
+                    for vector in vectors]
         out = []
-        for answer in resp["responses"]:
+        for answer in self.client.msearch(searches):
             if "error" in answer:
                 raise EngineError(f"kNN search in {self.index} failed: {json.dumps(answer['error'])[:500]}",
                                   answer.get("status"))
-            out.append([Hit(h["_id"], float(h["_score"] or 0.0), h.get("_source", {}).get("title"), h.get("_source", {}))
-                        for h in answer["hits"]["hits"]])
+            out.append(_hits(answer))
         return out
 
     def similar(self, product_id: str, k: int = 10, num_candidates: int | None = None, tag_weight: float = similar.DEFAULT_TAG_WEIGHT,
@@ -124,16 +190,14 @@ class Searcher:
         Raises:
             KeyError: no such product.
         """
-        doc = self.client.request("GET", f"/{self.index}/_doc/{product_id}", ok_statuses=(404,),
-                                  params={"_source_includes": "image_vector,tag_weights"})
-        if not doc.get("found"):
+        source = self.client.get_source(self.index, product_id, ["image_vector", "tag_weights"])
+        if source is None:
             raise KeyError(f"product {product_id!r} is not in {self.index!r}")
-        source = doc["_source"]
         return self.run(similar, similar.params(product_id, source["image_vector"], source.get("tag_weights", {}), k,
                                                 num_candidates, tag_weight, category=category, attributes=attributes))
 
     def hybrid(self, query: str | None = None, tag_weights: Mapping[str, float] | None = None,
-               vector: Sequence[float] | None = None, size: int = 10, offset: int = 0, fusion: str = "rrf",
+               vector: ImageQuery | None = None, size: int = 10, offset: int = 0, fusion: str = "rrf",
                weights: Mapping[str, float] | None = None, window: int = 100, category: str | None = None,
                attributes: Mapping[str, str] | None = None, relations=None, discount: float = 0.5) -> list[Hit]:
         """BM25 + tags + kNN, each run on its own (filters inside each, kNN included) and
@@ -153,7 +217,7 @@ class Searcher:
             lists["tags"] = self.tags(tag_weights, size=window, category=category, attributes=attributes,
                                       relations=relations, discount=discount)
         if vector is not None:
-            lists["image"] = self.image(vector, k=window, category=category, attributes=attributes)
+            lists["image"] = self.image(vector, k=window, category=category, attributes=attributes)  # or an image
         if not lists:
             raise ValueError("a hybrid query needs text, tags or an image")
         by_id = {h.id: h for hits in lists.values() for h in hits}

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from PIL import Image
 
 from vistag.errors import VistagError
-from vistag.indexer.images import ImageLoadError, ImageStore, decode_image
+from vistag.images import ImageLoadError, ImageStore, decode_image
 from vistag.search import Searcher
 
 logger = logging.getLogger(__name__)

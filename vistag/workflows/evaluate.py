@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet
-from vistag.analyzers.tags import tags_from_labels
+from vistag.vocabulary import tags_from_labels
 from vistag.evaluation.metrics import classification_report, coverage_vs_error, ranked_tag_prf, set_metrics
 from vistag.models.labels import OTHER, Vocabulary, clean_label
 from vistag.models.tagging_model import TaggingModel

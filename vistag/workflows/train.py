@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from vistag.analyzers.tags import tags_from_labels
+from vistag.vocabulary import tags_from_labels
 from vistag.evaluation.thresholds import hamming_score, tune_global, tune_per_tag
 from vistag.models.config import BackboneConfig
 from vistag.models.heads import HeadConfig

@@ -1,32 +1,45 @@
-"""Helpers shared by commands: connecting, creating embedders, printing."""
+"""Helpers shared by commands: connecting, creating embedders, loading relations, printing."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from vistag.config import ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
+from vistag.engine.connect import connect as connect_settings
 from vistag.engine.local import LocalNode
 from vistag.errors import ConfigError
 
 
-def connect(args: argparse.Namespace) -> EngineClient:
-    """A client for ``--url``/``VISTAG_URL``, else for the running local node of ``--engine``."""
-    settings = ConnectionSettings.from_env(
-        url=getattr(args, "url", None), api_key=getattr(args, "api_key", None), username=getattr(args, "user", None),
-        password=getattr(args, "password", None), ca_cert=getattr(args, "ca_cert", None),
+def connection_settings(args: argparse.Namespace) -> ConnectionSettings:
+    """The connection flags (and ``VISTAG_*`` variables) as settings."""
+    return ConnectionSettings.from_env(
+        urls=tuple(getattr(args, "url", None) or ()), api_key=getattr(args, "api_key", None),
+        username=getattr(args, "user", None), password=getattr(args, "password", None),
+        ca_cert=getattr(args, "ca_cert", None), cloud_id=getattr(args, "cloud_id", None),
+        bearer_token=getattr(args, "bearer_token", None), client_cert=getattr(args, "client_cert", None),
+        client_key=getattr(args, "client_key", None), aws_sigv4=getattr(args, "aws_sigv4", None),
+        aws_region=getattr(args, "aws_region", None),
+        verify_tls=False if getattr(args, "no_verify_tls", False) else None,
+        http_compress=True if getattr(args, "http_compress", False) else None,
     )
-    if not settings.url:
+
+
+def connect(args: argparse.Namespace) -> EngineClient:
+    """A client for ``--url``/``--cloud-id``/``VISTAG_URL``, else for the running local node of ``--engine``."""
+    settings = connection_settings(args)
+    if not settings.urls and not settings.cloud_id:
         url = LocalNode(args.engine).url
         if not url:
             raise ConfigError(
                 f"no engine URL: pass --url or set VISTAG_URL, or start a local node with `vistag engine start --engine {args.engine}`"
             )
-        settings = ConnectionSettings(**{**settings.__dict__, "url": url})
-    return EngineClient(settings)
+        return connect_settings(replace(settings, urls=(url,), engine=args.engine))
+    return connect_settings(settings)
 
 
 def is_model_dir(name: str | None) -> bool:
@@ -76,3 +89,43 @@ def print_json(data: object) -> None:
     """Pretty JSON to stdout."""
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write("\n")
+
+
+def default_relations_path() -> Path:
+    """Where ``relations build`` writes and ``expand-tags`` reads by default."""
+    return vistag_home() / "relations" / "tag-relations.npz"
+
+
+def load_relations(path: str | None):
+    """Tag relations saved by ``vistag relations build`` (default path when ``None``)."""
+    from vistag.analyzers.relations import TagRelations
+
+    path = Path(path) if path else default_relations_path()
+    if not path.with_suffix(".json").is_file():
+        raise ConfigError(f"no tag relations at {path}: run `vistag relations build --catalog ...` first")
+    return TagRelations.load(path)
+
+
+def print_hits(hits: list) -> None:
+    """One line per :class:`~vistag.search.Hit`: rank, id, score, title, top tags."""
+    if not hits:
+        print("(no results)")
+    for rank, hit in enumerate(hits, 1):
+        tags = ", ".join(sorted(hit.source.get("tag_weights", {}), key=lambda t: -hit.source["tag_weights"][t])[:4])
+        print(f"{rank:>3}. {hit.id:<8} {hit.score:8.4f}  {hit.title or ''}  [{tags}]")
+
+
+def print_summary(summary) -> None:
+    """Human-readable :class:`~vistag.indexer.pipeline.IndexSummary`."""
+    rate = summary.indexed / summary.seconds if summary.seconds else 0.0
+    print(f"index {summary.index}: read {summary.read}, indexed {summary.indexed}, skipped (already indexed) "
+          f"{summary.skipped_existing}, failed {summary.failed}, dead-lettered {summary.dead_lettered} "
+          f"in {summary.seconds:.1f}s ({rate:.1f} docs/s; {summary.embedded} images embedded, "
+          f"{summary.cache_hits} from cache; reference set {summary.reference_size}; tagger {summary.tagger})")
+    if summary.dead_lettered:
+        print(f"bad rows written to {summary.dead_letter_path}" if summary.dead_letter_path else
+              "bad rows: " + "; ".join(f"line {d['line']} ({d['stage']}): {d['reason']}" for d in summary.dead_letters[:20]))
+    if summary.retries:
+        print(f"{summary.retries} bulk items or requests were retried after 429/5xx or a lost connection")
+    if summary.aborted:
+        print(f"stopped early: {summary.aborted}\nrerun with --resume once the engine is back")

@@ -8,15 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from vistag.cli.commands.common import embedding_cache, make_embedder
-from vistag.cli.commands.index import print_summary
-from vistag.cli.commands.search import print_hits
-from vistag.config import ConnectionSettings, default_data_dir, vistag_home
-from vistag.engine.client import EngineClient
+from vistag.cli.commands.common import embedding_cache, make_embedder, print_hits, print_summary
+from vistag.config import default_data_dir, vistag_home
 from vistag.engine.local import LocalNode
 from vistag.errors import ConfigError
 from vistag.indexer.embedding import BatchEmbedder
-from vistag.indexer.images import ImageStore
+from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, index_catalog
 from vistag.indexer.schema import CatalogSchema
 from vistag.search import Searcher
@@ -55,13 +52,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     node = LocalNode(args.engine)
     url = node.start()
     print(f"   {url}")
-    client = EngineClient(ConnectionSettings(url=url))
+    client = node.client()
     info = client.info()
     print(f"   {info.engine} {info.version}")
     sample, held_out = write_sample(data / "labels.csv", vistag_home() / "demo" / "sample.csv", args.size)
     print(f"== indexing {args.size} products from {data} into '{args.index}'")
     embedder = make_embedder(args)
-    client.request("DELETE", f"/{args.index}", ok_statuses=(404,))
+    client.delete_index(args.index)
     options = IndexOptions(index=args.index, dead_letter=vistag_home() / "demo" / "dead-letter.jsonl",
                            progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size)
     with ImageStore(data / "images.tar") as store:

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from vistag.cli.commands.common import (connect, embedding_cache, is_model_dir, load_tagging_model, make_embedder,
-                                       print_json)
+                                       print_json, print_summary)
 from vistag.errors import ConfigError
 from vistag.indexer.embedding import BatchEmbedder
-from vistag.indexer.images import ImageStore
+from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, IndexSummary, index_catalog
 from vistag.indexer.schema import CatalogSchema
 
@@ -48,7 +48,11 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
         tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
         expand_discount=args.expand_discount, knn_batch=args.knn_batch, bulk_threads=args.bulk_threads,
         vector_quantization=args.vector_quantization or "none", reference_index=args.reference_index,
+        pipeline=getattr(args, "pipeline", None),
     )
+    engine_tagger = None
+    if args.reference_index:
+        engine_tagger = reference_index_tagger(client, args.reference_index, schema, embedder.dim, options)
     with ImageStore(args.images) as store:
         batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers, processes=args.decode_processes)
         reference = None
@@ -58,12 +62,25 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
                 ref_store = ImageStore(args.reference_images or args.images)
                 reference = (args.reference, schema, BatchEmbedder(embedder, ref_store, cache, workers=args.workers,
                                                                 processes=args.decode_processes))
-            summary = index_catalog(client, args.catalog, schema, batch_embedder, options, reference, model=model)
+            summary = index_catalog(client, args.catalog, schema, batch_embedder, options, reference, model=model,
+                                    tagger=engine_tagger)
         finally:
             batch_embedder.close()
             if ref_store:
                 ref_store.close()
     return summary
+
+
+def reference_index_tagger(client, index: str, schema: CatalogSchema, dim: int, options: IndexOptions):
+    """The kNN tagger over a labelled reference index the engine searches by HNSW."""
+    from vistag.search.queries import Searcher
+    from vistag.search.reference_tagger import EngineKnnDocumentTagger
+
+    if not client.index_exists(index):
+        raise ConfigError(f"reference index {index!r} does not exist")
+    tagger = EngineKnnDocumentTagger(Searcher(client, index, dim), schema, k=options.k, top_d=options.top_d)
+    tagger.reference_size = client.count(index)
+    return tagger
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -114,7 +131,7 @@ def _spec_of(client, alias: str, quantization: str | None = None):
     its mapping; ``quantization`` overrides the latter)."""
     from vistag.mappings import DocumentSpec
 
-    mapping = client.request("GET", f"/{alias}/_mapping")
+    mapping = client.get_mapping(alias)
     meta = next(iter(mapping.values()))["mappings"].get("_meta", {})
     return DocumentSpec(name=alias, vector_dim=int(meta.get("vector_dim", 1840)),
                         vector_quantization=quantization or meta.get("vector_quantization", "none"))
@@ -126,7 +143,7 @@ def _retagger(args: argparse.Namespace):
         return None
     import numpy as np
 
-    from vistag.indexer.taggers import ModelDocumentTagger
+    from vistag.analyzers.taggers import ModelDocumentTagger
 
     model = load_tagging_model(args.model)
     tagger = ModelDocumentTagger(model, None, top_d=args.top_d)
@@ -145,19 +162,6 @@ def _retagger(args: argparse.Namespace):
         return docs
 
     return retag
-
-
-def print_summary(summary: IndexSummary) -> None:
-    """Human-readable summary."""
-    rate = summary.indexed / summary.seconds if summary.seconds else 0.0
-    print(f"index {summary.index}: read {summary.read}, indexed {summary.indexed}, skipped (already indexed) "
-          f"{summary.skipped_existing}, failed {summary.failed}, dead-lettered {summary.dead_lettered} "
-          f"in {summary.seconds:.1f}s ({rate:.1f} docs/s; {summary.embedded} images embedded, "
-          f"{summary.cache_hits} from cache; reference set {summary.reference_size}; tagger {summary.tagger})")
-    if summary.dead_lettered:
-        print(f"bad rows written to {summary.dead_letter_path}")
-    if summary.aborted:
-        print(f"stopped early: {summary.aborted}\nrerun with --resume once the engine is back")
 
 
 def _leaf(category: dict) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vistag.cli.commands.common import embedding_cache, load_tagging_model, make_embedder, print_json
 from vistag.errors import ConfigError
-from vistag.indexer.images import ImageStore
+from vistag.images import ImageStore
 from vistag.indexer.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """Tag image files with a trained model; prints JSON."""
-    from vistag.indexer.images import ImageLoadError
+    from vistag.images import ImageLoadError
 
     model = load_tagging_model(args.model)
     embedder = make_embedder(args, model)

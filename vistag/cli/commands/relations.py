@@ -6,26 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from vistag.analyzers.tags import tags_from_labels
-from vistag.cli.commands.common import connect, print_json
-from vistag.config import vistag_home
+from vistag.vocabulary import tags_from_labels
+from vistag.cli.commands.common import connect, default_relations_path, load_relations, print_json
 from vistag.errors import ConfigError
 from vistag.indexer.catalog import CatalogRow, read_catalog
 from vistag.indexer.schema import CatalogSchema
-
-
-def default_relations_path() -> Path:
-    """Where ``relations build`` writes and ``expand-tags`` reads by default."""
-    return vistag_home() / "relations" / "tag-relations.npz"
-
-
-def _load(path: str | None):
-    from vistag.analyzers.relations import TagRelations
-
-    path = Path(path) if path else default_relations_path()
-    if not path.with_suffix(".json").is_file():
-        raise ConfigError(f"no tag relations at {path}: run `vistag relations build --catalog ...` first")
-    return TagRelations.load(path)
 
 
 def cmd_relations(args: argparse.Namespace) -> int:
@@ -47,7 +32,7 @@ def cmd_relations(args: argparse.Namespace) -> int:
     print(f"{len(relations.vocabulary)} tags from {len(tag_sets)} items "
           f"({'co-occurrence + semantic' if encoder else 'co-occurrence only'}), written to {out}")
     if args.install:
-        from vistag.mappings.relations_index import write_relations
+        from vistag.indexer.relations_index import write_relations
 
         client = connect(args)
         count = write_relations(client, relations, args.index)
@@ -57,7 +42,7 @@ def cmd_relations(args: argparse.Namespace) -> int:
 
 def cmd_expand_tags(args: argparse.Namespace) -> int:
     """Related tags for the given tags (seed 001 recommendations)."""
-    relations = _load(args.relations)
+    relations = load_relations(args.relations)
     unknown = [t for t in args.tags if t not in relations]
     if unknown and not args.json:
         print(f"unknown tags (no relations): {', '.join(unknown)}", file=sys.stderr)

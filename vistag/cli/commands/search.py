@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vistag.cli.commands.common import connect, make_embedder, print_json
+from vistag.cli.commands.common import connect, make_embedder, print_hits, print_json
 from vistag.errors import ConfigError
-from vistag.indexer.images import ImageLoadError, ImageStore
-from vistag.search import Hit, Searcher
+from vistag.images import ImageLoadError, ImageStore
+from vistag.search import Searcher
 
 
 def parse_tags(items: list[str]) -> dict[str, float]:
@@ -72,11 +72,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     where = {"category": args.category, "attributes": filters}
     relations = None
     if args.expand or (args.expand is None and args.tags):
-        from vistag.cli.commands.relations import _load, default_relations_path
+        from vistag.cli.commands.common import default_relations_path, load_relations
 
         path = args.relations or default_relations_path()
         if args.expand or Path(path).with_suffix(".json").is_file():
-            relations = _load(str(path))
+            relations = load_relations(str(path))
     tags = parse_tags(args.tags) if args.tags else None
     vector = image_vector(args) if args.image else None
     if args.similar:
@@ -98,15 +98,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         print_hits(hits)
     return 0
-
-
-def print_hits(hits: list[Hit]) -> None:
-    """One line per hit: rank, id, score, title, top tags."""
-    if not hits:
-        print("(no results)")
-    for rank, hit in enumerate(hits, 1):
-        tags = ", ".join(sorted(hit.source.get("tag_weights", {}), key=lambda t: -hit.source["tag_weights"][t])[:4])
-        print(f"{rank:>3}. {hit.id:<8} {hit.score:8.4f}  {hit.title or ''}  [{tags}]")
 
 
 def cmd_check_tags(args: argparse.Namespace) -> int:

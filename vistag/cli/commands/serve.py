@@ -6,10 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from vistag.cli.commands.common import connect, make_embedder
-from vistag.cli.commands.relations import default_relations_path
+from vistag.cli.commands.common import connect, default_relations_path, make_embedder
 from vistag.config import default_data_dir
-from vistag.indexer.images import ImageStore
+from vistag.images import ImageStore
 from vistag.search import Searcher
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Iterator
 
 from vistag.engine.client import EngineClient
-from vistag.errors import EngineError
 from vistag.indexer.bulk import bulk
 
 DEFAULT_INDEX = "tag_relations"
@@ -49,20 +48,18 @@ def relation_documents(relations, limit: int = 20) -> Iterator[dict]:
 def write_relations(client: EngineClient, relations, index: str = DEFAULT_INDEX, limit: int = 20) -> int:
     """Replace ``index`` with the relations; returns the number of tags written.
 
+    Args:
+        client: the engine.
+        relations: a :class:`~vistag.analyzers.relations.TagRelations`.
+        index: the index to (re)create.
+        limit: related tags stored per tag.
+
     Raises:
-        EngineError: a document was rejected.
+        BulkIndexError: a document was refused.
     """
-    client.request("DELETE", f"/{index}", ok_statuses=(404,))
-    client.request("PUT", f"/{index}", {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-                                       "mappings": MAPPINGS})
-    result = bulk(client, relation_documents(relations, limit), index)
-    if result.rejected:
-        raise EngineError(f"{result.rejected} tag relation documents were rejected, e.g. {result.errors[0]['error']}")
+    client.delete_index(index)
+    client.create_index(index, {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+                                "mappings": MAPPINGS})
+    result = bulk(client, relation_documents(relations, limit), index, raise_on_error=True)
     client.refresh(index)
     return result.indexed
-
-
-def read_related(client: EngineClient, tag: str, index: str = DEFAULT_INDEX) -> list[dict]:
-    """The stored relations of ``tag`` (empty when unknown)."""
-    resp = client.request("GET", f"/{index}/_doc/{tag}", ok_statuses=(404,))
-    return resp.get("_source", {}).get("related", []) if resp.get("found") else []

@@ -1,4 +1,9 @@
-"""Where images come from (a directory, a ``.tar``, http(s) URLs) and how they are decoded safely."""
+"""Where images come from (a directory, a ``.tar``, http(s) URLs) and how they are decoded safely.
+
+Limits are arguments, not process state: nothing here reads the environment at
+import or changes a PIL global (``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as the
+host application set it; its default refuses truncated files).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-#: Decompression-bomb guard: images with more pixels are refused (default 64 MP).
-MAX_PIXELS = int(os.environ.get("VISTAG_MAX_IMAGE_PIXELS", 64_000_000))
-#: Largest encoded image read, in bytes (default 32 MiB).
-MAX_BYTES = int(os.environ.get("VISTAG_MAX_IMAGE_BYTES", 32 * 1024 * 1024))
+#: Decompression-bomb guard: images with more pixels are refused (64 MP).
+MAX_PIXELS = 64_000_000
+#: Largest encoded image read, in bytes (32 MiB).
+MAX_BYTES = 32 * 1024 * 1024
+
+
+def limits_from_env() -> tuple[int, int]:
+    """``(max_pixels, max_bytes)`` from ``VISTAG_MAX_IMAGE_PIXELS``/``VISTAG_MAX_IMAGE_BYTES`` (the CLI's defaults)."""
+    return (int(os.environ.get("VISTAG_MAX_IMAGE_PIXELS") or MAX_PIXELS),
+            int(os.environ.get("VISTAG_MAX_IMAGE_BYTES") or MAX_BYTES))
 
 
 class ImageLoadError(Exception):
@@ -44,9 +55,12 @@ class ImageStore:
         timeout: seconds for each http(s) download.
     """
 
-    def __init__(self, root: str | Path | None = None, timeout: float = 20.0) -> None:
+    def __init__(self, root: str | Path | None = None, timeout: float = 20.0, max_bytes: int = MAX_BYTES,
+                 max_pixels: int = MAX_PIXELS) -> None:
         self.root = Path(root) if root else None
         self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
         self._tar_index: dict[str, tuple[int, int]] | None = None
         self._tar_fd: int | None = None
         self._local = threading.local()
@@ -86,12 +100,24 @@ class ImageStore:
             session = self._local.session = requests.Session()
         return session
 
-    def read(self, ref: str) -> bytes:
-        """Return the encoded bytes of ``ref``.
+    def read(self, ref: str | bytes | Image.Image) -> bytes:
+        """Return the encoded bytes of ``ref``: a path (below ``root`` when relative), a
+        member of the ``.tar``, an http(s) URL, encoded bytes, or a PIL image (encoded as PNG).
 
         Raises:
             ImageLoadError: missing, unreadable, too large or a failed download.
         """
+        if isinstance(ref, (bytes, bytearray, memoryview)):
+            data = bytes(ref)
+            if len(data) > self.max_bytes:
+                raise ImageLoadError(f"image bytes are {len(data)} bytes, over the {self.max_bytes}-byte limit")
+            return data
+        if isinstance(ref, Image.Image):
+            buffer = io.BytesIO()
+            ref.save(buffer, format="PNG")
+            return buffer.getvalue()
+        if isinstance(ref, Path):
+            ref = str(ref)
         if ref.startswith(("http://", "https://")):
             return self._download(ref)
         if self._tar_index is not None and not os.path.isabs(ref):
@@ -99,14 +125,14 @@ class ImageStore:
             if entry is None:
                 raise ImageLoadError(f"image {ref!r} is not in {self.root}")
             offset, size = entry
-            if size > MAX_BYTES:
-                raise ImageLoadError(f"image {ref!r} is {size} bytes, over the {MAX_BYTES}-byte limit")
+            if size > self.max_bytes:
+                raise ImageLoadError(f"image {ref!r} is {size} bytes, over the {self.max_bytes}-byte limit")
             return os.pread(self._tar_fd, size, offset)
         path = Path(ref) if os.path.isabs(ref) or self.root is None else self.root / ref
         try:
             size = path.stat().st_size
-            if size > MAX_BYTES:
-                raise ImageLoadError(f"image file {path} is {size} bytes, over the {MAX_BYTES}-byte limit")
+            if size > self.max_bytes:
+                raise ImageLoadError(f"image file {path} is {size} bytes, over the {self.max_bytes}-byte limit")
             return path.read_bytes()
         except FileNotFoundError:
             raise ImageLoadError(f"image file {path} does not exist") from None
@@ -121,17 +147,18 @@ class ImageStore:
                 chunks, total = [], 0
                 for chunk in resp.iter_content(1 << 16):
                     total += len(chunk)
-                    if total > MAX_BYTES:
-                        raise ImageLoadError(f"download of {url} exceeds the {MAX_BYTES}-byte limit")
+                    if total > self.max_bytes:
+                        raise ImageLoadError(f"download of {url} exceeds the {self.max_bytes}-byte limit")
                     chunks.append(chunk)
                 return b"".join(chunks)
         except requests.RequestException as exc:
             raise ImageLoadError(f"download of {url} failed: {type(exc).__name__}") from None
 
-    def load(self, ref: str) -> LoadedImage:
-        """Read and decode ``ref`` (see :func:`decode_image`)."""
+    def load(self, ref: str | bytes | Image.Image) -> LoadedImage:
+        """Read and decode ``ref`` (see :meth:`read` and :func:`decode_image`)."""
         data = self.read(ref)
-        return decode_image(data, ref)
+        name = str(ref) if isinstance(ref, (str, Path)) else f"<{type(ref).__name__} image>"
+        return decode_image(data, name, max_pixels=self.max_pixels)
 
 
 def image_size(data: bytes, name: str) -> tuple[int, int]:
@@ -152,7 +179,7 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode_image(data: bytes, name: str, sha256: str | None = None) -> LoadedImage:
+def decode_image(data: bytes, name: str, sha256: str | None = None, max_pixels: int | None = None) -> LoadedImage:
     """Decode image bytes fully, refusing empty, truncated, corrupt and oversized images.
 
     Raises:
@@ -161,14 +188,14 @@ def decode_image(data: bytes, name: str, sha256: str | None = None) -> LoadedIma
     if not data:
         raise ImageLoadError(f"image {name!r} is empty (0 bytes)")
     digest = sha256 or sha256_of(data)
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 width, height = probe.size
-                if width * height > MAX_PIXELS:
-                    raise ImageLoadError(f"image {name!r} is {width}x{height}, over the {MAX_PIXELS}-pixel limit")
+                limit = max_pixels or MAX_PIXELS
+                if width * height > limit:
+                    raise ImageLoadError(f"image {name!r} is {width}x{height}, over the {limit}-pixel limit")
                 probe.load()  # animated images: the first frame
                 image = probe.copy()
     except ImageLoadError:

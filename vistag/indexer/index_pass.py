@@ -1,0 +1,140 @@
+"""Pass 2 of ``vistag index``: rows -> vectors (cache or model) -> kNN tags -> documents -> ``_bulk``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from vistag.analyzers.taggers import DocumentTagger
+from vistag.engine.client import EngineClient
+from vistag.engine.retry import RETRY_STATUSES
+from vistag.errors import EngineUnavailable
+from vistag.indexer.bulk import RetryCounter, parallel_bulk
+from vistag.indexer.catalog import CatalogRow, MalformedRow
+from vistag.indexer.deadletter import DeadLetters
+from vistag.indexer.documents import build_document
+from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.reference_pass import batches
+from vistag.indexer.row_log import RowRecord, with_records
+from vistag.indexer.schema import CatalogSchema
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexPass:
+    """Everything pass 2 needs; :meth:`run` streams the documents into the engine.
+
+    Attributes:
+        client: the engine.
+        rows: returns the catalog's rows.
+        schema: the catalog schema.
+        embedder: vectors from the cache or the model.
+        tagger: tags each batch of vectors.
+        options: the run's :class:`~vistag.indexer.pipeline.IndexOptions`.
+        summary: the run's :class:`~vistag.indexer.pipeline.IndexSummary`, updated in place.
+        dead_letters: where bad rows go.
+        model_doc: the ``model`` object of every document.
+        row_log: pass 1's row log (``None`` when there was no pass 1 over this catalog).
+        relations: optional :class:`~vistag.analyzers.relations.TagRelations` for index-time expansion.
+    """
+
+    client: EngineClient
+    rows: Callable[[], Iterable[CatalogRow | MalformedRow]]
+    schema: CatalogSchema
+    embedder: BatchEmbedder
+    tagger: DocumentTagger
+    options: object
+    summary: object
+    dead_letters: DeadLetters
+    model_doc: dict
+    row_log: Path | None = None
+    relations: object | None = None
+
+    def run(self) -> None:
+        """Index every good row; raises :class:`EngineUnavailable` (with the unconfirmed docs counted as failed)."""
+        opts, summary = self.options, self.summary
+        self._bar = tqdm(total=summary.read or None, desc="index", unit="doc", disable=not opts.progress, leave=False)
+        retries = RetryCounter()
+        try:
+            for ok, item in parallel_bulk(
+                self.client, self._documents(), opts.index, threads=opts.bulk_threads, chunk_size=opts.chunk_size,
+                max_chunk_bytes=opts.max_chunk_bytes, max_retries=opts.max_retries,
+                initial_backoff=opts.initial_backoff, max_backoff=opts.max_backoff, pipeline=opts.pipeline,
+                retries=retries,
+            ):
+                self._bar.update(1)
+                if ok:
+                    summary.indexed += 1
+                elif item["status"] in RETRY_STATUSES:
+                    summary.failed += 1
+                    logger.error("document %s not indexed after retries: HTTP %s", item["_id"], item["status"])
+                else:
+                    doc = item["doc"]
+                    self.dead_letters.write(doc.get("_line"), doc["_id"], "engine", item["error"],
+                                            {k: v for k, v in doc.items() if k not in ("image_vector", "_line")})
+        except EngineUnavailable as exc:
+            summary.failed += len(exc.body) if isinstance(exc.body, list) else 0
+            raise
+        finally:
+            summary.retries += retries.value
+            self._bar.close()
+
+    def _good_rows(self) -> Iterator[tuple[CatalogRow, RowRecord | None]]:
+        """Rows to index with their record; malformed and pass-1 bad rows are settled here."""
+        opts, summary = self.options, self.summary
+        count_reads = self.row_log is None
+        for batch in batches(with_records(self.rows(), self.row_log), opts.chunk_size):
+            if count_reads:
+                summary.read += len(batch)
+            keep = []
+            for row, record in batch:
+                if isinstance(row, MalformedRow):
+                    if record is None:
+                        self.dead_letters.write(row.line, row.id, "read", row.reason, row.raw)
+                    self._bar.update(1)
+                elif record is not None and not record.ok:
+                    self._bar.update(1)
+                else:
+                    keep.append((row, record))
+            if opts.resume and keep and self.client.index_exists(opts.index):
+                done = self.client.existing_ids(opts.index, [r.id for r, _ in keep])
+                summary.skipped_existing += len(done)
+                self._bar.update(len(done))
+                keep = [(r, rec) for r, rec in keep if r.id not in done]
+            yield from keep
+
+    def _documents(self) -> Iterator[dict]:
+        schema, opts = self.schema, self.options
+        leaf = schema.category[-1] if schema.category else None
+        items = (((row, record), schema.image_ref(row.fields), record.meta if record else None)
+                 for row, record in self._good_rows())
+        for batch in batches(self.embedder.embed_stream(items), opts.knn_batch):
+            good = []
+            for (row, record), res in batch:
+                if res.vector is None:
+                    self.dead_letters.write(row.line, row.id, "image", res.error or "no image", row.fields)
+                    self._bar.update(1)
+                else:
+                    good.append((row, record, res))
+            if not good:
+                continue
+            vectors = np.stack([res.vector for _, _, res in good])
+            exclude_rows = [rec.ref_row for _, rec, _ in good] if self.row_log is not None else None
+            tagged = self.tagger.tag(vectors, [r.id for r, _, _ in good],
+                                     [r.fields.get(leaf) if leaf else None for r, _, _ in good],
+                                     exclude_rows=exclude_rows)
+            for (row, _, res), row_tags in zip(good, tagged):
+                related = None
+                if self.relations is not None and row_tags.tags:
+                    related = self.relations.expand(dict(row_tags.tags), discount=opts.expand_discount)
+                doc = build_document(row.id, row.fields, schema, tags=row_tags.tags, vector=res.vector,
+                                     image=res.meta.to_doc(), model=self.model_doc, predicted=row_tags.predicted,
+                                     related=related)
+                doc["_line"] = row.line
+                yield doc
