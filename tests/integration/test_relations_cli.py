@@ -49,7 +49,7 @@ def test_index_time_expansion_finds_related_products_below_exact_ones(client, da
     catalog, images, rows = write_slice(data_dir, tmp_path, 80, step=211)
     relations = tmp_path / "rel.npz"
     assert main(["-q", "relations", "build", "--catalog", str(catalog), "--out", str(relations), "--no-semantic"]) == 0
-    assert main(["-q", "index", "--url", client.url, "--catalog", str(catalog), "--images", str(images),
+    assert main(["-q", "index", "--url", client.label, "--catalog", str(catalog), "--images", str(images),
                  "--expand-relations", str(relations), "--expand-discount", "0.5", "--json",
                  "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
     capsys.readouterr()

@@ -25,5 +25,5 @@ def cmd_mappings(args: argparse.Namespace) -> int:
     client = connect(args)
     install_index_template(client, spec)
     ids = install_search_templates(client, spec)
-    print(f"installed index template vistag-{spec.name} and {len(ids)} search templates {ids} on {client.url}")
+    print(f"installed index template vistag-{spec.name} and {len(ids)} search templates {ids} on {client.label}")
     return 0

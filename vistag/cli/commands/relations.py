@@ -36,7 +36,7 @@ def cmd_relations(args: argparse.Namespace) -> int:
 
         client = connect(args)
         count = write_relations(client, relations, args.index)
-        print(f"stored {count} tags in index '{args.index}' on {client.url}")
+        print(f"stored {count} tags in index '{args.index}' on {client.label}")
     return 0
 
 
