@@ -19,6 +19,7 @@ from vistag.indexer.catalog import CatalogRow, MalformedRow
 from vistag.indexer.deadletter import DeadLetters
 from vistag.indexer.documents import build_document
 from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.options import IndexOptions, IndexSummary
 from vistag.indexer.reference_pass import batches
 from vistag.indexer.row_log import RowRecord, with_records
 from vistag.indexer.schema import CatalogSchema
@@ -36,8 +37,8 @@ class IndexPass:
         schema: the catalog schema.
         embedder: vectors from the cache or the model.
         tagger: tags each batch of vectors.
-        options: the run's :class:`~vistag.indexer.pipeline.IndexOptions`.
-        summary: the run's :class:`~vistag.indexer.pipeline.IndexSummary`, updated in place.
+        options: the run's options.
+        summary: the run's summary, updated in place.
         dead_letters: where bad rows go.
         model_doc: the ``model`` object of every document.
         row_log: pass 1's row log (``None`` when there was no pass 1 over this catalog).
@@ -49,8 +50,8 @@ class IndexPass:
     schema: CatalogSchema
     embedder: BatchEmbedder
     tagger: DocumentTagger
-    options: object
-    summary: object
+    options: IndexOptions
+    summary: IndexSummary
     dead_letters: DeadLetters
     model_doc: dict
     row_log: Path | None = None
@@ -102,7 +103,7 @@ class IndexPass:
                     self._bar.update(1)
                 else:
                     keep.append((row, record))
-            if opts.resume and keep and self.client.index_exists(opts.index):
+            if opts.resume and keep:  # the pipeline created the index before this pass
                 done = self.client.existing_ids(opts.index, [r.id for r, _ in keep])
                 summary.skipped_existing += len(done)
                 self._bar.update(len(done))

@@ -20,9 +20,9 @@ by the engine's kNN search of that labelled index (for millions of rows). Every 
 bounded window, so memory holds a few batches of images, a few bulk chunks and one
 block of reference vectors, whatever the catalog size.
 
-Modules: :mod:`~vistag.indexer.reference_pass` (pass 1),
-:mod:`~vistag.indexer.index_pass` (pass 2), :mod:`~vistag.indexer.row_log`
-(what joins them); this one holds the options, the summary and the orchestration.
+Modules: :mod:`~vistag.indexer.options` (the run's options and summary),
+:mod:`~vistag.indexer.reference_pass` (pass 1), :mod:`~vistag.indexer.index_pass`
+(pass 2), :mod:`~vistag.indexer.row_log` (what joins them); this one orchestrates.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -44,78 +43,12 @@ from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
 from vistag.indexer.deadletter import DeadLetters
 from vistag.indexer.embedding import BatchEmbedder
 from vistag.indexer.index_pass import IndexPass
+from vistag.indexer.options import IndexOptions, IndexSummary
 from vistag.indexer.reference_pass import build_reference
 from vistag.indexer.schema import CatalogSchema
 from vistag.mappings import DocumentSpec, create_index
 
 logger = logging.getLogger(__name__)
-
-@dataclass
-class IndexOptions:
-    """Tuning of an indexing run (CLI flags map one to one)."""
-
-    index: str = "products"
-    batch_size: int = 64
-    chunk_size: int = 500
-    max_chunk_bytes: int = 10 * 1024 * 1024
-    k: int = 10
-    top_d: int = 10
-    resume: bool = False
-    dead_letter: Path | None = None  # a JSONL file for bad rows; None: kept in the summary only
-    progress: bool = True
-    max_retries: int = 8
-    initial_backoff: float = 1.0
-    max_backoff: float = 30.0
-    limit: int | None = None
-    tagger: str = "knn"
-    relations: Path | None = None
-    expand_discount: float = 0.5
-    template: str | None = None  # index template / alias name when ``index`` is a versioned index
-    knn_batch: int = 256  # rows tagged per kNN scan of the reference set
-    bulk_threads: int = 2  # _bulk requests in flight
-    vector_quantization: str = "none"  # or int8 (see DocumentSpec)
-    reference_index: str | None = None  # kNN neighbours from this labelled index (needs a tagger from the caller)
-    pipeline: str | None = None  # an ingest pipeline every document goes through
-
-
-@dataclass
-class IndexSummary:
-    """What happened; ``ok`` is False when any row failed or was dead-lettered.
-
-    ``aborted`` holds the reason when the engine stayed unreachable (the run can be
-    resumed with ``resume=True``); ``dead_letters`` holds the bad rows when no
-    dead-letter file was named; ``retries`` counts resent bulk items and requests.
-    """
-
-    read: int = 0
-    indexed: int = 0
-    skipped_existing: int = 0
-    failed: int = 0
-    dead_lettered: int = 0
-    embedded: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    reference_size: int = 0
-    seconds: float = 0.0
-    aborted: str | None = None
-    dead_letter_path: str | None = None
-    index: str = ""
-    tagger: str = ""
-    timings: dict = field(default_factory=dict)
-    dead_letters: list[dict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every good row is indexed and nothing was dead-lettered."""
-        return self.failed == 0 and self.dead_lettered == 0 and self.aborted is None
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form."""
-        out = dict(self.__dict__)
-        out["ok"] = self.ok
-        out["dead_letters"] = self.dead_letters[:100]  # the first ones; all of them stay on the object
-        return out
-
 
 def catalog_rows(source: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema,
                  limit: int | None = None) -> Callable[[], Iterator[CatalogRow | MalformedRow]]:
