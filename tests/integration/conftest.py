@@ -42,7 +42,7 @@ def _stop_nodes():
 
 
 def wipe(node: LocalNode) -> None:
-    """Delete every non-system index, vistag index template and vistag stored script."""
+    """Delete every non-system index and vistag index template (stored scripts stay; installs overwrite them)."""
     client = node.client()
     for index in client.indices("*"):
         if not index.startswith("."):

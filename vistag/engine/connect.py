@@ -61,15 +61,11 @@ def connect(settings: ConnectionSettings, engine: str | None = None, retry: Retr
 
 
 def _detect(settings: ConnectionSettings) -> str:
-    """``elasticsearch`` or ``opensearch``, from the first host's ``GET /``."""
-    if settings.cloud_id or settings.bearer_token or settings.api_key:
-        return "elasticsearch" if settings.cloud_id or settings.bearer_token else _probe(settings)
+    """``elasticsearch`` or ``opensearch``: Elastic Cloud and SigV4 tell; otherwise the first host's ``GET /``."""
+    if settings.cloud_id:
+        return "elasticsearch"
     if settings.aws_sigv4:
         return "opensearch"
-    return _probe(settings)
-
-
-def _probe(settings: ConnectionSettings) -> str:
     client = _opensearch(settings, max_retries=0)  # opensearch-py talks to either engine; elasticsearch-py does not
     try:
         root = client.transport.perform_request("GET", "/")
@@ -77,16 +73,14 @@ def _probe(settings: ConnectionSettings) -> str:
         error = map_error(exc, f"GET / on {settings.urls[0]}")
         if error is None:
             raise
-        if error.status in (401, 403) and settings.api_key:
-            return "elasticsearch"
-        if error.status == 405:  # Elasticsearch integ-test zips
-            return "elasticsearch"
+        if error.status == 405 or (error.status in (401, 403) and settings.api_key):
+            return "elasticsearch"  # integ-test zips have no GET /; OpenSearch has no API keys
         if isinstance(error, EngineUnavailable) or error.status in (401, 403):
             raise error from None
         return "elasticsearch"
     finally:
         client.close()
-    distribution = ((root or {}).get("version") or {}).get("distribution") if isinstance(root, dict) else None
+    distribution = (root.get("version") or {}).get("distribution") if isinstance(root, dict) else None
     return "opensearch" if distribution == "opensearch" else "elasticsearch"
 
 
