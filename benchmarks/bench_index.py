@@ -8,6 +8,8 @@ Prints, for N real catalog images:
   index with the same mapping (``bench-products-helper`` matches vistag's template),
   with the ratio of the two (goal >= 0.95: the helper does no tagging, so the gap is
   vistag's overhead);
+* vistag's bulk layer alone with the same documents (no tagging) against the same
+  helper, in alternating rounds: the transport's own overhead;
 * bytes per document: vistag's float32 vector encoding against the 17-digit doubles
   of ``json.dumps`` of the same document;
 * end-to-end images/s of a cold run (embedding + indexing).
@@ -82,6 +84,20 @@ def helper_parallel_bulk(client, docs: list[dict], index: str, threads: int, chu
     return time.perf_counter() - start
 
 
+def vistag_bulk_layer(client, docs: list[dict], index: str, threads: int, chunk: int) -> float:
+    """Seconds for vistag's own bulk layer alone (no tagging) to send ``docs`` (and refresh)."""
+    import numpy as np
+
+    from vistag.indexer.bulk import bulk
+
+    actions = ({"_id": d["id"], **d, "image_vector": np.asarray(d["image_vector"], np.float32)} for d in docs)
+    start = time.perf_counter()
+    result = bulk(client, actions, index, threads=threads, chunk_size=chunk)
+    assert result.rejected == 0, result.errors[:1]
+    client.refresh(index)
+    return time.perf_counter() - start
+
+
 def bytes_per_doc(docs: list[dict]) -> tuple[float, float]:
     """Mean bulk bytes per document: vistag's encoding, and json.dumps with doubles."""
     import numpy as np
@@ -137,17 +153,20 @@ def main() -> None:
             docs = [h["_source"] for h in client.scan("bench-products")]
             assert len(docs) == args.rows
             ours, doubles = bytes_per_doc(docs)
-            rounds = []
-            for _ in range(args.rounds):
-                client.delete_index("bench-products-helper")
-                client.create_index("bench-products-helper")
-                rounds.append(len(docs) / helper_parallel_bulk(client, docs, "bench-products-helper", args.threads,
-                                                                args.chunk_size))
+            rounds, layer_rounds = [], []
+            for _ in range(args.rounds):  # alternating, so machine noise hits both
+                for send, out in ((helper_parallel_bulk, rounds), (vistag_bulk_layer, layer_rounds)):
+                    client.delete_index("bench-products-helper")
+                    client.create_index("bench-products-helper")
+                    out.append(len(docs) / send(client, docs, "bench-products-helper", args.threads, args.chunk_size))
             helper = sorted(rounds)[len(rounds) // 2]
+            layer = sorted(layer_rounds)[len(layer_rounds) // 2]
             results[engine] = (args.rows / index_s, helper)
             print(f"{engine}: vistag index pass {args.rows / index_s:.1f} docs/s (kNN tags + docs + bulk), "
                   f"{client.library}.helpers.parallel_bulk {helper:.1f} docs/s (median of {args.rounds}: "
                   f"{', '.join(f'{r:.0f}' for r in rounds)}), ratio {(args.rows / index_s) / helper:.2f}; "
+                  f"vistag bulk layer alone (same docs, no tagging) {layer:.1f} docs/s (median; "
+                  f"{', '.join(f'{r:.0f}' for r in layer_rounds)}), ratio {layer / helper:.2f}; "
                   f"bytes/doc {ours:.0f} (float32) vs {doubles:.0f} (doubles), {ours / doubles:.2f}x")
             LocalNode(engine, name="bench").stop()
 
