@@ -1,9 +1,9 @@
-"""Tagging accuracy against the seed papers, on ../shared/data/fashion-product-images.
+"""Tagging accuracy against the papers vistag builds on, on ../shared/data/fashion-product-images.
 
 Runs the real CLI (``vistag train`` then ``vistag eval``) twice on the catalog's own
 split (``split`` column: ``test`` when ``id % 10 == 0``, i.e. 10 %):
 
-1. *paper setting* (seed 003 Table 2): three label sets -- gender+masterCategory,
+1. *paper setting* (Li et al. Table 2): three label sets -- gender+masterCategory,
    subCategory, articleType -- each keeping only classes with at least 500 images
    in the catalog (other rows are masked for that task, not dropped);
 2. *full problem*: the bundled schema -- the masterCategory > subCategory >
@@ -15,6 +15,9 @@ Prints the comparison table and the wall time of each step. ``--cold`` uses an
 empty embedding cache, so the embedding pass is timed too.
 
     python benchmarks/bench_tagging.py [--cold] [--out benchmarks/out]
+
+References:
+    F. Li, S. Kant, S. Araki, S. Bangera, S. S. Shukla, "Neural Networks for Fashion Image Classification and Visual Search".
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def main() -> None:
     full_ev = json.loads((args.out / "eval-full.json").read_text())
     print(f"\nSplit: the catalog's `split` column (test = id % 10 == 0): {ev['split']['test_rows']} test rows, "
           f"classes with >= {args.min_images} images")
-    print(f"{'task':<26} {'classes':>7} {'seed 003 VGG-19':>16} {'target':>7} {'vistag top-1':>13} {'top-5':>6} {'MACC':>6}")
+    print(f"{'task':<26} {'classes':>7} {'Li et al. VGG-19':>16} {'target':>7} {'vistag top-1':>13} {'top-5':>6} {'MACC':>6}")
     for col, paper_acc in PAPER.items():
         b = ev["attributes"][col]
         print(f"{LABEL[col]:<26} {len(kept[col]):>7} {paper_acc:>15.1f}% {TARGET[col]:>6.1f}% {100 * b['top1']:>12.1f}% "

@@ -144,3 +144,37 @@ def test_float32_vectors_are_written_exactly_and_shorter_than_doubles():
     assert np.array_equal(back, vector)
     as_doubles = json.dumps({"image_vector": vector.tolist()}, separators=(",", ":")).encode()
     assert len(source) < 0.7 * len(as_doubles)
+
+
+def _failing_source(n, error):
+    yield from _docs(n)
+    raise error
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_failing_source_still_sends_and_reports_what_it_built(threads):
+    """A search behind the documents gives up after 7 documents: with chunks of 3, the
+    two full chunks and the partial one are sent and reported before the error goes on."""
+    engine, raw = _engine([])
+    results = []
+    with pytest.raises(EngineUnavailable, match="msearch"):
+        for result in parallel_bulk(engine, _failing_source(7, EngineUnavailable("POST _msearch -> HTTP 429", 429)),
+                                    "p", threads=threads, chunk_size=3):
+            results.append(result)
+    assert [item["_id"] for ok, item in results if ok] == [str(i) for i in range(7)]
+    assert [len(c) for c in raw.calls] == [3, 3, 1]
+
+
+def test_a_full_chunk_leaves_before_the_next_document_is_asked_for():
+    from vistag.indexer.bulk import chunk_actions
+
+    asked = []
+
+    def docs():
+        for doc in _docs(6):
+            asked.append(doc["_id"])
+            yield doc
+
+    chunks = chunk_actions(docs(), "p", max_count=3)
+    first = next(chunks)
+    assert len(first) == 3 and asked == ["0", "1", "2"]  # not "3": the 4th doc may be slow to come (a kNN scan)

@@ -1,4 +1,4 @@
-"""Tag relations: which tags go together, learned from a catalog's tag sets (seed 001 §3.6).
+"""Tag relations: which tags go together, learned from a catalog's tag sets (Sahay et al. §3.6).
 
 Two similarities between tags, both cosines in [0, 1]:
 
@@ -18,6 +18,9 @@ opposites (``men`` / ``women``).
 Recommendations follow the seed: for a product's tags, drop zero-similarity tags,
 accumulate each candidate's similarity over the product's tags, keep candidates
 above a cutoff (default 0.2), best first.
+
+References:
+    A. Sahay, A. Bagree, K. Susanto, N. Padiyara, U. Chaturvedi, "Image Tagging for Search and Recommendation".
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ class TagRelations:
 
     def recommend(self, tags: Sequence[str] | Mapping[str, float], cutoff: float = DEFAULT_CUTOFF,
                   limit: int = 20) -> list[tuple[str, float]]:
-        """Related tags for a product's tags (seed 001): accumulate similarity over the
+        """Related tags for a product's tags (Sahay et al.): accumulate similarity over the
         product's tags (each weighted by its score when a mapping is given), leave out
         the product's own tags, keep those above ``cutoff``, best first."""
         weights = dict(tags) if isinstance(tags, Mapping) else {t: 1.0 for t in tags}

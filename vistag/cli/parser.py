@@ -1,4 +1,8 @@
-"""Argument parser of the ``vistag`` command (kept apart from ``main`` so it can be tested and documented)."""
+"""Argument parser of the ``vistag`` command (kept apart from ``main`` so it can be tested and documented).
+
+References:
+    A. Sahay, A. Bagree, K. Susanto, N. Padiyara, U. Chaturvedi, "Image Tagging for Search and Recommendation".
+"""
 
 from __future__ import annotations
 
@@ -281,7 +285,7 @@ def _relations(sub) -> None:
 
     exp = sub.add_parser("expand-tags", help="related tags for some tags (recommendations)",
                          description="Accumulate each related tag's similarity over the given tags, leave out the "
-                                     "given tags, keep those above --cutoff, best first (seed 001).")
+                                     "given tags, keep those above --cutoff, best first (Sahay et al.).")
     exp.add_argument("tags", nargs="+", metavar="TAG", help="tag slugs, e.g. sneakers men")
     exp.add_argument("--relations", default=None, help="relations file (default $VISTAG_HOME/relations/tag-relations.npz)")
     exp.add_argument("--cutoff", type=float, default=0.2, help="minimum accumulated similarity (default %(default)s)")
@@ -320,6 +324,6 @@ def _indexing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", default=None, help="ingest pipeline every document goes through")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
     parser.add_argument("--chunk-bytes", type=int, default=10 * 1024 * 1024, help="bytes per bulk request (default 10 MiB)")
-    parser.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items (default %(default)s)")
+    parser.add_argument("--max-retries", type=int, default=8, help="retries of failed bulk items and of every other call to the engine (default %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="read only the first N rows")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -7,9 +7,10 @@ A node is laid out in two folders below the engines home:
 * ``run/<engine>/`` -- its config copy, data, logs and ``node.json`` (pid, port).
 
 The node binds to 127.0.0.1 only, with security off (loopback only), a small heap
-and ``discovery.type=single-node``. Both engines refuse to run as root; when vistag
-runs as root the node runs as ``$VISTAG_ENGINE_USER`` (default ``nobody``) through
-``setpriv``, and the engines home is put where that user can reach it.
+and ``discovery.type=single-node``. This module supervises the process (start, wait
+for health, stop, kill); laying out the distribution is in
+:mod:`vistag.engine.install`, Java discovery in :mod:`vistag.engine.java`, and the
+ports, processes and run-as-another-user helpers in :mod:`vistag.engine.host`.
 """
 
 from __future__ import annotations
@@ -17,29 +18,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from vistag.config import ENGINES, ConnectionSettings, vistag_home
-from vistag.engine import artifacts
-from vistag.engine.versions import DISTRIBUTIONS, Distribution
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect
+from vistag.engine.host import (engine_user, engines_home, free_port, pid_alive, port_is_free, signal_group,
+                                tail)
+from vistag.engine.install import install_distribution
+from vistag.engine.java import find_java_home, java_env
 from vistag.engine.retry import RetryPolicy
+from vistag.engine.versions import DISTRIBUTIONS, Distribution
 from vistag.errors import LocalEngineError, VistagError
 
 logger = logging.getLogger(__name__)
 
-MIN_JAVA = 17
 DEFAULT_HEAP = "1g"
 
 
@@ -83,8 +82,8 @@ class LocalNode:
         self.dist: Distribution = DISTRIBUTIONS[engine]
         self.home = Path(home) if home else vistag_home()
         self.heap = heap
-        self.run_user = _engine_user()
-        self.engines_home = _engines_home(self.home, self.run_user)
+        self.run_user = engine_user()
+        self.engines_home = engines_home(self.home, self.run_user)
         self.install_dir = self.engines_home / f"{engine}-{self.dist.version}"
         self.name = name
         self.extra_settings = dict(settings or {})
@@ -98,57 +97,7 @@ class LocalNode:
     # ------------------------------------------------------------------ install
     def install(self) -> Path:
         """Download (cached, checksum-verified) and lay out the distribution; idempotent."""
-        marker = self.install_dir / ".vistag-installed"
-        if marker.is_file():
-            return self.install_dir
-        java_home = find_java_home()
-        archive = artifacts.fetch(self.dist.archive, self.home)
-        tmp = self.install_dir.with_name(self.install_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        logger.info("unpacking %s", archive.name)
-        _unzip(archive, tmp)
-        top = next(p for p in tmp.iterdir() if p.is_dir())
-        for module in self.dist.modules:
-            self._add_module(top, module)
-        for plugin in self.dist.plugins:
-            zip_path = artifacts.fetch(plugin, self.home)
-            tool = "opensearch-plugin" if self.engine == "opensearch" else "elasticsearch-plugin"
-            env = {**os.environ, **_java_env(self.engine, java_home)}
-            proc = subprocess.run(
-                [str(top / "bin" / tool), "install", "--batch", zip_path.resolve().as_uri()],
-                capture_output=True, text=True, env=env, check=False,
-            )
-            if proc.returncode != 0:
-                raise LocalEngineError(f"installing plugin {plugin.coordinates} failed:\n{proc.stdout}\n{proc.stderr}")
-        shutil.rmtree(self.install_dir, ignore_errors=True)
-        top.rename(self.install_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        _make_world_readable(self.install_dir)
-        marker.write_text(self.dist.version)
-        return self.install_dir
-
-    def _add_module(self, top: Path, module) -> None:
-        target = top / "modules" / module.name
-        target.mkdir(parents=True, exist_ok=True)
-        for jar in module.jars:
-            shutil.copy2(artifacts.fetch(jar, self.home), target / jar.filename)
-        (target / "plugin-descriptor.properties").write_text(
-            "\n".join([
-                f"description={module.name} (assembled by vistag from Maven Central jars)",
-                f"version={self.dist.version}",
-                f"name={module.name}",
-                f"classname={module.classname}",
-                "java.version=11",
-                f"opensearch.version={self.dist.version}",
-                "extended.plugins=",
-                "has.native.controller=false",
-                "",
-            ])
-        )
-        if module.policy:
-            grants = "\n".join(f"  {line}" for line in module.policy)
-            (target / "plugin-security.policy").write_text(f"grant {{\n{grants}\n}};\n")
+        return install_distribution(self.engine, self.dist, self.home, self.install_dir)
 
     # ------------------------------------------------------------------- state
     def _read_state(self) -> dict | None:
@@ -161,7 +110,7 @@ class LocalNode:
     def url(self) -> str | None:
         """URL of the running node, or ``None``."""
         state = self._read_state()
-        if state and _pid_alive(state.get("pid")):
+        if state and pid_alive(state.get("pid")):
             return state["url"]
         return None
 
@@ -199,7 +148,7 @@ class LocalNode:
     def status(self) -> NodeStatus:
         """Return what is known about the node without starting anything."""
         state = self._read_state() or {}
-        running = _pid_alive(state.get("pid"))
+        running = pid_alive(state.get("pid"))
         url = state.get("url") if running else None
         return NodeStatus(
             engine=self.engine, version=self.dist.version, running=running, url=url,
@@ -246,7 +195,7 @@ class LocalNode:
         if self.engine == "elasticsearch":
             settings["xpack.security.enabled"] = "false"
         settings.update(self.extra_settings)
-        env = {**os.environ, **_java_env(self.engine, java_home)}
+        env = {**os.environ, **java_env(self.engine, java_home)}
         if self.configure is not None:
             prefix = "OPENSEARCH" if self.engine == "opensearch" else "ES"
             self.configure(config_dir, {**env, f"{prefix}_PATH_CONF": str(config_dir)})
@@ -271,12 +220,12 @@ class LocalNode:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise LocalEngineError(f"{self.engine} exited with code {proc.returncode} while starting:\n{_tail(log_file)}")
+                raise LocalEngineError(f"{self.engine} exited with code {proc.returncode} while starting:\n{tail(log_file)}")
             if self.health(url, timeout=1.0, wait_for="yellow") in ("yellow", "green"):
                 return url
             time.sleep(0.5)
         self.stop()
-        raise LocalEngineError(f"{self.engine} did not become healthy within {timeout:.0f}s:\n{_tail(log_file)}")
+        raise LocalEngineError(f"{self.engine} did not become healthy within {timeout:.0f}s:\n{tail(log_file)}")
 
     def _prepare_run_dir(self) -> tuple[Path, Path]:
         for sub in ("data", "logs", "tmp"):
@@ -304,26 +253,26 @@ class LocalNode:
         """
         state = self._read_state()
         pid = state.get("pid") if state else None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             self.state_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             logger.warning("%s did not stop within %.0fs; killing it", self.engine, timeout)
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
         self.state_file.unlink(missing_ok=True)
         return True
 
     def kill(self) -> None:
         """Kill the node at once (SIGKILL), as a crash would; used by fault tests."""
         state = self._read_state()
-        if state and _pid_alive(state.get("pid")):
-            _signal_group(state["pid"], signal.SIGKILL)
+        if state and pid_alive(state.get("pid")):
+            signal_group(state["pid"], signal.SIGKILL)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and _pid_alive(state["pid"]):
+            while time.monotonic() < deadline and pid_alive(state["pid"]):
                 time.sleep(0.1)
 
     def restart(self, timeout: float = 180.0) -> str:
@@ -333,146 +282,3 @@ class LocalNode:
         if self.url:
             self.stop()
         return self.start(port=port if port and port_is_free(port) else None, timeout=timeout)
-
-
-# ---------------------------------------------------------------------- helpers
-def find_java_home() -> Path:
-    """Return a Java home with Java >= 17: ``$JAVA_HOME`` or the ``java`` on ``PATH``.
-
-    Raises:
-        LocalEngineError: no suitable Java was found.
-    """
-    candidates: list[Path] = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]))
-    java = shutil.which("java")
-    if java:
-        candidates.append(Path(os.path.realpath(java)).parent.parent)
-    for home in candidates:
-        binary = home / "bin" / "java"
-        if not binary.is_file():
-            continue
-        proc = subprocess.run([str(binary), "-version"], capture_output=True, text=True, check=False)
-        match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
-        if match:
-            major = int(match.group(1)) if match.group(1) != "1" else int(match.group(2) or 0)
-            if major >= MIN_JAVA:
-                return home
-            logger.warning("%s is Java %d; Java %d+ is needed", binary, major, MIN_JAVA)
-    raise LocalEngineError(
-        f"no Java {MIN_JAVA}+ found: install a JDK (e.g. `apt-get install openjdk-17-jdk-headless`) or set JAVA_HOME"
-    )
-
-
-def _java_env(engine: str, java_home: Path) -> dict[str, str]:
-    key = "OPENSEARCH_JAVA_HOME" if engine == "opensearch" else "ES_JAVA_HOME"
-    return {key: str(java_home), "JAVA_HOME": str(java_home)}
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """Whether ``port`` on 127.0.0.1 can be bound (as a server would: TIME_WAIT does not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _engine_user() -> pwd.struct_passwd | None:
-    """The unprivileged user to run the node as when we are root, else ``None``."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("VISTAG_ENGINE_USER", "nobody")
-    try:
-        return pwd.getpwnam(name)
-    except KeyError as exc:
-        raise LocalEngineError(f"running as root, the engine must run as another user, but user {name!r} does not exist; set VISTAG_ENGINE_USER") from exc
-
-
-def _engines_home(home: Path, run_user: pwd.struct_passwd | None) -> Path:
-    """Where nodes live: ``$VISTAG_HOME/engines``, or a world-traversable place when running as root."""
-    explicit = os.environ.get("VISTAG_ENGINE_HOME")
-    if explicit:
-        return Path(explicit)
-    default = home / "engines"
-    if run_user is None or _traversable_by_others(default):
-        return default
-    fallback = Path("/var/tmp/vistag-engines")
-    logger.debug("%s is not reachable by user %s; nodes live in %s", default, run_user.pw_name, fallback)
-    return fallback
-
-
-def _traversable_by_others(path: Path) -> bool:
-    path = path.resolve()
-    for parent in [*reversed(path.parents)]:
-        try:
-            mode = parent.stat().st_mode
-        except FileNotFoundError:
-            return True
-        if not mode & stat.S_IXOTH:
-            return False
-    return True
-
-
-def _unzip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = dest / info.filename
-            if not target.resolve().is_relative_to(dest.resolve()):
-                raise LocalEngineError(f"{archive} has an unsafe member {info.filename!r}")
-            zf.extract(info, dest)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(target, mode)
-
-
-def _make_world_readable(root: Path) -> None:
-    for path in [root, *root.rglob("*")]:
-        mode = path.stat().st_mode
-        extra = stat.S_IROTH | stat.S_IRGRP
-        if path.is_dir() or mode & stat.S_IXUSR:
-            extra |= stat.S_IXOTH | stat.S_IXGRP
-        os.chmod(path, mode | extra)
-
-
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(os.getpgid(pid), sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(line[:400] for line in text[-lines:])

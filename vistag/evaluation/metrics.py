@@ -1,13 +1,20 @@
-"""Classification and tagging metrics, as the seed papers define them.
+"""Classification and tagging metrics, as the papers listed below define them.
 
 * single-label (one task): top-k accuracy (ACC) and mean per-class accuracy
-  (MACC, seed 004), confusion matrix, per-class precision/recall (seed 003);
-* ranked tags (seed 000 Table 1): precision, recall and F1 at K of a ranked tag list
+  (MACC, Chen et al.), confusion matrix, per-class precision/recall (Li et al.);
+* ranked tags (kNN tagging preprint Table 1): precision, recall and F1 at K of a ranked tag list
   against the true tag set, averaged over images;
-* tag sets (seed 001): Hamming score (mean Jaccard of predicted and true sets) and
+* tag sets (Sahay et al.): Hamming score (mean Jaccard of predicted and true sets) and
   exact-match ratio.
 
 All functions ignore rows whose label is missing (``-1``).
+
+References:
+    "Automatic tag assignment for e-commerce products from visual features" (preprint; kNN tagging with VGG-19 fc7 features).
+    A. Sahay, A. Bagree, K. Susanto, N. Padiyara, U. Chaturvedi, "Image Tagging for Search and Recommendation".
+    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson, "Deep Learning for Automated Tagging of Fashion Images".
+    F. Li, S. Kant, S. Araki, S. Bangera, S. S. Shukla, "Neural Networks for Fashion Image Classification and Visual Search".
+    Z. Chen, S. Ai, C. Jia, "Structure-Aware Deep Learning for Product Image Classification", ACM TOMM 15(1s), 2019.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ def per_class(cm: np.ndarray, classes: Sequence[str]) -> list[dict]:
 
 
 def mean_class_accuracy(cm: np.ndarray) -> float:
-    """MACC: recall averaged over the classes that occur (seed 004)."""
+    """MACC: recall averaged over the classes that occur (Chen et al.)."""
     support = cm.sum(axis=1)
     present = support > 0
     if not present.any():
@@ -79,7 +86,7 @@ def classification_report(ranked: np.ndarray, y: np.ndarray, classes: Sequence[s
 
 
 def ranked_tag_prf(ranked: Sequence[Sequence[str]], truth: Sequence[set[str]], ks: Sequence[int] = (1, 3, 5, 7)) -> dict:
-    """Precision, recall and F1 at each K of ranked tag lists (seed 000 Table 1).
+    """Precision, recall and F1 at each K of ranked tag lists (kNN tagging preprint Table 1).
 
     P@K = |top-K ∩ truth| / K, R@K = |top-K ∩ truth| / |truth|, F1 from the mean P and R,
     over the images that have at least one true tag.
@@ -98,7 +105,7 @@ def ranked_tag_prf(ranked: Sequence[Sequence[str]], truth: Sequence[set[str]], k
 
 
 def set_metrics(predicted: Sequence[set[str]], truth: Sequence[set[str]]) -> dict:
-    """Hamming score (mean |P∩T|/|P∪T|), exact-match ratio and micro P/R/F1 of tag sets (seed 001)."""
+    """Hamming score (mean |P∩T|/|P∪T|), exact-match ratio and micro P/R/F1 of tag sets (Sahay et al.)."""
     pairs = [(p, t) for p, t in zip(predicted, truth) if t]
     if not pairs:
         return {"n": 0, "hamming_score": float("nan"), "exact_match": float("nan")}
@@ -121,7 +128,7 @@ def set_metrics(predicted: Sequence[set[str]], truth: Sequence[set[str]]) -> dic
 
 
 def coverage_vs_error(confidence: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[dict]:
-    """Coverage (share of rows kept) and error rate among the kept rows at each confidence threshold (seed 002 Table 4)."""
+    """Coverage (share of rows kept) and error rate among the kept rows at each confidence threshold (Gutierrez et al. Table 4)."""
     out = []
     for t in thresholds:
         keep = confidence >= t

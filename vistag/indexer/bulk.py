@@ -117,18 +117,33 @@ def chunk_actions(docs: Iterable[dict], index: str, max_count: int = 500,
                   max_bytes: int = 10 * 1024 * 1024) -> Iterator[Chunk]:
     """Group documents into chunks of at most ``max_count`` items and ``max_bytes`` bytes.
 
-    A single document bigger than ``max_bytes`` is sent alone.
+    A single document bigger than ``max_bytes`` is sent alone. A full chunk is
+    yielded at once, without waiting for the next document; when ``docs`` itself
+    fails (a search behind it gave up), the documents already built are yielded as
+    a last chunk before the error goes on, so that nothing finished is thrown away.
     """
     chunk: Chunk = []
     size = 0
-    for doc in docs:
-        action, source = expand_action(doc, index)
-        item_size = len(action) + (len(source) if source else 0)
-        if chunk and (len(chunk) >= max_count or size + item_size > max_bytes):
+    source = iter(docs)
+    while True:
+        try:
+            doc = next(source)
+        except StopIteration:
+            break
+        except Exception:
+            if chunk:
+                yield chunk
+            raise
+        action, body = expand_action(doc, index)
+        item_size = len(action) + (len(body) if body else 0)
+        if chunk and size + item_size > max_bytes:
             yield chunk
             chunk, size = [], 0
-        chunk.append((action, source, doc))
+        chunk.append((action, body, doc))
         size += item_size
+        if len(chunk) >= max_count:
+            yield chunk
+            chunk, size = [], 0
     if chunk:
         yield chunk
 
@@ -287,11 +302,15 @@ def parallel_bulk(
                 if failure is not None:
                     failures.append(failure)
 
-        for chunk in chunk_actions(docs, index, chunk_size, max_chunk_bytes):
-            if failures:
-                break
-            in_flight.append(pool.submit(send, chunk))
-            yield from drain(threads + queue_size - 1)
+        try:
+            for chunk in chunk_actions(docs, index, chunk_size, max_chunk_bytes):
+                if failures:
+                    break
+                in_flight.append(pool.submit(send, chunk))
+                yield from drain(threads + queue_size - 1)
+        except Exception:
+            yield from drain(0)  # the chunks already sent still report, then the producer's error goes on
+            raise
         yield from drain(0)
     if failures:
         lost = [doc for exc in failures for doc in (exc.body if isinstance(exc.body, list) else [])]

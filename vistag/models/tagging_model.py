@@ -11,6 +11,9 @@ Layout::
 
 :class:`TaggingModel` maps embeddings to predictions; pair it with the
 :class:`~vistag.models.embedder.ImageEmbedder` its ``backbone`` names.
+
+References:
+    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson, "Deep Learning for Automated Tagging of Fashion Images".
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ class TaggingModel:
         return out
 
     def claimed_type_outliers(self, x: np.ndarray, claimed: Sequence[object]) -> np.ndarray:
-        """True where an image is far from the leaf type its catalog row claims (seed 002)."""
+        """True where an image is far from the leaf type its catalog row claims (Gutierrez et al.)."""
         if self.validator is None or not self.levels:
             return np.zeros(len(x), bool)
         return self.validator.is_outlier(x, self.levels[-1].encode(claimed))

@@ -3,13 +3,16 @@
 Losses (summed):
 
 * each softmax task: cross-entropy with label smoothing over the rows whose label
-  is present -- rows with ``-1`` are masked out, as in seed 004 eq. 7, never
+  is present -- rows with ``-1`` are masked out, as in Chen et al. eq. 7, never
   counted as a negative; optional class weights counter imbalance;
 * the tag layer: binary cross-entropy masked by the per-row, per-tag mask of
   :func:`vistag.models.labels.tag_targets`.
 
 The epoch with the best validation score (mean task accuracy, plus tag F1 when
 there are tags) is kept (early stopping).
+
+References:
+    Z. Chen, S. Ai, C. Jia, "Structure-Aware Deep Learning for Product Image Classification", ACM TOMM 15(1s), 2019.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""Product-type validation (seed 002): is an image really the type it claims? (numpy)
+"""Product-type validation (Gutierrez et al.): is an image really the type it claims? (numpy)
 
 Each class of the finest category level gets the normalised mean (centroid) of its
 training embeddings and a radius: the ``quantile`` of its training images' cosine
 distances to that centroid. An image farther than its type's radius is an
 outlier for that type -- a seller's claimed type or the predicted one.
+
+References:
+    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson, "Deep Learning for Automated Tagging of Fashion Images".
 """
 
 from __future__ import annotations

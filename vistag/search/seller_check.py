@@ -1,4 +1,4 @@
-"""Seller tag check (seed 001's keyword-spam motive): which of a seller's tags does the photo support?
+"""Seller tag check (the keyword-spam motive of Sahay et al.): which of a seller's tags does the photo support?
 
 The image's ``k`` nearest catalog products vote with their own catalog labels
 (category levels and attributes; predicted tags for unlabelled products). They come
@@ -12,6 +12,9 @@ carry it:
 * ``weak``: in between;
 * ``unknown``: the catalog never uses the tag -- nothing to judge it by;
 * ``suggested``: neighbour tags with support >= ``suggest_min`` (0.6) the seller left out.
+
+References:
+    A. Sahay, A. Bagree, K. Susanto, N. Padiyara, U. Chaturvedi, "Image Tagging for Search and Recommendation".
 """
 
 from __future__ import annotations

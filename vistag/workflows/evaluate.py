@@ -3,19 +3,21 @@
 The JSON it writes (keys documented in the README):
 
 * ``levels.<column>`` -- hierarchy levels with consistent decoding: ``top1``,
-  ``top5``, ``macc`` (seed 004), ``per_class`` precision/recall (seed 003) and
+  ``top5``, ``macc`` (Chen et al.), ``per_class`` precision/recall (Li et al.) and
   ``top1_independent`` (argmax of the level's own softmax, for comparison);
 * ``attributes.<column>`` -- the same for each attribute head;
 * ``tags.heads`` / ``tags.knn`` / ``tags.ensemble`` -- ``at_k`` P/R/F1 at K=1,3,5,7
-  of ranked tags (seed 000), and ``sets``: Hamming score, exact match and micro
-  P/R/F1 of thresholded tag sets (seed 001; per-tag and global thresholds for the
+  of ranked tags (kNN tagging preprint), and ``sets``: Hamming score, exact match and micro
+  P/R/F1 of thresholded tag sets (Sahay et al.; per-tag and global thresholds for the
   heads, kNN score >= 0.5 for kNN);
 * ``confidence`` -- coverage vs error of the leaf prediction at several
-  best-path confidence thresholds (seed 002 Table 4);
+  best-path confidence thresholds (Gutierrez et al. Table 4);
 * ``type_validator`` -- how often a wrong claimed type is flagged and a true
   claim is wrongly flagged, at several radius scales;
 * ``robustness`` -- agreement of predictions when test images are re-encoded
-  and resized another way (seed 002 Table 2), when asked for.
+  and resized another way (Gutierrez et al. Table 2), when asked for.
+
+References: the papers are listed in :mod:`vistag.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def robustness(model: TaggingModel, embed: Callable[[list[Image.Image]], np.ndar
         model: the trained model.
         embed: images -> embeddings with the model's own preprocessing.
         images: decoded test images.
-        alternate_resize: another library path to the input size (seed 002's
+        alternate_resize: another library path to the input size (Gutierrez et al.'s
             "different resize" condition); its output goes through ``embed``.
     """
     base = model.predict(embed(images), top_k=1)

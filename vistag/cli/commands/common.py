@@ -12,6 +12,7 @@ from vistag.config import ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect as connect_settings
 from vistag.engine.local import LocalNode
+from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError
 
 
@@ -30,16 +31,21 @@ def connection_settings(args: argparse.Namespace) -> ConnectionSettings:
 
 
 def connect(args: argparse.Namespace) -> EngineClient:
-    """A client for ``--url``/``--cloud-id``/``VISTAG_URL``, else for the running local node of ``--engine``."""
+    """A client for ``--url``/``--cloud-id``/``VISTAG_URL``, else for the running local node of ``--engine``.
+
+    ``--max-retries``, where the command has it, bounds the retries of every call
+    (searches, ``_msearch``, ``_mget``), not only of bulk items.
+    """
     settings = connection_settings(args)
+    retry = RetryPolicy(max_retries=args.max_retries) if getattr(args, "max_retries", None) is not None else None
     if not settings.urls and not settings.cloud_id:
         url = LocalNode(args.engine).url
         if not url:
             raise ConfigError(
                 f"no engine URL: pass --url or set VISTAG_URL, or start a local node with `vistag engine start --engine {args.engine}`"
             )
-        return connect_settings(replace(settings, urls=(url,), engine=args.engine))
-    return connect_settings(settings)
+        return connect_settings(replace(settings, urls=(url,), engine=args.engine), retry=retry)
+    return connect_settings(settings, retry=retry)
 
 
 def is_model_dir(name: str | None) -> bool:

@@ -1,4 +1,8 @@
-"""``vistag relations build`` and ``vistag expand-tags``."""
+"""``vistag relations build`` and ``vistag expand-tags``.
+
+References:
+    A. Sahay, A. Bagree, K. Susanto, N. Padiyara, U. Chaturvedi, "Image Tagging for Search and Recommendation".
+"""
 
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def cmd_relations(args: argparse.Namespace) -> int:
 
 
 def cmd_expand_tags(args: argparse.Namespace) -> int:
-    """Related tags for the given tags (seed 001 recommendations)."""
+    """Related tags for the given tags (Sahay et al. recommendations)."""
     relations = load_relations(args.relations)
     unknown = [t for t in args.tags if t not in relations]
     if unknown and not args.json:
