@@ -46,13 +46,13 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vistag.api import Tagger, index_catalog
-    from vistag.engine.client import EngineClient
-    from vistag.engine.retry import RetryPolicy
-    from vistag.indexer.pipeline import IndexOptions, IndexSummary
-    from vistag.indexer.schema import CatalogSchema
-    from vistag.mappings.install import install_templates
-    from vistag.search.queries import Hit, Searcher
+    from vistag.api import Tagger as Tagger, index_catalog as index_catalog
+    from vistag.engine.client import EngineClient as EngineClient
+    from vistag.engine.retry import RetryPolicy as RetryPolicy
+    from vistag.indexer.pipeline import IndexOptions as IndexOptions, IndexSummary as IndexSummary
+    from vistag.indexer.schema import CatalogSchema as CatalogSchema
+    from vistag.mappings.install import install_templates as install_templates
+    from vistag.search.queries import Hit as Hit, Searcher as Searcher
 
 
 def __getattr__(name: str) -> Any:

@@ -154,6 +154,31 @@ class ImageStore:
         except requests.RequestException as exc:
             raise ImageLoadError(f"download of {url} failed: {type(exc).__name__}") from None
 
+    def read_member(self, ref: str) -> bytes:
+        """The bytes of an image *of this source only*: a relative path below the folder,
+        or a member of the ``.tar``. For serving catalog images to the public.
+
+        Absolute paths, URLs (any ``scheme:``), ``..`` components, backslashes and
+        paths that resolve outside the folder (symlinks) are refused.
+
+        Raises:
+            ImageLoadError: refused, missing or unreadable.
+
+        Example:
+            >>> ImageStore("images/").read_member("../etc/passwd")  # doctest: +SKIP
+            Traceback (most recent call last):
+            ImageLoadError: image reference '../etc/passwd' is not a catalog image
+        """
+        parts = ref.split("/")
+        if (self.root is None or not ref or ":" in ref or "\\" in ref or "\0" in ref or ref.startswith("/")
+                or any(part in ("..", "") for part in parts[1:] + parts[:1])):
+            raise ImageLoadError(f"image reference {ref[:200]!r} is not a catalog image")
+        if self._tar_index is None:
+            root = self.root.resolve()
+            if not (root / ref).resolve().is_relative_to(root):
+                raise ImageLoadError(f"image reference {ref[:200]!r} is not a catalog image")
+        return self.read(ref)
+
     def load(self, ref: str | bytes | Image.Image) -> LoadedImage:
         """Read and decode ``ref`` (see :meth:`read` and :func:`decode_image`)."""
         data = self.read(ref)

@@ -74,6 +74,7 @@ def test_storefront_search_chips_upload_and_similar(browser, small_catalog, tmp_
         box.send_keys("shirt", Keys.ENTER)
         cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), what="results")
         assert "keyword" in browser.find_element(By.ID, "status").text
+        assert "shirt" in cards[0].text.lower(), cards[0].text  # the best keyword hit is a shirt
         wait_for(lambda: browser.execute_script(
             "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"),
             what="thumbnails")

@@ -52,6 +52,11 @@ def test_mean_pooling_variant_and_torchvision_from_a_local_file(tmp_path):
     assert out.shape == (1, 1280)
     torchvision = pytest.importorskip("torchvision")
     weights = tmp_path / "resnet50.pth"
-    torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights)
+    state = torchvision.models.resnet50(weights=None).state_dict()
+    torch.save(state, weights)
+    net = build_torchvision(get_config("resnet50"), str(weights))
+    assert torch.equal(net.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])  # the file's weights, not a fresh init
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        build_torchvision(get_config("resnet50"), str(tmp_path / "missing.pth"))
     embedder = create_embedder("resnet50", device="cpu", weights=str(weights), input_size=64)
     assert embedder.embed_images([Image.new("RGB", (60, 80), (0, 0, 0))]).shape == (1, 2048)
