@@ -177,6 +177,14 @@ class Tagger:
             self._tagger = KnnTagger(reference, k=self.k, top_d=self.top_d)
         return self._tagger
 
+    def document_tagger(self) -> Any:
+        """The kNN tagger in the form the indexer and the inference service use
+        (:class:`~vistag.analyzers.taggers.KnnDocumentTagger`); embeds the reference
+        catalog on first use."""
+        from vistag.analyzers.taggers import KnnDocumentTagger
+
+        return KnnDocumentTagger(self._knn())
+
     def tag(self, images: Sequence[Any]) -> list[dict[str, float]]:
         """Tags with scores, best first, for each image (a path, URL, bytes or PIL image).
 

@@ -181,6 +181,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port, 0 for any free one (default %(default)s)")
 
+    service = sub.add_parser("service", help="the inference API (embed, tag, analyze) a storefront or an engine calls",
+                             description="Serve POST /v1/embed, /v1/tag and /v1/analyze (one image or a batch; raw bytes, "
+                                         "base64 or allowed URLs), /healthz, /readyz and /metrics, with concurrent "
+                                         "requests micro-batched into one forward pass. OpenAPI at /docs.")
+    _connection(service)
+    _model(service)
+    tags = service.add_argument_group("tags (one source, optional)")
+    tags.add_argument("--reference", default=None, help="labelled catalog whose kNN tags /v1/tag gives")
+    tags.add_argument("--reference-images", default=None, help="images of --reference (folder or .tar)")
+    tags.add_argument("--reference-index", default=None, metavar="INDEX", help="labelled index the engine searches for the kNN")
+    tags.add_argument("--schema", default="fashion-product-images", help="schema of the reference (default %(default)s)")
+    tags.add_argument("--k", type=int, default=10, help="neighbours for kNN tags (default %(default)s)")
+    tags.add_argument("--top-d", type=int, default=10, help="tags kept per image (default %(default)s)")
+    net = service.add_argument_group("network and limits")
+    net.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    net.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    net.add_argument("--token", default=None, help="bearer token clients must send (env VISTAG_SERVICE_TOKEN)")
+    net.add_argument("--allow-url-host", action="append", metavar="HOST",
+                     help="host whose image URLs may be fetched (repeatable; *.example.com for subdomains); none by default")
+    net.add_argument("--allow-private-urls", action="store_true",
+                     help="let allowed hosts resolve to loopback/private/link-local addresses (refused by default)")
+    net.add_argument("--url-timeout", type=float, default=5.0, help="seconds per image URL fetch (default %(default)s)")
+    net.add_argument("--max-body-mb", type=int, default=24, help="largest request body in MiB (default %(default)s)")
+    net.add_argument("--max-image-mb", type=int, default=16, help="largest encoded image in MiB (default %(default)s)")
+    net.add_argument("--max-pixels", type=int, default=40_000_000, help="largest decoded image (default %(default)s)")
+    net.add_argument("--max-images", type=int, default=32, help="most images per request (default %(default)s)")
+    batch = service.add_argument_group("micro-batching")
+    batch.add_argument("--max-batch", type=int, default=32, help="images per forward pass (default %(default)s)")
+    batch.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default %(default)s)")
+    batch.add_argument("--no-batching", action="store_true", help="one forward per image")
+
     # demo -----------------------------------------------------------------
     demo = sub.add_parser("demo", help="end to end: local engine, sample catalog, example queries",
                           description="Start a local node, index a sample of the fashion catalog and run example queries.")

@@ -1,0 +1,256 @@
+"""``vistag service``: the inference API a storefront backend and an engine call (FastAPI on uvicorn).
+
+Endpoints (JSON in and out; OpenAPI at ``/openapi.json``, docs at ``/docs``):
+
+* ``POST /v1/embed`` -> ``{"model", "dim", "vectors": [[...]]}`` (and ``embedding``
+  when the request held a single ``image``, the shape an ml-commons connector maps);
+* ``POST /v1/tag`` -> ``{"model", "results": [{"tags", "tag_weights", ...}]}``;
+* ``POST /v1/analyze`` -> both, from one forward pass;
+* ``GET /healthz`` (the process answers), ``GET /readyz`` (model loaded and warmed
+  up, engine reachable when the tagger needs one), ``GET /metrics`` (Prometheus).
+
+A request carries raw image bytes, or JSON with base64, data: URIs or URLs (see
+:mod:`vistag.service.inputs`); URLs are fetched only from allowed hosts (see
+:mod:`vistag.service.fetch`). Concurrent requests share model forwards
+(:mod:`vistag.service.batcher`). Every refusal is a 4xx with ``{"error": ...}``;
+an unexpected failure is a 500 with no traceback. With a token, every route but
+``/healthz`` and ``/readyz`` needs ``Authorization: Bearer <token>``.
+
+Example:
+    >>> app = create_app(InferenceModel(create_embedder("efficientnet-lite0")), ServiceConfig())  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from vistag import __version__
+from vistag.service.batcher import Busy, MicroBatcher
+from vistag.service.fetch import UrlPolicy
+from vistag.service.inputs import ImageInput, InputError, Limits, check_urls, load_image, parse_request
+from vistag.service.metrics import ServiceMetrics
+from vistag.service.model import InferenceModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the service runs.
+
+    Attributes:
+        limits: request, image and batch limits.
+        urls: which image URLs may be fetched.
+        token: bearer token every client must send (``None``: no auth).
+        max_batch: images per model forward (1: micro-batching off).
+        max_wait_ms: how long the first image of a batch waits for company.
+        max_queue: images waiting for the model at most (more: 503).
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
+    token: str | None = None
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 512
+
+
+class ImagesRequest(BaseModel):
+    """One image (``image``) or several (``images``): each a URL, base64 or a ``data:`` URI."""
+
+    image: str | None = Field(None, description="http(s) URL, base64, or data: URI")
+    images: list[str | dict[str, str]] | None = Field(
+        None, description='up to the image limit; strings or {"url": ...} / {"base64": ...}')
+
+
+class EmbedResponse(BaseModel):
+    model: dict
+    dim: int
+    vectors: list[list[float]]
+    embedding: list[float] | None = Field(None, description="the vector, when the request held a single image")
+
+
+class TagResult(BaseModel):
+    tags: list[str]
+    tag_weights: dict[str, float]
+    category: list[str] | None = None
+    attributes: dict[str, str] | None = None
+    predicted: dict | None = None
+
+
+class TagResponse(BaseModel):
+    model: dict
+    results: list[TagResult]
+
+
+class AnalyzeResponse(BaseModel):
+    model: dict
+    dim: int
+    vectors: list[list[float]]
+    results: list[TagResult]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ImagesRequest.model_json_schema()},
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in (
+        (400, "malformed request, or a URL that is refused or cannot be fetched"), (401, "missing or wrong token"),
+        (413, "body, image or batch too large"), (415, "unsupported Content-Type"),
+        (422, "not a decodable image, or a decompression bomb"), (503, "the model queue is full, or not ready"))}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> FastAPI:
+    """The ASGI application serving ``model`` (run it with uvicorn).
+
+    Args:
+        model: the embedder and tagger.
+        config: limits, URL policy, token and batching.
+    """
+    config = config or ServiceConfig()
+    metrics = ServiceMetrics()
+    batcher: MicroBatcher = MicroBatcher(model.embed, max_batch=config.max_batch, max_wait=config.max_wait_ms / 1000,
+                                         max_queue=config.max_queue, observe=metrics.batch_size.observe)
+    state = {"warm": False}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await batcher.start()
+        # One forward before the first request, so readiness means "answers at full speed".
+        from PIL import Image
+
+        await batcher.submit(await run_in_threadpool(model.prepare, Image.new("RGB", (64, 64))))
+        state["warm"] = True
+        logger.info("vistag service ready: %s (%d-d)%s", model.info["version"], model.dim,
+                    f", tagger {model.info['tagger']}" if "tagger" in model.info else "")
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="vistag inference service", version=__version__, lifespan=lifespan,
+                  description="Image embeddings and tags for a storefront backend or a search engine's "
+                              "ingest and search pipelines.")
+    app.state.metrics = metrics
+    app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        started = time.perf_counter()
+        route = request.url.path if request.url.path in _ROUTES else "other"
+        status = 500
+        try:
+            if config.token and route not in ("/healthz", "/readyz"):
+                sent = request.headers.get("authorization", "")
+                if not hmac.compare_digest(sent.encode(), f"Bearer {config.token}".encode()):
+                    status = 401
+                    return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        except Exception:  # noqa: BLE001 - never a traceback to the caller
+            logger.exception("%s %s failed", request.method, request.url.path)
+            return _error(500, "internal error (logged by the service)")
+        finally:
+            metrics.observe(route, status, time.perf_counter() - started)
+
+    async def read_images(request: Request) -> list[ImageInput]:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > config.limits.max_body_bytes:
+            raise InputError(413, f"the request body is {declared} bytes, over the {config.limits.max_body_bytes}-byte limit")
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > config.limits.max_body_bytes:
+                raise InputError(413, f"the request body is over the {config.limits.max_body_bytes}-byte limit")
+            chunks.append(chunk)
+        inputs = parse_request(b"".join(chunks), request.headers.get("content-type", ""), config.limits)
+        check_urls(inputs, config.urls)  # every URL checked before any is fetched
+        return inputs
+
+    async def vectors_of(inputs: list[ImageInput]) -> list[np.ndarray]:
+        images = await asyncio.gather(*(run_in_threadpool(load_image, i, config.urls, config.limits) for i in inputs))
+        arrays = await asyncio.gather(*(run_in_threadpool(model.prepare, im) for im in images))
+        metrics.images.inc(len(arrays))
+        return list(await asyncio.gather(*(batcher.submit(a) for a in arrays)))
+
+    async def handle(request: Request, want_vectors: bool, want_tags: bool) -> Response:
+        if want_tags and model.tagger is None:
+            return _error(404, "this service has no tagger: start it with --reference, --reference-index or --model")
+        try:
+            inputs = await read_images(request)
+            vectors = await vectors_of(inputs)
+            body: dict[str, Any] = {"model": model.info}
+            if want_vectors:
+                body["dim"] = model.dim
+                body["vectors"] = [v.tolist() for v in vectors]
+                if len(inputs) == 1 and inputs[0].name == "image":
+                    body["embedding"] = body["vectors"][0]
+            if want_tags:
+                body["results"] = await run_in_threadpool(model.tag, vectors)
+                if len(inputs) == 1 and inputs[0].name == "image":
+                    body.update({k: v for k, v in body["results"][0].items()})
+            return JSONResponse(body)
+        except InputError as exc:
+            metrics.errors.labels(kind=str(exc.status)).inc()
+            return _error(exc.status, str(exc))
+        except Busy as exc:
+            metrics.errors.labels(kind="busy").inc()
+            return _error(503, str(exc), {"Retry-After": "1"})
+
+    @app.post("/v1/embed", response_model=EmbedResponse, responses=_ERRORS, openapi_extra=_BODY,
+              summary="Embedding vectors of one image or a batch")
+    async def embed(request: Request) -> Response:
+        return await handle(request, want_vectors=True, want_tags=False)
+
+    @app.post("/v1/tag", response_model=TagResponse, responses=_ERRORS, openapi_extra=_BODY,
+              summary="Tags with scores (and a model's category path and attributes)")
+    async def tag(request: Request) -> Response:
+        return await handle(request, want_vectors=False, want_tags=True)
+
+    @app.post("/v1/analyze", response_model=AnalyzeResponse, responses=_ERRORS, openapi_extra=_BODY,
+              summary="Vectors and tags from one forward pass")
+    async def analyze(request: Request) -> Response:
+        return await handle(request, want_vectors=True, want_tags=True)
+
+    @app.get("/healthz", summary="The process answers")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Model warmed up and engine reachable", responses={503: {"model": ErrorResponse}})
+    async def readyz() -> Response:
+        if not state["warm"]:
+            return _error(503, "the model is loading")
+        reason = await run_in_threadpool(model.not_ready)
+        if reason:
+            return _error(503, reason)
+        return JSONResponse({"status": "ready", "model": model.info})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    return app
+
+
+_ROUTES = frozenset({"/v1/embed", "/v1/tag", "/v1/analyze", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
