@@ -196,3 +196,27 @@ def test_a_full_queue_is_refused_and_a_failing_batch_fails_every_waiter():
         assert all(isinstance(r, ZeroDivisionError) for r in results)
 
     _run(go())
+
+
+def test_a_batch_waits_only_for_announced_images():
+    async def go(announce: bool):
+        sizes = []
+        batcher = MicroBatcher(lambda xs: xs, max_batch=8, max_wait=5.0, observe=sizes.append)
+        await batcher.start()
+
+        async def late():
+            if announce:
+                with batcher.incoming(1):
+                    await asyncio.sleep(0.05)  # decoding
+                    future = batcher.enqueue("late")
+            else:
+                await asyncio.sleep(0.05)
+                future = batcher.enqueue("late")
+            return await future
+
+        results = await asyncio.gather(batcher.submit("first"), late())
+        await batcher.stop()
+        return results, sizes
+
+    assert _run(go(announce=True)) == (["first", "late"], [2])  # waited for the announced image
+    assert _run(go(announce=False)) == (["first", "late"], [1, 1])  # nothing on its way: left at once

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--relations", default=None, help="tag relations file (default: $VISTAG_HOME/relations/tag-relations.npz if present)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port, 0 for any free one (default %(default)s)")
+    serve.add_argument("--service", default=None, metavar="URL",
+                       help="embed image queries with a running `vistag service` instead of loading the model here")
+    serve.add_argument("--service-token", default=None, help="the service's bearer token (env VISTAG_SERVICE_TOKEN)")
 
     service = sub.add_parser("service", help="the inference API (embed, tag, analyze) a storefront or an engine calls",
                              description="Serve POST /v1/embed, /v1/tag and /v1/analyze (one image or a batch; raw bytes, "

@@ -142,6 +142,8 @@ def make_handler(app: Storefront) -> type[BaseHTTPRequestHandler]:
                 self._json({"hits": [_hit(h) for h in hits], "mode": "image"})
             except ImageLoadError as exc:
                 self._error(400, str(exc))
+            except VistagError as exc:  # e.g. the inference service is down
+                self._error(502, str(exc))
             except Exception:  # noqa: BLE001
                 logger.exception("image search failed")
                 self._error(500, "internal error; see the server log")

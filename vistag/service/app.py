@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -118,8 +119,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "not a decodable image, or a decompression bomb"), (503, "the model queue is full, or not ready"))}
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON by orjson: numpy float32 vectors are written directly, in their shortest exact form."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return FastJSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> FastAPI:
@@ -154,25 +162,7 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
     app.state.metrics = metrics
     app.state.batcher = batcher
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        started = time.perf_counter()
-        route = request.url.path if request.url.path in _ROUTES else "other"
-        status = 500
-        try:
-            if config.token and route not in ("/healthz", "/readyz"):
-                sent = request.headers.get("authorization", "")
-                if not hmac.compare_digest(sent.encode(), f"Bearer {config.token}".encode()):
-                    status = 401
-                    return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        except Exception:  # noqa: BLE001 - never a traceback to the caller
-            logger.exception("%s %s failed", request.method, request.url.path)
-            return _error(500, "internal error (logged by the service)")
-        finally:
-            metrics.observe(route, status, time.perf_counter() - started)
+    app.add_middleware(_Guard, token=config.token, metrics=metrics)
 
     async def read_images(request: Request) -> list[ImageInput]:
         declared = request.headers.get("content-length")
@@ -189,10 +179,14 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
         return inputs
 
     async def vectors_of(inputs: list[ImageInput]) -> list[np.ndarray]:
-        images = await asyncio.gather(*(run_in_threadpool(load_image, i, config.urls, config.limits) for i in inputs))
-        arrays = await asyncio.gather(*(run_in_threadpool(model.prepare, im) for im in images))
+        def load_and_prepare(inp: ImageInput) -> np.ndarray:
+            return model.prepare(load_image(inp, config.urls, config.limits))
+
+        with batcher.incoming(len(inputs)):  # a batch forming now waits for these
+            arrays = await asyncio.gather(*(run_in_threadpool(load_and_prepare, i) for i in inputs))
+            futures = [batcher.enqueue(a) for a in arrays]  # queued before the announcement ends
         metrics.images.inc(len(arrays))
-        return list(await asyncio.gather(*(batcher.submit(a) for a in arrays)))
+        return list(await asyncio.gather(*futures))
 
     async def handle(request: Request, want_vectors: bool, want_tags: bool) -> Response:
         if want_tags and model.tagger is None:
@@ -203,14 +197,14 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
             body: dict[str, Any] = {"model": model.info}
             if want_vectors:
                 body["dim"] = model.dim
-                body["vectors"] = [v.tolist() for v in vectors]
+                body["vectors"] = np.stack(vectors)
                 if len(inputs) == 1 and inputs[0].name == "image":
                     body["embedding"] = body["vectors"][0]
             if want_tags:
                 body["results"] = await run_in_threadpool(model.tag, vectors)
                 if len(inputs) == 1 and inputs[0].name == "image":
                     body.update({k: v for k, v in body["results"][0].items()})
-            return JSONResponse(body)
+            return FastJSONResponse(body)
         except InputError as exc:
             metrics.errors.labels(kind=str(exc.status)).inc()
             return _error(exc.status, str(exc))
@@ -244,13 +238,48 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
         reason = await run_in_threadpool(model.not_ready)
         if reason:
             return _error(503, reason)
-        return JSONResponse({"status": "ready", "model": model.info})
+        return FastJSONResponse({"status": "ready", "model": model.info})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
     return app
+
+
+class _Guard:
+    """Bearer-token check and request metrics, as plain ASGI (no per-request task or body copy)."""
+
+    def __init__(self, app: Any, token: str | None, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        route = scope["path"] if scope["path"] in _ROUTES else "other"
+        status = {"code": 500}
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            if self.expected is not None and route not in ("/healthz", "/readyz"):
+                sent = dict(scope["headers"]).get(b"authorization", b"")
+                if not hmac.compare_digest(sent, self.expected):
+                    await _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})(
+                        scope, receive, send_status)
+                    return
+            await self.app(scope, receive, send_status)
+        except Exception:  # noqa: BLE001 - never a traceback to the caller
+            logger.exception("%s %s failed", scope.get("method"), scope["path"])
+            await _error(500, "internal error (logged by the service)")(scope, receive, send_status)
+        finally:
+            self.metrics.observe(route, status["code"], time.perf_counter() - started)
 
 
 _ROUTES = frozenset({"/v1/embed", "/v1/tag", "/v1/analyze", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})

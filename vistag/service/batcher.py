@@ -4,7 +4,9 @@ Each image is queued with a future. One collector task takes the first waiting
 image, then keeps taking more until ``max_batch`` images or ``max_wait`` seconds
 have passed, and runs the batch function once on a single worker thread (so the
 event loop stays free and forwards never overlap). While a batch runs, the next
-one fills up. The queue is bounded: when it is full the request is refused at
+one fills up. Requests announce the images they are still decoding
+(:meth:`MicroBatcher.incoming`); when none is on its way the batch leaves at once,
+so a lone request does not pay the wait. The queue is bounded: when it is full the request is refused at
 once (:class:`Busy`, HTTP 503) instead of piling up latency.
 
 Example:
@@ -24,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue[tuple[T, asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="vistag-forward")
+        self._incoming = 0
 
     async def start(self) -> None:
         """Start the collector on the running event loop."""
@@ -77,12 +81,20 @@ class MicroBatcher(Generic[T, R]):
                 future.set_exception(Busy("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def submit(self, item: T) -> R:
-        """The result for ``item``, computed in a batch with whatever else is waiting.
+    @contextmanager
+    def incoming(self, count: int) -> Iterator[None]:
+        """Announce ``count`` images that will be submitted when the block ends (call on the event loop)."""
+        self._incoming += count
+        try:
+            yield
+        finally:
+            self._incoming -= count
+
+    def enqueue(self, item: T) -> asyncio.Future:
+        """Queue ``item`` now and return the future of its result (call on the event loop).
 
         Raises:
             Busy: the queue is full (or the batcher is not running).
-            Exception: whatever ``fn`` raised for the batch.
         """
         if self._queue is None or self._task is None:
             raise Busy("the model is not running")
@@ -91,7 +103,16 @@ class MicroBatcher(Generic[T, R]):
             self._queue.put_nowait((item, future))
         except asyncio.QueueFull:
             raise Busy(f"more than {self.max_queue} images are waiting for the model") from None
-        return await future
+        return future
+
+    async def submit(self, item: T) -> R:
+        """The result for ``item``, computed in a batch with whatever else is waiting.
+
+        Raises:
+            Busy: the queue is full (or the batcher is not running).
+            Exception: whatever ``fn`` raised for the batch.
+        """
+        return await self.enqueue(item)
 
     async def _collect(self) -> None:
         assert self._queue is not None
@@ -105,6 +126,8 @@ class MicroBatcher(Generic[T, R]):
                     continue
                 except asyncio.QueueEmpty:
                     pass
+                if self._incoming <= 0:  # nobody else is on the way: do not wait
+                    break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from vistag.cli.commands.common import connect, default_relations_path, make_embedder
@@ -30,6 +31,11 @@ def build_storefront(args: argparse.Namespace):
         from vistag.analyzers.relations import TagRelations
 
         relations = TagRelations.load(path)
+    if args.service:
+        from vistag.serve.remote import service_embedder
+
+        token = args.service_token or os.environ.get("VISTAG_SERVICE_TOKEN") or None
+        return Storefront(searcher, store, service_embedder(args.service, token), relations)
     embedder = {}
 
     def embed(image):
