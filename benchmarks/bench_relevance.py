@@ -14,10 +14,11 @@ removed from its results.
   BM25 only; tags only (the query's words that are catalog tags, IDF-weighted:
   :mod:`vistag.search.text_tags`);
   tags with query-time expansion; tags on an index-time-expanded index (OpenSearch
-  only); hybrid BM25 + tags fused by RRF and by weighted sum; hybrid RRF with
-  query-time expansion.
+  only); hybrid BM25 + tags fused by RRF and by weighted sum, client-side; the same
+  fused inside the engine in one ``hybrid`` request (OpenSearch with neural-search);
+  hybrid RRF with query-time expansion.
 * **latency**: p50 / p95 wall time of each query type as the Python client sees it
-  (hybrid = its 2 requests plus fusion).
+  (client-side hybrid = its 2 requests plus fusion; engine-side = one request).
 
     python benchmarks/bench_relevance.py [--queries 300] [--engines opensearch elasticsearch]
 """
@@ -152,7 +153,8 @@ def main() -> None:
             print(f"{engine}: indexed {summary.indexed} into {index} in {summary.seconds:.0f}s", flush=True)
         searcher = Searcher(client, "bench-products")
         expanded_index = Searcher(client, "bench-products-exp") if engine == "opensearch" else None
-        lat: dict[str, list[float]] = {k: [] for k in ("keyword", "tags", "image", "similar", "hybrid")}
+        lat: dict[str, list[float]] = {k: [] for k in ("keyword", "tags", "image", "similar", "hybrid", "hybrid-engine")}
+        engine_fusion = searcher.fusion_site("rrf") == "engine"
         metrics: dict[str, list[dict]] = {}
         overlap = []
 
@@ -178,12 +180,20 @@ def main() -> None:
             else:
                 for name in ("text: tags", "text: tags + query expansion") + (("text: tags, index-time expansion",) if expanded_index else ()):
                     add(name, [], q)
-            hybrid = timed(lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf"), lat["hybrid"])
+            hybrid = timed(lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", where="client"),
+                           lat["hybrid"])
             add("text: hybrid RRF", [h.id for h in hybrid], q)
             add("text: hybrid weighted", [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1,
-                                                                         fusion="weighted")], q)
+                                                                         fusion="weighted", where="client")], q)
+            if engine_fusion:
+                inside = timed(lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", where="engine"),
+                               lat["hybrid-engine"])
+                add("text: hybrid RRF, engine-side", [h.id for h in inside], q)
+                add("text: hybrid weighted, engine-side", [h.id for h in searcher.hybrid(
+                    text, qtags or None, None, size=K + 1, fusion="weighted", where="engine")], q)
             add("text: hybrid RRF + query expansion",
-                [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", relations=relations)], q)
+                [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", relations=relations,
+                                               where="client")], q)
         print(f"\n{engine} ({len(all_rows)} docs, {len(queries)} queries)")
         keys = list(next(iter(metrics.values()))[0])
         print(f"{'configuration':<36} " + " ".join(f"{k:>24}" for k in keys))

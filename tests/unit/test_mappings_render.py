@@ -24,8 +24,10 @@ def test_templates_render_to_valid_queries(adapter):
     assert bodies[0]["query"]["bool"]["filter"][2] == {"term": {"attributes.usage": 'Ca"sual'}}
     assert len(bodies[1]["query"]["bool"]["should"]) == 3
     assert bodies[3]["size"] == 10 and bodies[3]["from"] == 0
-    assert sorted(search_templates(adapter, SPEC)) == ["products-image", "products-keyword", "products-similar",
-                                                       "products-tags"]
+    expected = ["products-image", "products-keyword", "products-similar", "products-tags"]
+    if adapter.engine == "opensearch" and adapter.rank_features:  # a full OpenSearch: neural-search fuses hybrids
+        expected = ["products-hybrid", *expected]
+    assert sorted(search_templates(adapter, SPEC)) == expected
     sim = render_search(adapter, SPEC, similar, similar.params("42", [0.1] * 8, {"tshirts": 0.9, "red": 0.5}, k=5, **filters))
     exclude = {"ids": {"values": ["42"]}}
     if adapter.engine == "elasticsearch":
@@ -73,3 +75,33 @@ def test_more_specific_index_names_get_higher_template_priority():
     assert versioned["priority"] > base["priority"]
     assert base["template"]["mappings"]["properties"]["model"]["properties"]["tagger"] == {"type": "keyword"}
     assert "predicted" in base["template"]["mappings"]["properties"]
+
+
+def test_hybrid_template_nests_the_strategies_own_sub_queries():
+    from vistag.mappings.strategies import hybrid
+
+    adapter = EngineAdapter.for_engine("opensearch")
+    filters = {"category": "Apparel", "attributes": {"gender": "Men"}}
+    body = render_search(adapter, SPEC, hybrid, hybrid.params("red shirt", {"tshirts": 1.0}, [0.1] * 8, size=5, offset=5,
+                                                             window=40, **filters))
+    queries = body["query"]["hybrid"]["queries"]
+    assert body["query"]["hybrid"]["pagination_depth"] == 40 and (body["size"], body["from"]) == (5, 5)
+    assert queries[0] == render_search(adapter, SPEC, keyword, keyword.params("red shirt", **filters))["query"]
+    assert queries[1] == render_search(adapter, SPEC, tags, tags.params({"tshirts": 1.0}, **filters))["query"]
+    assert queries[2] == render_search(adapter, SPEC, image, image.params([0.1] * 8, k=40, **filters))["query"]
+    assert queries[3] == {"match_none": {}} and len(queries) == 4
+    only_image = render_search(adapter, SPEC, hybrid, hybrid.params(None, None, [0.1] * 8))
+    assert [next(iter(q)) for q in only_image["query"]["hybrid"]["queries"]] == ["knn", "match_none"]
+    with pytest.raises(ValueError, match="needs text, tags or an image"):
+        hybrid.params("  ", None, None)
+    with pytest.raises(ValueError, match="neural-search"):
+        hybrid.template(EngineAdapter.for_engine("elasticsearch"), SPEC)
+    weights = hybrid.weighted_pipeline([1, 3])["phase_results_processors"][0]["normalization-processor"]
+    assert weights["combination"]["parameters"]["weights"] == [0.25, 0.75]  # normalised to sum 1
+
+
+def test_indices_default_to_the_rrf_pipeline_only_where_it_exists():
+    full_os = EngineAdapter.for_engine("opensearch")
+    assert full_os.index_settings()["search"] == {"default_pipeline": "vistag-hybrid-rrf"}
+    assert "search" not in EngineAdapter.for_engine("opensearch", full=False).index_settings()
+    assert "search" not in EngineAdapter.for_engine("elasticsearch").index_settings()

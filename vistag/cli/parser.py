@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                          ("install", "download and lay out the distribution without starting it")):
         p = engine_sub.add_parser(action, help=text, description=text)
         p.add_argument("--engine", choices=ENGINES, default=default_engine(), help="engine (env VISTAG_ENGINE, default %(default)s)")
+        p.add_argument("--with", dest="with_", action="append", choices=["ml"], metavar="EXTRA",
+                       help="optional plugin set: `ml` = ml-commons + job-scheduler (OpenSearch; ~360 MB; ingest and "
+                            "search pipelines that call `vistag service`); such a node is separate from the plain one")
         if action == "start":
             p.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
             p.add_argument("--heap", default="1g", help="JVM heap, at most 1g recommended (default %(default)s)")
@@ -144,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf",
                         help="how a hybrid query's lists are fused, client-side (default %(default)s)")
     search.add_argument("--fusion-weights", default=None, metavar="text=W,tags=W,image=W", help="per-list fusion weights")
+    search.add_argument("--fusion-site", choices=("auto", "engine", "client"), default="auto",
+                        help="fuse inside the engine (OpenSearch + neural-search) or here; auto: the engine when it can")
     search.add_argument("--expand", action=argparse.BooleanOptionalAction, default=None,
                         help="query-time tag expansion with the tag relations (default: on when a relations file "
                              "exists: it measured +1.2 points recall@10 over none, +0.9 over index-time expansion)")

@@ -266,6 +266,19 @@ class EngineClient:
             return None
         return (resp.get("script") or {}).get("source")
 
+    def put_search_pipeline(self, pipeline_id: str, body: Mapping[str, Any]) -> None:
+        """Store a search pipeline (OpenSearch)."""
+        if self._es:
+            raise EngineError("search pipelines are an OpenSearch feature")
+        self.call(f"PUT _search/pipeline/{pipeline_id}", self.raw.search_pipeline.put, id=pipeline_id, body=dict(body))
+
+    def get_search_pipeline(self, pipeline_id: str) -> dict | None:
+        """A stored search pipeline's body, or ``None`` (OpenSearch)."""
+        if self._es:
+            return None
+        resp = self._missing_ok(f"GET _search/pipeline/{pipeline_id}", self.raw.search_pipeline.get, id=pipeline_id)
+        return (resp or {}).get(pipeline_id)
+
     # ------------------------------------------------------------------ reading
     def search(self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict:
         """``POST <index>/_search`` with a full body."""

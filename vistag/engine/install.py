@@ -22,14 +22,17 @@ from vistag.errors import LocalEngineError
 logger = logging.getLogger(__name__)
 
 
-def install_distribution(engine: str, dist: Distribution, home: Path, install_dir: Path) -> Path:
-    """Download and lay out ``dist`` in ``install_dir``; idempotent.
+def install_distribution(engine: str, dist: Distribution, home: Path, install_dir: Path,
+                         extras: tuple[str, ...] = ()) -> Path:
+    """Download and lay out ``dist`` (with the optional plugin sets ``extras``) in
+    ``install_dir``; idempotent, and laid out again when the pins changed.
 
     Args:
         engine: ``opensearch`` or ``elasticsearch``.
         dist: the pinned distribution (archive, modules, plugins).
         home: ``$VISTAG_HOME``; the download cache lives below it.
         install_dir: the folder to create.
+        extras: names of ``dist.extras`` to add (e.g. ``("ml",)``).
 
     Returns:
         ``install_dir``.
@@ -37,9 +40,16 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
     Example:
         >>> install_distribution("opensearch", DISTRIBUTIONS["opensearch"], home, home / "engines/os")  # doctest: +SKIP
     """
+    unknown = sorted(set(extras) - set(dist.extras))
+    if unknown:
+        raise LocalEngineError(f"{engine} has no optional plugin set {', '.join(unknown)} "
+                               f"(known: {', '.join(dist.extras) or 'none'})")
     marker = install_dir / ".vistag-installed"
-    if marker.is_file():
+    layout = dist.layout_id(extras)
+    if marker.is_file() and marker.read_text() == layout:
         return install_dir
+    if marker.is_file():
+        logger.info("the pinned plugins of %s changed; laying it out again", install_dir.name)
     java_home = find_java_home()
     archive = artifacts.fetch(dist.archive, home)
     tmp = install_dir.with_name(install_dir.name + ".tmp")
@@ -50,7 +60,7 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
     top = next(p for p in tmp.iterdir() if p.is_dir())
     for module in dist.modules:
         _add_module(top, module, dist, home)
-    for plugin in dist.plugins:
+    for plugin in (*dist.plugins, *(a for name in extras for a in dist.extras[name])):
         zip_path = artifacts.fetch(plugin, home)
         tool = "opensearch-plugin" if engine == "opensearch" else "elasticsearch-plugin"
         env = {**os.environ, **java_env(engine, java_home)}
@@ -64,7 +74,7 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
     top.rename(install_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     _make_world_readable(install_dir)
-    marker.write_text(dist.version)
+    marker.write_text(layout)
     return install_dir
 
 

@@ -71,11 +71,14 @@ class LocalNode:
         scheme: ``https`` for a node with TLS on HTTP.
         auth: ``(user, password)`` the readiness checks use on a secured node.
         ca_cert: CA file the readiness checks verify TLS with.
+        extras: optional plugin sets of the distribution, e.g. ``("ml",)`` for
+            ml-commons (OpenSearch); such a node lays out its own folder.
     """
 
     def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default",
                  settings: dict[str, str] | None = None, configure=None, scheme: str = "http",
-                 auth: tuple[str, str] | None = None, ca_cert: str | None = None) -> None:
+                 auth: tuple[str, str] | None = None, ca_cert: str | None = None,
+                 extras: tuple[str, ...] = ()) -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -84,7 +87,13 @@ class LocalNode:
         self.heap = heap
         self.run_user = engine_user()
         self.engines_home = engines_home(self.home, self.run_user)
-        self.install_dir = self.engines_home / f"{engine}-{self.dist.version}"
+        self.extras = tuple(sorted(set(extras)))
+        unknown = [e for e in self.extras if e not in self.dist.extras]
+        if unknown:
+            raise LocalEngineError(f"{engine} has no optional plugin set {', '.join(unknown)} "
+                                   f"(known: {', '.join(self.dist.extras) or 'none'})")
+        suffix = "".join(f"-{e}" for e in self.extras)
+        self.install_dir = self.engines_home / f"{engine}-{self.dist.version}{suffix}"
         self.name = name
         self.extra_settings = dict(settings or {})
         self.configure = configure
@@ -97,7 +106,7 @@ class LocalNode:
     # ------------------------------------------------------------------ install
     def install(self) -> Path:
         """Download (cached, checksum-verified) and lay out the distribution; idempotent."""
-        return install_distribution(self.engine, self.dist, self.home, self.install_dir)
+        return install_distribution(self.engine, self.dist, self.home, self.install_dir, self.extras)
 
     # ------------------------------------------------------------------- state
     def _read_state(self) -> dict | None:
@@ -194,6 +203,8 @@ class LocalNode:
         }
         if self.engine == "elasticsearch":
             settings["xpack.security.enabled"] = "false"
+        for extra in self.extras:
+            settings.update(self.dist.extra_settings.get(extra, {}))
         settings.update(self.extra_settings)
         env = {**os.environ, **java_env(self.engine, java_home)}
         if self.configure is not None:

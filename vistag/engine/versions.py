@@ -26,12 +26,17 @@ SUPPORTED_MAJORS = {"opensearch": (2,), "elasticsearch": (8,)}
 
 @dataclass(frozen=True)
 class Artifact:
-    """A Maven artifact, ``group:artifact:version[:packaging]``."""
+    """A Maven artifact, ``group:artifact:version[:packaging]``.
+
+    ``sha256`` pins the file's digest in code, for artifacts the repository
+    publishes no ``.sha1`` for (vistag then verifies the pin instead).
+    """
 
     group: str
     artifact: str
     version: str
     packaging: str = "jar"
+    sha256: str = ""
 
     @property
     def coordinates(self) -> str:
@@ -68,13 +73,28 @@ class Module:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Everything needed to lay out one local engine node."""
+    """Everything needed to lay out one local engine node.
+
+    Attributes:
+        plugins: installed in this order (a plugin after the ones it extends).
+        extras: optional plugin sets, laid out only when asked for
+            (``vistag engine install --with ml``), installed after ``plugins``.
+        extra_settings: node settings each extra needs.
+    """
 
     engine: str
     version: str
     archive: Artifact
     modules: tuple[Module, ...] = ()
     plugins: tuple[Artifact, ...] = ()
+    extras: dict[str, tuple[Artifact, ...]] = field(default_factory=dict)
+    extra_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def layout_id(self, extras: tuple[str, ...] = ()) -> str:
+        """What a laid-out folder holds (its marker): changes when a pin changes."""
+        parts = [self.archive.coordinates, *(m.name for m in self.modules), *(a.coordinates for a in self.plugins),
+                 *(a.coordinates for e in sorted(extras) for a in self.extras[e])]
+        return "\n".join(parts)
 
 
 def _os(artifact: str, group: str = "org.opensearch.plugin") -> Artifact:
@@ -109,7 +129,30 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         version=OPENSEARCH_VERSION,
         archive=Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", OPENSEARCH_VERSION, "zip"),
         modules=_OPENSEARCH_MODULES,
-        plugins=(Artifact("org.opensearch.plugin", "opensearch-knn", OPENSEARCH_KNN_VERSION, "zip"),),
+        plugins=(
+            Artifact("org.opensearch.plugin", "opensearch-knn", OPENSEARCH_KNN_VERSION, "zip"),
+            # Hybrid queries and the normalization / score-ranker search processors (extends opensearch-knn).
+            # Note the artifact id: `neural-search`, not `opensearch-neural-search`. No .sha1 in the repository.
+            Artifact("org.opensearch.plugin", "neural-search", OPENSEARCH_KNN_VERSION, "zip",
+                     sha256="b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa"),
+        ),
+        extras={
+            # ml-commons (remote models, the ml_inference ingest and search processors) and what it extends.
+            "ml": (
+                Artifact("org.opensearch.plugin", "opensearch-job-scheduler", OPENSEARCH_KNN_VERSION, "zip",
+                         sha256="a54e12582b88a4c173d6e58b16fbc609df12a04eff010ae30396905a1a882bf6"),
+                Artifact("org.opensearch.plugin", "opensearch-ml-plugin", OPENSEARCH_KNN_VERSION, "zip",  # ~355 MB
+                         sha256="2324234d81109dcb2c488da5a6b2034cc0f78d9d08e40ce49ba59fc423a5df5f"),
+            ),
+        },
+        extra_settings={
+            "ml": {  # a single small node that is not a dedicated ML node
+                "plugins.ml_commons.only_run_on_ml_node": "false",
+                "plugins.ml_commons.native_memory_threshold": "100",
+                "plugins.ml_commons.jvm_heap_memory_threshold": "100",
+                "plugins.ml_commons.disk_free_space_threshold": "-1",
+            },
+        },
     ),
     "elasticsearch": Distribution(
         engine="elasticsearch",

@@ -10,7 +10,9 @@ Differences handled here:
   Elasticsearch integ-test distribution on Maven Central lacks that module;
 * text analysis: the product analyzer (lowercase, ASCII folding, light English
   stemming) needs ``analysis-common``; without it, the standard analyzer;
-* stored search templates need ``lang-mustache``.
+* stored search templates need ``lang-mustache``;
+* hybrid queries fused inside the engine need OpenSearch's neural-search plugin
+  (elsewhere vistag fuses client-side).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ logger = logging.getLogger(__name__)
 PRODUCT_ANALYZER = "vistag_product_text"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
+#: The search pipeline fusing hybrid queries by RRF; the index's default where neural-search is present.
+HYBRID_RRF_PIPELINE = "vistag-hybrid-rrf"
+#: The RRF constant (Cormack et al., 2009), the same client-side and in the engine.
+RRF_RANK_CONSTANT = 60
 
 
 class EngineAdapter:
@@ -39,6 +45,7 @@ class EngineAdapter:
         self.rank_features = info.has("mapper-extras")
         self.text_analysis = info.has("analysis-common")
         self.search_templates = info.has("lang-mustache")
+        self.hybrid = self.engine == "opensearch" and info.has("opensearch-neural-search")
         if self.engine == "opensearch" and not info.has("opensearch-knn"):
             raise ValueError("this OpenSearch cluster has no k-NN plugin (opensearch-knn); vistag needs it for image_vector")
 
@@ -60,6 +67,8 @@ class EngineAdapter:
             notes.append("no analysis-common module: text uses the standard analyzer (no ASCII folding or stemming)")
         if not self.search_templates:
             notes.append("no lang-mustache module: stored search templates cannot be installed (vistag renders them client-side)")
+        if not self.hybrid:
+            notes.append("no neural-search plugin: hybrid queries are fused client-side")
         return notes
 
     # --------------------------------------------------------------- settings
@@ -68,6 +77,8 @@ class EngineAdapter:
         settings: dict = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
         if self.engine == "opensearch":
             settings["knn"] = True
+        if self.hybrid:  # a hybrid query is never run without fusion (it would answer nonsense scores)
+            settings["search"] = {"default_pipeline": HYBRID_RRF_PIPELINE}
         if self.text_analysis:
             settings["analysis"] = {
                 "filter": {"vistag_light_english": {"type": "stemmer", "language": "light_english"}},

@@ -13,7 +13,7 @@ from vistag.engine.client import EngineClient, as_engine
 from vistag.mappings import mustache
 from vistag.mappings.adapter import EngineAdapter
 from vistag.mappings.document import DocumentSpec
-from vistag.mappings.strategies import STRATEGIES
+from vistag.mappings.strategies import STRATEGIES, hybrid
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,22 @@ def index_template(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
 
 
 def search_templates(adapter: EngineAdapter, spec: DocumentSpec) -> dict[str, str]:
-    """Mustache sources of every stored search template, by id."""
-    return {search_template_id(spec, s): s.template(adapter, spec) for s in STRATEGIES}
+    """Mustache sources of every stored search template, by id (``<index>-hybrid`` where the engine fuses)."""
+    templates = {search_template_id(spec, s): s.template(adapter, spec) for s in STRATEGIES}
+    if adapter.hybrid:
+        templates[search_template_id(spec, hybrid)] = hybrid.template(adapter, spec)
+    return templates
+
+
+def install_search_pipelines(client: EngineClient, adapter: EngineAdapter) -> list[str]:
+    """Store the fusion pipelines where neural-search is present (only when changed); returns their ids."""
+    if not adapter.hybrid:
+        return []
+    for pipeline_id, body in hybrid.pipelines().items():
+        if client.get_search_pipeline(pipeline_id) != body:
+            client.put_search_pipeline(pipeline_id, body)
+            logger.info("installed search pipeline %s", pipeline_id)
+    return list(hybrid.pipelines())
 
 
 def render_search(adapter: EngineAdapter, spec: DocumentSpec, strategy: ModuleType, params: dict) -> dict:
@@ -118,6 +132,7 @@ def install_index_template(client: EngineClient, spec: DocumentSpec) -> dict:
     adapter = EngineAdapter(client.info())
     for note in adapter.limitations():
         logger.info("%s: %s", client.label, note)
+    install_search_pipelines(client, adapter)  # the template names the default pipeline: it must exist first
     body = index_template(adapter, spec)
     name = template_name(spec)
     current = client.get_index_template(name)

@@ -1,8 +1,9 @@
 """Client-side fusion of ranked lists: reciprocal rank fusion and normalised weighted sums.
 
-Used where the engine distribution has no fusion of its own: the OpenSearch `hybrid`
-query needs the neural-search plugin, Elasticsearch's `rrf` retriever is not in the
-integ-test distribution, and neither is in the nodes vistag runs. Each input is a
+Used where the engine has no fusion of its own: OpenSearch without the neural-search
+plugin, and Elasticsearch (its ``rrf`` retriever is not in the integ-test
+distribution). Where neural-search is present, :mod:`vistag.mappings.strategies.hybrid`
+fuses inside the engine. Each input is a
 ranked list of ``(id, score)``; the output is a ranked list of ``(id, fused score)``.
 """
 
@@ -12,8 +13,10 @@ from typing import Mapping, Sequence
 
 Ranked = Sequence[tuple[str, float]]
 
-#: The RRF constant of Cormack et al. (2009), also Elasticsearch's default.
-RRF_K = 60
+from vistag.mappings.adapter import RRF_RANK_CONSTANT
+
+#: The RRF constant of Cormack et al. (2009), also Elasticsearch's default and vistag's engine-side pipeline's.
+RRF_K = RRF_RANK_CONSTANT
 
 
 def rrf(lists: Mapping[str, Ranked], k: int = RRF_K, weights: Mapping[str, float] | None = None) -> list[tuple[str, float]]:

@@ -18,7 +18,8 @@ from vistag.engine.client import as_engine
 from vistag.errors import ConfigError, EngineError
 from vistag.mappings import DocumentSpec, EngineAdapter
 from vistag.mappings.install import render_search, search_template_id
-from vistag.mappings.strategies import image, keyword, similar, tags
+from vistag.mappings.adapter import HYBRID_RRF_PIPELINE
+from vistag.mappings.strategies import hybrid, image, keyword, similar, tags
 from vistag.search.fusion import FUSIONS
 
 
@@ -183,6 +184,25 @@ class Searcher:
             out.append(_hits(answer))
         return out
 
+    def _engine_hybrid(self, query, tag_weights, vector, size, offset, fusion, weights, window, category,
+                       attributes) -> list[Hit]:
+        """One ``hybrid`` request, fused by a search pipeline sent with it."""
+        body = self.body(hybrid, hybrid.params(query, tag_weights, vector, size, offset, window, category, attributes))
+        if fusion == "rrf":
+            body["search_pipeline"] = hybrid.pipelines()[HYBRID_RRF_PIPELINE]
+        else:
+            present = [name for name, there in (("text", bool(query and query.strip())), ("tags", bool(tag_weights)),
+                                                ("image", vector is not None)) if there]
+            body["query"]["hybrid"]["queries"].pop()  # the match_none: one weight per real sub-query
+            body["search_pipeline"] = hybrid.weighted_pipeline([(weights or {}).get(n, 1.0) for n in present])
+        body["search_pipeline"].pop("description", None)
+        return _hits(self.client.search(self.index, body))
+
+    def run_hybrid_template(self, params: dict) -> list[Hit]:
+        """The stored ``<index>-hybrid`` template, fused by the index's default pipeline: one call,
+        as a storefront makes it."""
+        return _hits(self.client.search_template(self.index, search_template_id(self.spec, hybrid), params))
+
     def similar(self, product_id: str, k: int = 10, num_candidates: int | None = None, tag_weight: float = similar.DEFAULT_TAG_WEIGHT,
                 category: str | None = None, attributes: Mapping[str, str] | None = None) -> list[Hit]:
         """Products similar to ``product_id`` by image and shared tags, the product itself excluded.
@@ -196,19 +216,42 @@ class Searcher:
         return self.run(similar, similar.params(product_id, source["image_vector"], source.get("tag_weights", {}), k,
                                                 num_candidates, tag_weight, category=category, attributes=attributes))
 
+    def fusion_site(self, fusion: str = "rrf", weights: Mapping[str, float] | None = None) -> str:
+        """Where :meth:`hybrid` fuses: ``"engine"`` (OpenSearch with neural-search; RRF
+        there takes no per-list weights) or ``"client"``."""
+        if not self.adapter.hybrid or (fusion == "rrf" and weights):
+            return "client"
+        return "engine"
+
     def hybrid(self, query: str | None = None, tag_weights: Mapping[str, float] | None = None,
                vector: ImageQuery | None = None, size: int = 10, offset: int = 0, fusion: str = "rrf",
                weights: Mapping[str, float] | None = None, window: int = 100, category: str | None = None,
-               attributes: Mapping[str, str] | None = None, relations=None, discount: float = 0.5) -> list[Hit]:
-        """BM25 + tags + kNN, each run on its own (filters inside each, kNN included) and
-        fused client-side by ``rrf`` or ``weighted`` (min-max normalised) sums.
+               attributes: Mapping[str, str] | None = None, relations=None, discount: float = 0.5,
+               where: str = "auto") -> list[Hit]:
+        """BM25 + tags + kNN, fused by ``rrf`` or ``weighted`` (min-max normalised) sums.
+
+        Inside the engine in one ``hybrid`` request where it can (see
+        :meth:`fusion_site`), else each list runs on its own (filters inside each, kNN
+        included) and is fused here.
 
         Args:
             window: candidates taken from each list (at least ``offset + size``).
             weights: per-list weights, keys ``text``, ``tags``, ``image``.
+            where: ``auto``, ``engine`` or ``client``.
+
+        Raises:
+            ConfigError: ``where="engine"`` on a cluster that cannot fuse.
         """
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}: {', '.join(FUSIONS)}")
+        site = self.fusion_site(fusion, weights) if where == "auto" else where
+        if site == "engine":
+            if self.fusion_site(fusion, weights) != "engine":
+                raise ConfigError(f"{self.client.label} cannot fuse {fusion!r} hybrid queries itself "
+                                  "(OpenSearch with the neural-search plugin can; RRF takes no weights)")
+            expanded = self.expand(tag_weights, relations, discount) if tag_weights else None
+            vec = self.vector_of(vector).tolist() if vector is not None else None
+            return self._engine_hybrid(query, expanded, vec, size, offset, fusion, weights, window, category, attributes)
         window = max(window, offset + size)
         lists: dict[str, list[Hit]] = {}
         if query:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from vistag.cli.commands.common import connect, make_embedder, print_hits, print_json
@@ -85,8 +86,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
     elif len(kinds) > 1:
+        weights = parse_weights(args.fusion_weights)
+        site = searcher.fusion_site(args.fusion, weights) if args.fusion_site == "auto" else args.fusion_site
         hits = searcher.hybrid(args.query, tags, vector, size=args.k, offset=args.offset, fusion=args.fusion,
-                               weights=parse_weights(args.fusion_weights), relations=relations, **where)
+                               weights=weights, relations=relations, where=site, **where)
+        print(f"fusion: {args.fusion}, " + ("inside the engine (neural-search search pipeline)" if site == "engine"
+                                            else "client-side (this cluster cannot fuse it)" if args.fusion_site == "auto"
+                                            else "client-side"), file=sys.stderr)
     elif args.query:
         hits = searcher.keyword(args.query, size=args.k, offset=args.offset, **where)
     elif tags:
