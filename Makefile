@@ -13,9 +13,11 @@ $(BIN)/vistag: pyproject.toml
 
 install: $(BIN)/vistag
 
-# Downloads (through mvn, checksum-verified) and lays out both engines under $VISTAG_HOME.
+# Downloads (through mvn, checksum-verified) and lays out both engines under $VISTAG_HOME
+# (OpenSearch also with ml-commons, for the tests of the pipelines that call `vistag service`).
 engines: install
 	$(BIN)/vistag engine install --engine opensearch
+	$(BIN)/vistag engine install --engine opensearch --with ml
 	$(BIN)/vistag engine install --engine elasticsearch
 
 demo: install

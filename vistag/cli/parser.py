@@ -220,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill (default %(default)s)")
     batch.add_argument("--no-batching", action="store_true", help="one forward per image")
 
+    pipelines = sub.add_parser("pipelines", help="engine-side pipelines that call `vistag service` (OpenSearch + ml-commons)",
+                               description="Register the service as an ml-commons remote model and install an ingest "
+                                           "pipeline (the index's default: raw rows written with a plain _bulk get "
+                                           "vectors and tags) and a search pipeline (query by an image in the request).")
+    pipelines_sub = pipelines.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = pipelines_sub.add_parser("install", help="register the service and install the pipelines of --index")
+    _connection(p)
+    p.add_argument("--index", default="products", help="index to wire (default %(default)s)")
+    p.add_argument("--service", required=True, metavar="URL", help="where the engine reaches `vistag service`")
+    p.add_argument("--service-token", default=None, help="the service's bearer token (env VISTAG_SERVICE_TOKEN)")
+
     # demo -----------------------------------------------------------------
     demo = sub.add_parser("demo", help="end to end: local engine, sample catalog, example queries",
                           description="Start a local node, index a sample of the fashion catalog and run example queries.")

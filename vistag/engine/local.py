@@ -100,7 +100,7 @@ class LocalNode:
         self.scheme = scheme
         self.auth = auth
         self.ca_cert = ca_cert
-        self.run_dir = self.engines_home / "run" / (engine if name == "default" else f"{engine}-{name}")
+        self.run_dir = self.engines_home / "run" / ((engine if name == "default" else f"{engine}-{name}") + suffix)
         self.state_file = self.run_dir / "node.json"
 
     # ------------------------------------------------------------------ install
@@ -189,10 +189,11 @@ class LocalNode:
         elif not port_is_free(port):
             raise LocalEngineError(f"port {port} on 127.0.0.1 is already in use; pick another --port or leave it out")
         transport_port = free_port()
+        suffix = "".join(f"-{e}" for e in self.extras)
         config_dir, log_file = self._prepare_run_dir()
         settings = {
-            "cluster.name": f"vistag-{self.engine}-{self.name}",
-            "node.name": f"vistag-{self.engine}-{self.name}",
+            "cluster.name": f"vistag-{self.engine}-{self.name}{suffix}",
+            "node.name": f"vistag-{self.engine}-{self.name}{suffix}",
             "network.host": "127.0.0.1",
             "http.port": str(port),
             "transport.port": str(transport_port),

@@ -77,11 +77,20 @@ class ImagesRequest(BaseModel):
         None, description='up to the image limit; strings or {"url": ...} / {"base64": ...}')
 
 
+class ImageInfo(BaseModel):
+    source: str | None = Field(None, description="the URL, or null for bytes sent in the request")
+    sha256: str
+    width: int
+    height: int
+
+
 class EmbedResponse(BaseModel):
     model: dict
     dim: int
     vectors: list[list[float]]
+    images: list[ImageInfo]
     embedding: list[float] | None = Field(None, description="the vector, when the request held a single image")
+    image: ImageInfo | None = Field(None, description="the image, when the request held a single image")
 
 
 class TagResult(BaseModel):
@@ -94,6 +103,7 @@ class TagResult(BaseModel):
 
 class TagResponse(BaseModel):
     model: dict
+    images: list[ImageInfo]
     results: list[TagResult]
 
 
@@ -101,6 +111,7 @@ class AnalyzeResponse(BaseModel):
     model: dict
     dim: int
     vectors: list[list[float]]
+    images: list[ImageInfo]
     results: list[TagResult]
 
 
@@ -178,28 +189,32 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
         check_urls(inputs, config.urls)  # every URL checked before any is fetched
         return inputs
 
-    async def vectors_of(inputs: list[ImageInput]) -> list[np.ndarray]:
-        def load_and_prepare(inp: ImageInput) -> np.ndarray:
-            return model.prepare(load_image(inp, config.urls, config.limits))
+    async def vectors_of(inputs: list[ImageInput]) -> tuple[list[np.ndarray], list[dict]]:
+        def load_and_prepare(inp: ImageInput) -> tuple[np.ndarray, dict]:
+            loaded = load_image(inp, config.urls, config.limits)
+            image = {"source": loaded.source, "sha256": loaded.sha256, "width": loaded.width, "height": loaded.height}
+            return model.prepare(loaded.image), image
 
         with batcher.incoming(len(inputs)):  # a batch forming now waits for these
-            arrays = await asyncio.gather(*(run_in_threadpool(load_and_prepare, i) for i in inputs))
-            futures = [batcher.enqueue(a) for a in arrays]  # queued before the announcement ends
-        metrics.images.inc(len(arrays))
-        return list(await asyncio.gather(*futures))
+            prepared = await asyncio.gather(*(run_in_threadpool(load_and_prepare, i) for i in inputs))
+            futures = [batcher.enqueue(array) for array, _ in prepared]  # queued before the announcement ends
+        metrics.images.inc(len(prepared))
+        return list(await asyncio.gather(*futures)), [image for _, image in prepared]
 
     async def handle(request: Request, want_vectors: bool, want_tags: bool) -> Response:
         if want_tags and model.tagger is None:
             return _error(404, "this service has no tagger: start it with --reference, --reference-index or --model")
         try:
             inputs = await read_images(request)
-            vectors = await vectors_of(inputs)
-            body: dict[str, Any] = {"model": model.info}
+            vectors, images = await vectors_of(inputs)
+            body: dict[str, Any] = {"model": model.info, "images": images}
             if want_vectors:
                 body["dim"] = model.dim
                 body["vectors"] = np.stack(vectors)
                 if len(inputs) == 1 and inputs[0].name == "image":
                     body["embedding"] = body["vectors"][0]
+            if len(inputs) == 1 and inputs[0].name == "image":  # the shape an ingest processor maps field by field
+                body["image"] = images[0]
             if want_tags:
                 body["results"] = await run_in_threadpool(model.tag, vectors)
                 if len(inputs) == 1 and inputs[0].name == "image":

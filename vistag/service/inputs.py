@@ -20,9 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
-from vistag.images import ImageLoadError, decode_image
+from vistag.images import ImageLoadError, LoadedImage, decode_image
 from vistag.service.fetch import UrlFetchFailed, UrlPolicy, UrlRefused, fetch_url
 
 
@@ -144,8 +142,10 @@ def check_urls(inputs: list[ImageInput], policy: UrlPolicy) -> None:
                 raise InputError(400, f"{inp.name}: {exc}") from None
 
 
-def load_image(inp: ImageInput, policy: UrlPolicy, limits: Limits) -> Image.Image:
+def load_image(inp: ImageInput, policy: UrlPolicy, limits: Limits) -> LoadedImage:
     """Fetch (when a URL) and decode one image; blocking, run it on a worker thread.
+
+    The result's ``source`` is the URL, or ``None`` for bytes sent in the request.
 
     Raises:
         InputError: 400 a refused or failed URL, 413 too large, 422 not an image or a bomb.
@@ -161,6 +161,8 @@ def load_image(inp: ImageInput, policy: UrlPolicy, limits: Limits) -> Image.Imag
             raise InputError(413 if exc.too_large else 400, f"{inp.name}: {exc}") from None
     assert data is not None
     try:
-        return decode_image(data, inp.name, max_pixels=limits.max_pixels).image
+        loaded = decode_image(data, inp.name, max_pixels=limits.max_pixels)
     except ImageLoadError as exc:
         raise InputError(422, str(exc)) from None
+    loaded.source = inp.url
+    return loaded
