@@ -7,6 +7,12 @@ batched forward of the same model measured in the same run (images/s of
 ``embed_prepared`` on batches of 32 already prepared arrays, no HTTP, no decoding;
 goal: >= 0.7 of it at 32 clients with batching on).
 
+With ``--ingest N`` it also compares two ways of indexing the same N catalog rows
+on an OpenSearch node with ml-commons: ``vistag index`` (embedding cache empty, so
+it embeds every image too) against a plain ``_bulk`` of raw rows (id, title, base64
+image) through the ``ml_inference`` ingest pipeline that calls the service once per
+document (``vistag pipelines install``). Both tag against the same catalog.
+
 The service runs as its own process (``python -m vistag service``), the clients
 are threads of this one; both share the machine, as they would share a small node.
 
@@ -118,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=320, help="requests per configuration")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--ingest", type=int, default=0, metavar="N", help="also compare ingest paths on N rows")
     args = parser.parse_args()
     data = require_data_dir()
     print(f"machine: {machine()}")
@@ -140,6 +147,81 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
     print(f"(one machine: the {os.cpu_count()} cores serve the clients, HTTP, decoding and the model at once)")
+    if args.ingest:
+        ingest(data, args.ingest, port)
+
+
+def ingest(data: Path, count: int, port: int) -> None:
+    """vistag index vs a raw _bulk through the ml_inference ingest pipeline, same rows, same node."""
+    import base64
+    import csv
+    import json
+    import tempfile
+
+    import requests
+
+    from vistag.config import ConnectionSettings
+    from vistag.engine import LocalNode
+    from vistag.engine.connect import connect
+    from vistag.images import ImageStore
+    from vistag.indexer.embedding import BatchEmbedder
+    from vistag.indexer.pipeline import IndexOptions, index_catalog
+    from vistag.indexer.schema import CatalogSchema
+    from vistag.mappings.inference import install_inference
+    from vistag.models import create_embedder
+    from vistag.models.cache import EmbeddingCache
+
+    work = Path(tempfile.mkdtemp(prefix="vistag-ingest-"))
+    with open(data / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:count]
+    catalog = work / "catalog.csv"
+    with open(catalog, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    node = LocalNode("opensearch", name="bench", heap="1g", extras=("ml",))
+    url = node.start()
+    client = connect(ConnectionSettings(urls=(url,)))
+    embedder = create_embedder("efficientnet-lite0", device="auto")
+    with ImageStore(data / "images.tar") as store:
+        payloads = {r["id"]: base64.b64encode(store.read(r["file"])).decode() for r in rows}
+        for index in ("bench-cli", "bench-raw"):
+            client.delete_index(index)
+        batch = BatchEmbedder(embedder, store, EmbeddingCache(work / "cache", embedder.model_id, embedder.dim))
+        summary = index_catalog(client, catalog, CatalogSchema.bundled(), batch,
+                                IndexOptions(index="bench-cli", progress=False, dead_letter=work / "dl.jsonl"))
+        batch.close()
+    cli_rate = count / summary.seconds
+    del embedder
+    svc = subprocess.Popen([sys.executable, "-m", "vistag", "service", "--port", str(port), "--reference", str(catalog),
+                            "--reference-images", str(data / "images.tar")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        client.create_index("bench-raw")
+        install_inference(client, "bench-raw", f"http://127.0.0.1:{port}")
+        t0 = time.perf_counter()
+        for start in range(0, count, 200):
+            lines = []
+            for r in rows[start:start + 200]:
+                lines += [json.dumps({"index": {"_index": "bench-raw", "_id": r["id"]}}),
+                          json.dumps({"id": r["id"], "title": r["productDisplayName"], "image": payloads[r["id"]]})]
+            resp = requests.post(f"{url}/_bulk", data="\n".join(lines) + "\n", timeout=600,
+                                 headers={"Content-Type": "application/x-ndjson"}).json()
+            assert not resp["errors"], resp["items"][0]
+        raw_rate = count / (time.perf_counter() - t0)
+    finally:
+        svc.terminate()
+        svc.wait(30)
+        node.stop()
+    print(f"ingest of {count} rows (cold: every image embedded): vistag index {cli_rate:.1f} docs/s; plain _bulk "
+          f"through the ml_inference pipeline calling vistag service {raw_rate:.1f} docs/s ({raw_rate / cli_rate:.2f}x)")
 
 
 if __name__ == "__main__":

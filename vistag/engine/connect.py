@@ -98,6 +98,10 @@ def _tls_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
     return kwargs
 
 
+#: Connections kept per host by the clients vistag builds (elasticsearch-py keeps 10 by default).
+POOL_MAXSIZE = 16
+
+
 def _elasticsearch(settings: ConnectionSettings) -> Any:
     try:
         from elasticsearch import Elasticsearch
@@ -136,6 +140,9 @@ def _opensearch(settings: ConnectionSettings, max_retries: int = 2) -> Any:
     kwargs: dict[str, Any] = {
         "hosts": list(settings.urls), "timeout": settings.timeout, "http_compress": settings.http_compress,
         "retry_on_status": (), "retry_on_timeout": True, "max_retries": max_retries,
+        # opensearch-py keeps one connection per host unless told: parallel bulk threads and the
+        # service's concurrent searches would open and drop a connection per request.
+        "pool_maxsize": POOL_MAXSIZE,
         **_tls_kwargs(settings),
     }
     if any(u.startswith("https://") for u in settings.urls):

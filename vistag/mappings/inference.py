@@ -69,8 +69,8 @@ def ingest_pipeline_body(model_id: str, with_predictions: bool = False) -> dict:
     """The ingest pipeline: one ``ml_inference`` call per document that has an ``image`` string."""
     outputs = {"image_vector": "embedding", "tags": "tags", "tag_weights": "tag_weights", "model": "model",
                "image": "image"}
-    if with_predictions:
-        outputs["predicted"] = "predicted"
+    if with_predictions:  # a trained model: its predicted fields, and the predicted path as the category
+        outputs.update(predicted="predicted", category="category_fields")
     return {
         "description": "vistag: embed and tag the product image through vistag service",
         "processors": [{"ml_inference": {
@@ -157,7 +157,7 @@ def install_inference(client: Any, index: str, service_url: str, token: str | No
         "description": f"vistag service at {base}"}, params={"deploy": "true"})
     model_id = registered.get("model_id") or _wait_task(engine, registered["task_id"], wait)
     analyzed = _wait_predict(engine, model_id, wait)
-    with_predictions = "predicted" in analyzed
+    with_predictions = str(analyzed.get("model", {}).get("tagger", "")).startswith(("heads", "ensemble"))
 
     ingest = f"vistag-ingest-{index}"
     engine.perform("PUT", f"/_ingest/pipeline/{ingest}", ingest_pipeline_body(model_id, with_predictions))

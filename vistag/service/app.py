@@ -96,7 +96,8 @@ class EmbedResponse(BaseModel):
 class TagResult(BaseModel):
     tags: list[str]
     tag_weights: dict[str, float]
-    category: list[str] | None = None
+    category: list[str] | None = Field(None, description="a trained model's predicted category path")
+    category_fields: dict | None = Field(None, description="that path as the document's `category` object")
     attributes: dict[str, str] | None = None
     predicted: dict | None = None
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from vistag.analyzers.taggers import DocumentTagger
+from vistag.mappings.document import category_fields
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,12 @@ class InferenceModel:
             result: dict = {"tags": list(weights), "tag_weights": weights}
             if row.predicted is not None:
                 result["predicted"] = row.predicted
+                # the document's `category` object (empty when the model rejected its prediction), always
+                # present so an ingest pipeline can map it field by field
+                result["category_fields"] = {}
                 if row.predicted.get("category"):
                     result["category"] = row.predicted["category"].split(" > ")
+                    result["category_fields"] = category_fields(result["category"])
                 if row.predicted.get("attributes"):
                     result["attributes"] = row.predicted["attributes"]
             out.append(result)
