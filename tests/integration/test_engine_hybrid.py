@@ -68,3 +68,15 @@ def test_a_plain_hybrid_query_is_fused_by_the_index_default_pipeline(node, index
     assert [h["_id"] for h in raw] == [h.id for h in fused]
     assert len({h["_id"] for h in raw}) == len(raw)  # no duplicate hits
     assert max(h["_score"] for h in raw) <= 3 / 61 + 1e-9  # RRF scores: at most one 1/(60+1) per list
+
+
+def test_cli_says_where_it_fused(node, indexed, capsys):
+    _, queries = indexed
+    text, tags, _ = queries[1]
+    args = ["search", "--url", node.url, "--query", text, "--tags", *tags, "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    expected = "inside the engine" if node.engine == "opensearch" else "client-side (this cluster cannot fuse it)"
+    assert f"fusion: rrf, {expected}" in captured.err
+    assert main([*args, "--fusion-site", "client"]) == 0
+    assert "fusion: rrf, client-side" in capsys.readouterr().err
