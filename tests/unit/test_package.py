@@ -53,3 +53,23 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VISTAG_ENGINE_HOME", str(tmp_path / "engines"))
     assert main(["search", "--query", "x"]) == 1
     assert "vistag engine start" in capsys.readouterr().err
+
+
+def test_no_two_subpackages_import_each_other():
+    """Data flows one way (catalog -> images -> embeddings -> tags -> documents -> engine): a
+    subpackage that imports another which imports it back is a cycle, even inside a function."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "vistag"
+    imports: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        part = path.relative_to(root).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vistag."):
+                target = node.module.split(".")[1]
+                if target != part:
+                    imports.setdefault(part, set()).add(target)
+    assert len(imports) > 8  # the walk saw the package
+    cycles = sorted((a, b) for a, targets in imports.items() for b in targets if a < b and a in imports.get(b, ()))
+    assert cycles == []
