@@ -64,12 +64,13 @@ def test_hybrid_fuses_text_tags_and_image(indexed, capsys):
     vector = client.get_source("products", rows[0]["id"])["image_vector"]
     text = searcher.keyword("shirt", size=60)
     image = searcher.image(vector, k=60)
-    fused = searcher.hybrid("shirt", None, vector, size=10, fusion="rrf", window=60)
+    # Client-side fusion here (the engine-side fusion is compared with it in test_engine_hybrid.py).
+    fused = searcher.hybrid("shirt", None, vector, size=10, fusion="rrf", window=60, where="client")
     expected = rrf({"text": [(h.id, h.score) for h in text], "image": [(h.id, h.score) for h in image]})
     assert [h.id for h in fused] == [d for d, _ in expected[:10]]
     both = {h.id for h in text} & {h.id for h in image}
     assert fused[0].id in both  # agreement of the two lists wins
-    weighted = searcher.hybrid("shirt", {"shirts": 1.0}, vector, size=10, fusion="weighted", window=60)
+    weighted = searcher.hybrid("shirt", {"shirts": 1.0}, vector, size=10, fusion="weighted", window=60, where="client")
     tags = searcher.tags({"shirts": 1.0}, size=60)
     lists = {name: [(h.id, h.score) for h in hits] for name, hits in (("text", text), ("tags", tags), ("image", image))}
     assert [(h.id, round(h.score, 6)) for h in weighted] == [(d, round(s, 6)) for d, s in FUSIONS["weighted"](lists)[:10]]
