@@ -32,6 +32,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "index_catalog": "vistag.api",
+    "sync": "vistag.api",
+    "SyncSummary": "vistag.indexer.sync",
     "Tagger": "vistag.api",
     "Searcher": "vistag.search.queries",
     "Hit": "vistag.search.queries",
@@ -46,7 +48,8 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vistag.api import Tagger as Tagger, index_catalog as index_catalog
+    from vistag.api import Tagger as Tagger, index_catalog as index_catalog, sync as sync
+    from vistag.indexer.sync import SyncSummary as SyncSummary
     from vistag.engine.client import EngineClient as EngineClient
     from vistag.engine.retry import RetryPolicy as RetryPolicy
     from vistag.indexer.pipeline import IndexOptions as IndexOptions, IndexSummary as IndexSummary

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from vistag.engine.client import as_engine
 from vistag.indexer.pipeline import IndexOptions, IndexSummary
@@ -106,24 +107,80 @@ def index_catalog(
         >>> summary.indexed                                                                 # doctest: +SKIP
         1
     """
-    from vistag.images import ImageStore
-    from vistag.indexer.embedding import BatchEmbedder
     from vistag.indexer.pipeline import index_catalog as run
 
+    opts = _index_options(index, dead_letter, options, resume=resume, progress=progress)
+    embedder = _embedder(model, device, opts.batch_size)
+    with _batch_embedder(embedder, images, cache_dir) as batch_embedder:
+        return run(as_engine(client), catalog, _schema(schema), batch_embedder, opts)
+
+
+def _index_options(index: str, dead_letter: str | Path | None, options: Mapping[str, Any], **fixed: Any) -> IndexOptions:
+    """IndexOptions from keyword arguments, refusing unknown ones by name."""
     known = {f.name for f in fields(IndexOptions)}
     unknown = set(options) - known
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; IndexOptions has {sorted(known)}")
-    engine = as_engine(client)
-    schema = _schema(schema)
-    opts = IndexOptions(index=index, resume=resume, progress=progress,
-                        dead_letter=Path(dead_letter) if dead_letter else None, **options)
-    embedder = _embedder(model, device, opts.batch_size)
+    return IndexOptions(index=index, dead_letter=Path(dead_letter) if dead_letter else None, **fixed, **options)
+
+
+@contextmanager
+def _batch_embedder(embedder: Any, images: str | Path | None, cache_dir: str | Path | None) -> Iterator[Any]:
+    """The embedding pipeline over ``images``; without a ``cache_dir`` the cache lives in a
+    temporary folder (it still spares a second forward pass within the run)."""
+    from vistag.images import ImageStore
+    from vistag.indexer.embedding import BatchEmbedder
+
     with tempfile.TemporaryDirectory(prefix="vistag-cache-") as scratch:
-        # Without a cache_dir, a cache in a temporary folder spares pass 2 a second forward pass.
         cache = _cache(embedder, cache_dir or scratch)
         with ImageStore(images) as store, BatchEmbedder(embedder, store, cache) as batch_embedder:
-            return run(engine, catalog, schema, batch_embedder, opts)
+            yield batch_embedder
+
+
+def sync(
+    client: Any,
+    catalog: str | Path | Iterable[Mapping[str, Any]],
+    images: str | Path | None = None,
+    index: str = "products",
+    *,
+    schema: CatalogSchema | str | Path | None = None,
+    model: str | Any = "efficientnet-lite0",
+    device: str = "auto",
+    cache_dir: str | Path | None = None,
+    dead_letter: str | Path | None = None,
+    dry_run: bool = False,
+    **options: Any,
+) -> Any:
+    """Make ``index`` equal to ``catalog``, doing only what changed (see :mod:`vistag.indexer.sync`).
+
+    New rows are indexed, rows with a new image re-embedded and re-tagged, other
+    changed rows rewritten without embedding, rows that left the catalog deleted,
+    unchanged rows not touched. Arguments as :func:`index_catalog`.
+
+    Returns:
+        The :class:`~vistag.indexer.sync.SyncSummary` (``added``, ``retagged``,
+        ``updated``, ``deleted``, ``unchanged``, ``failed``).
+
+    Example:
+        >>> vistag.sync(client, "today.csv", images="images/", index="products").deleted  # doctest: +SKIP
+        14
+    """
+    from vistag.indexer.sync import sync_catalog
+    from vistag.search.queries import Searcher
+    from vistag.search.reference_tagger import EngineKnnDocumentTagger
+
+    engine = as_engine(client)
+    schema = _schema(schema)
+    opts = _index_options(index, dead_letter, options)
+    embedder = _embedder(model, device, opts.batch_size)
+
+    def make_tagger() -> Any:
+        tagger = EngineKnnDocumentTagger(Searcher(engine, index, embedder.dim), schema, k=opts.k, top_d=opts.top_d)
+        tagger.reference_size = engine.count(index)
+        return tagger
+
+    with _batch_embedder(embedder, images, cache_dir) as batch_embedder:
+        return sync_catalog(engine, catalog, schema, batch_embedder, opts, make_tagger, dry_run=dry_run)
 
 
 class Tagger:

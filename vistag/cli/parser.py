@@ -118,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
     _indexing(index)
 
+    sync = sub.add_parser("sync", help="make an index equal to today's catalog, doing only what changed",
+                          description="Index new rows, re-embed and re-tag rows whose image changed, rewrite rows that "
+                                      "changed otherwise (no embedding), delete documents that left the catalog, leave "
+                                      "unchanged rows alone. Idempotent; run it again after an interruption.")
+    _connection(sync)
+    _model(sync)
+    sync.add_argument("--catalog", required=True, help="today's catalog file (.csv, .tsv, .jsonl)")
+    sync.add_argument("--index", default="products", help="index or alias to sync (default %(default)s)")
+    sync.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    _indexing(sync)
+
     reindex = sub.add_parser(
         "reindex", help="build a new versioned index and swap the alias to it with no downtime",
         description="Build <alias>-<timestamp> from a catalog (or from the current index with --from-index, "

@@ -208,6 +208,14 @@ class EngineClient:
         """``GET <index>/_mapping`` (keys: concrete index names)."""
         return self.call(f"GET {index}/_mapping", self.raw.indices.get_mapping, index=index)
 
+    def put_mapping(self, index: str, properties: Mapping[str, Any]) -> None:
+        """Add fields to an index's mapping (``PUT <index>/_mapping``)."""
+        if self._es:
+            self.call(f"PUT {index}/_mapping", self.raw.indices.put_mapping, index=index, properties=dict(properties))
+        else:
+            self.call(f"PUT {index}/_mapping", self.raw.indices.put_mapping, index=index,
+                      body={"properties": dict(properties)})
+
     def refresh(self, index: str) -> None:
         """Make recent writes searchable."""
         self.call(f"POST {index}/_refresh", self.raw.indices.refresh, index=index)
@@ -312,6 +320,16 @@ class EngineClient:
             resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, body={"ids": list(ids)},
                              params={"_source": "false"})
         return {d["_id"] for d in resp.get("docs", []) if d.get("found")}
+
+    def sources(self, index: str, ids: Sequence[str]) -> dict[str, dict]:
+        """The ``_source`` of each of ``ids`` that exists (one ``_mget``)."""
+        if not ids:
+            return {}
+        if self._es:
+            resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, ids=list(ids))
+        else:
+            resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, body={"ids": list(ids)})
+        return {d["_id"]: d.get("_source", {}) for d in resp.get("docs", []) if d.get("found")}
 
     def get_source(self, index: str, doc_id: str, includes: Sequence[str] | None = None) -> dict | None:
         """The ``_source`` of one document (only ``includes`` fields), or ``None`` when missing."""

@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from vistag.vocabulary import normalize_tag
 from vistag.indexer.schema import CatalogSchema
 from vistag.mappings.document import category_fields
+
+
+def row_hash(fields: Mapping[str, Any]) -> str:
+    """A digest of a catalog row's own content (every column), stored in the document as
+    ``row_hash`` so that :mod:`vistag.indexer.sync` can tell a changed row without reading
+    the document back in full.
+
+    Example:
+        >>> row_hash({"id": "1", "title": "Red shirt"}) == row_hash({"title": "Red shirt", "id": "1"})
+        True
+    """
+    canonical = json.dumps({str(k): v for k, v in fields.items() if not isinstance(v, (bytes, bytearray))},
+                           sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def row_fields(row_id: str, fields: Mapping[str, Any], schema: CatalogSchema) -> dict:
+    """The part of a document that comes from the catalog row alone (no image, tags or model):
+    what an in-place update of a changed row writes (``extra`` is ``None`` when empty)."""
+    title = _text(fields.get(schema.title)) if schema.title else None
+    text_parts = [title] if title else []
+    for column in schema.text:
+        value = _text(fields.get(column))
+        if value and value not in text_parts:
+            text_parts.append(value)
+    path = [_text(fields.get(c)) for c in schema.category]
+    path = [p for p in path if p]
+    attributes = {c: _text(fields.get(c)) for c in schema.attributes}
+    attributes = {k: v for k, v in attributes.items() if v and normalize_tag(v)}
+    extra = {c: fields.get(c) for c in schema.extra if fields.get(c) not in (None, "")}
+    return {
+        "id": row_id,
+        "title": title,
+        "text": " ".join(text_parts + path + list(attributes.values())) or None,
+        "category": category_fields(path),
+        "attributes": attributes,
+        "extra": extra or None,
+        "row_hash": row_hash(fields),
+    }
 
 
 def build_document(
@@ -41,25 +82,12 @@ def build_document(
         related: index-time expansion: related tags and their discounted weights,
             added to ``tag_weights`` only (``tags`` keeps the product's own tags).
     """
-    title = _text(fields.get(schema.title)) if schema.title else None
-    text_parts = [title] if title else []
-    for column in schema.text:
-        value = _text(fields.get(column))
-        if value and value not in text_parts:
-            text_parts.append(value)
-    path = [_text(fields.get(c)) for c in schema.category]
-    path = [p for p in path if p]
-    attributes = {c: _text(fields.get(c)) for c in schema.attributes}
-    attributes = {k: v for k, v in attributes.items() if v and normalize_tag(v)}
+    own = row_fields(row_id, fields, schema)
     weights = {t: round(float(s), 6) for t, s in tags if s > 0}
     expanded = {t: round(float(w), 6) for t, w in (related or {}).items() if w > 0 and t not in weights}
     doc: dict = {
         "_id": row_id,
-        "id": row_id,
-        "title": title,
-        "text": " ".join(text_parts + path + list(attributes.values())) or None,
-        "category": category_fields(path),
-        "attributes": attributes,
+        **own,
         "tags": list(weights),
         "tag_weights": {**weights, **expanded},
         "image_vector": np.asarray(vector, dtype=np.float32),  # written as float32 by the bulk layer
@@ -69,9 +97,8 @@ def build_document(
     }
     if predicted is not None:
         doc["predicted"] = predicted
-    extra = {c: fields.get(c) for c in schema.extra if fields.get(c) not in (None, "")}
-    if extra:
-        doc["extra"] = extra
+    if doc["extra"] is None:
+        del doc["extra"]
     return doc
 
 

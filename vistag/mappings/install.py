@@ -18,6 +18,10 @@ from vistag.mappings.strategies import STRATEGIES, hybrid
 logger = logging.getLogger(__name__)
 
 
+#: The catalog row's digest (see :func:`vistag.indexer.documents.row_hash`), read back by `vistag sync`.
+ROW_HASH_MAPPING = {"type": "keyword", "index": False}
+
+
 def template_name(spec: DocumentSpec) -> str:
     """Name of the index template for ``spec``."""
     return f"vistag-{spec.name}"
@@ -68,6 +72,7 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
             }
         },
         "indexed_at": {"type": "date"},
+        "row_hash": ROW_HASH_MAPPING,
         "extra": {"type": "object", "enabled": False},
     }
     for strategy in STRATEGIES:
@@ -196,13 +201,15 @@ def create_index(client: EngineClient, spec: DocumentSpec, index: str | None = N
     install_index_template(client, spec)
     install_search_templates(client, spec)
     if client.index_exists(index):
-        for body in client.get_mapping(index).values():
+        for name, body in client.get_mapping(index).items():
             meta = body.get("mappings", {}).get("_meta", {})
             if meta.get("vector_dim") not in (None, spec.vector_dim):
                 raise ValueError(
                     f"index {index!r} holds {meta['vector_dim']}-d vectors but the model gives {spec.vector_dim}-d; "
                     "use another index or `vistag reindex`"
                 )
+            if "row_hash" not in body.get("mappings", {}).get("properties", {}):  # made by vistag before `sync`
+                client.put_mapping(name, {"row_hash": ROW_HASH_MAPPING})
         return index
     client.create_index(index, exist_ok=True)  # another writer may create it first; any other refusal raises
     return index

@@ -10,6 +10,7 @@ from vistag.cli.commands.relations import cmd_expand_tags, cmd_relations
 from vistag.cli.commands.search import cmd_check_tags, cmd_search
 from vistag.cli.commands.serve import cmd_serve
 from vistag.cli.commands.service import cmd_service
+from vistag.cli.commands.sync import cmd_sync
 
 __all__ = ["cmd_check_tags", "cmd_demo", "cmd_engine", "cmd_eval", "cmd_expand_tags", "cmd_index", "cmd_mappings", "cmd_pipelines", "cmd_reindex", "cmd_relations",
-           "cmd_search", "cmd_serve", "cmd_service", "cmd_tag", "cmd_train"]
+           "cmd_search", "cmd_serve", "cmd_service", "cmd_sync", "cmd_tag", "cmd_train"]

@@ -1,0 +1,214 @@
+"""``vistag sync``: make an index equal to today's catalog, doing only the work that changed.
+
+The index is read once (ids, ``row_hash``, ``image.sha256``; no vectors) and the
+catalog once. Each catalog row is then one of:
+
+* **added** -- not in the index: embedded, tagged and indexed;
+* **re-tagged** -- its image bytes changed (another SHA-256): embedded and tagged
+  again, the document rewritten;
+* **updated** -- the row changed but not its image: the document is rewritten from
+  the new row with its stored vector, tags and image (no embedding);
+* **unchanged** -- no write at all (its ``indexed_at`` stays);
+
+and documents whose id left the catalog are **deleted**. Rows that cannot be read
+(malformed, missing image) go to the dead letters and their documents are kept.
+New and re-tagged rows are tagged by kNN over the index itself (the engine's HNSW,
+:class:`~vistag.search.reference_tagger.EngineKnnDocumentTagger`; the row's own
+stale document never votes); an empty or missing index is indexed in full instead.
+
+Every step is idempotent, so an interrupted sync is finished by running it again;
+a second run right after a complete one changes nothing.
+
+Example:
+    >>> summary = sync_catalog(client, "today.csv", schema, batch_embedder, IndexOptions(index="products"))  # doctest: +SKIP
+    >>> summary.added, summary.deleted                                                                      # doctest: +SKIP
+    (120, 14)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from vistag.analyzers.taggers import DocumentTagger
+from vistag.engine.client import EngineClient
+from vistag.errors import EngineUnavailable
+from vistag.images import ImageLoadError
+from vistag.indexer.bulk import bulk
+from vistag.indexer.catalog import CatalogRow, MalformedRow
+from vistag.indexer.deadletter import DeadLetters
+from vistag.indexer.documents import row_fields, row_hash
+from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.options import IndexOptions
+from vistag.indexer.pipeline import catalog_rows, index_catalog
+from vistag.indexer.schema import CatalogSchema
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncSummary:
+    """What a sync did (or, with ``dry_run``, would do)."""
+
+    index: str
+    read: int = 0
+    added: int = 0
+    retagged: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+    embedded: int = 0
+    aborted: str | None = None
+    dead_letters: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No failed row and not stopped early."""
+        return self.failed == 0 and self.aborted is None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def sync_catalog(client: EngineClient, catalog: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema,
+                 embedder: BatchEmbedder, options: IndexOptions, make_tagger: Callable[[], DocumentTagger],
+                 dry_run: bool = False) -> SyncSummary:
+    """Bring ``options.index`` in line with ``catalog``; see the module docstring.
+
+    Args:
+        client: the engine.
+        catalog: a CSV/JSONL path or an iterable of row dicts.
+        schema: the catalog's column mapping.
+        embedder: images -> vectors (its store reads the images).
+        options: the index and bulk tuning (``resume`` is ignored).
+        make_tagger: builds the tagger of new and changed images, called only when
+            there are some: kNN over the index itself
+            (:class:`~vistag.search.reference_tagger.EngineKnnDocumentTagger`, built by
+            the caller so that ``indexer`` does not import ``search``).
+        dry_run: count what would change; write nothing.
+    """
+    started = time.monotonic()
+    summary = SyncSummary(index=options.index, dry_run=dry_run)
+    if not isinstance(catalog, (str, Path, Sequence)):
+        catalog = list(catalog)  # read more than once below
+    rows = catalog_rows(catalog, schema, options.limit)
+    if not client.index_exists(options.index) or client.count(options.index) == 0:
+        return _full_index(client, catalog, rows, schema, embedder, options, summary, dry_run, started)
+    stored = {hit["_id"]: ((hit.get("_source") or {}).get("row_hash"),
+                           ((hit.get("_source") or {}).get("image") or {}).get("sha256"))
+              for hit in client.scan(options.index, {"_source": ["row_hash", "image.sha256"],
+                                                     "query": {"match_all": {}}})}
+    dead = DeadLetters(options.dead_letter)
+    new: list[dict] = []
+    changed_image: list[dict] = []
+    changed_row: list[CatalogRow] = []
+    seen: set[str] = set()
+    existing = []
+    for row in rows():
+        summary.read += 1
+        if isinstance(row, MalformedRow):
+            dead.write(row.line, row.id, "read", row.reason, row.raw)
+            if row.id:
+                seen.add(row.id)  # a bad row never deletes its product
+            continue
+        seen.add(row.id)
+        if row.id not in stored:
+            new.append(row.fields)
+        else:
+            existing.append(row)
+    # Image digests of the rows already indexed: reading bytes, no decoding, no embedding.
+    with ThreadPoolExecutor(8) as pool:
+        digests = list(pool.map(lambda r: _digest(embedder, schema, r), existing))
+    for row, (digest, error) in zip(existing, digests):
+        old_hash, old_sha = stored[row.id]
+        if error is not None:
+            dead.write(row.line, row.id, "image", error, row.fields)
+        elif digest != old_sha:
+            changed_image.append(row.fields)
+        elif row_hash(row.fields) != old_hash:
+            changed_row.append(row)
+        else:
+            summary.unchanged += 1
+    gone = sorted(set(stored) - seen)
+    summary.added, summary.retagged, summary.updated, summary.deleted = (len(new), len(changed_image), len(changed_row),
+                                                                         len(gone))
+    logger.info("sync %s: %d new, %d new images, %d changed rows, %d unchanged, %d gone", options.index, len(new),
+                len(changed_image), len(changed_row), summary.unchanged, len(gone))
+    try:
+        if not dry_run:
+            _write_changes(client, options, schema, changed_row, gone, dead, summary)
+            if new or changed_image:
+                tagger = make_tagger()
+                sub = IndexOptions(**{**asdict(options), "resume": False, "dead_letter": None, "progress": False,
+                                      "limit": None, "reference_index": options.index})
+                result = index_catalog(client, new + changed_image, schema, embedder, sub, tagger=tagger)
+                summary.embedded = result.embedded
+                summary.failed += result.failed
+                for record in result.dead_letters:
+                    dead.write(record.get("line"), record.get("id"), record.get("stage", "index"),
+                               record.get("reason", ""), record.get("row"))
+                if result.aborted:
+                    summary.aborted = result.aborted
+                client.refresh(options.index)
+    except EngineUnavailable as exc:
+        summary.aborted = str(exc)
+        logger.error("sync stopped: %s (run it again to finish)", exc)
+    finally:
+        dead.close()
+        summary.failed += dead.count
+        summary.dead_letters = dead.records
+        summary.seconds = round(time.monotonic() - started, 2)
+    return summary
+
+
+def _full_index(client, catalog, rows, schema, embedder, options, summary, dry_run, started) -> SyncSummary:
+    """An empty or missing index: everything is new; a plain index run (tags from the catalog itself)."""
+    if dry_run:
+        summary.read = summary.added = sum(1 for r in rows() if not isinstance(r, MalformedRow))
+    else:
+        result = index_catalog(client, catalog, schema, embedder, IndexOptions(**{**asdict(options), "resume": False}))
+        summary.read, summary.added, summary.failed = result.read, result.indexed, result.failed + result.dead_lettered
+        summary.embedded, summary.aborted, summary.dead_letters = result.embedded, result.aborted, result.dead_letters
+    summary.seconds = round(time.monotonic() - started, 2)
+    return summary
+
+
+def _digest(embedder: BatchEmbedder, schema: CatalogSchema, row: CatalogRow) -> tuple[str | None, str | None]:
+    ref = schema.image_ref(row.fields)
+    if ref is None:
+        return None, "the row names no image"
+    try:
+        return hashlib.sha256(embedder.store.read(ref)).hexdigest(), None
+    except ImageLoadError as exc:
+        return None, str(exc)
+
+
+def _write_changes(client: EngineClient, options: IndexOptions, schema: CatalogSchema, changed_row: list[CatalogRow],
+                   gone: list[str], dead: DeadLetters, summary: SyncSummary) -> None:
+    """Rewrite changed rows around their stored vector, tags and image; delete what left the catalog."""
+    def actions():
+        for start in range(0, len(changed_row), 200):
+            batch = changed_row[start:start + 200]
+            stored = client.sources(options.index, [r.id for r in batch])
+            for row in batch:
+                doc = {**stored.get(row.id, {}), **row_fields(row.id, row.fields, schema), "_id": row.id}
+                if doc.get("extra") is None:
+                    doc.pop("extra", None)
+                yield doc
+        for doc_id in gone:
+            yield {"_op_type": "delete", "_id": doc_id}
+
+    result = bulk(client, actions(), options.index, threads=options.bulk_threads, chunk_size=options.chunk_size,
+                  max_retries=options.max_retries, initial_backoff=options.initial_backoff,
+                  max_backoff=options.max_backoff)
+    for item in result.errors:
+        dead.write(None, item.get("_id"), "engine", str(item.get("error")), None)
