@@ -122,3 +122,17 @@ def test_embed_stream_keeps_order_reports_bad_images_and_uses_the_cache(tmp_path
             assert (a.vector is None) == (b.vector is None)
             if a.vector is not None:
                 assert np.array_equal(a.vector, b.vector) and a.meta == b.meta
+
+
+def test_partitions_are_disjoint_cover_the_catalog_and_are_stable():
+    from vistag.indexer.options import in_partition, parse_partition
+
+    ids = [str(i) for i in range(3000)]
+    slices = [[i for i in ids if in_partition(i, (p, 3))] for p in (1, 2, 3)]
+    assert sorted(sum(slices, [])) == sorted(ids)  # no gap, no overlap
+    assert all(800 < len(s) < 1200 for s in slices)  # roughly even
+    assert in_partition("15970", (2, 3)) == in_partition("15970", (2, 3))
+    assert parse_partition("1/1") == (1, 1) and all(in_partition(i, (1, 1)) for i in ids[:50])
+    for bad in ("0/3", "4/3", "x/3", "2"):
+        with pytest.raises(ValueError):
+            parse_partition(bad)

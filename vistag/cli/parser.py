@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--catalog", required=True, help="catalog file (.csv, .tsv, .jsonl)")
     index.add_argument("--index", default="products", help="index name (default %(default)s)")
     index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
+    index.add_argument("--partition", default=None, metavar="I/N",
+                       help="index only the I-th of N disjoint slices of the catalog (a stable hash of the id), so N "
+                            "jobs or machines can share one catalog into one index; the kNN reference set is the "
+                            "slice itself unless --reference or --reference-index names a shared one")
     _indexing(index)
 
     sync = sub.add_parser("sync", help="make an index equal to today's catalog, doing only what changed",

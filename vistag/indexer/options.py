@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def parse_partition(text: str | None) -> tuple[int, int] | None:
+    """``"2/3"`` -> ``(2, 3)``; ``None`` -> ``None``.
+
+    Raises:
+        ValueError: not ``I/N`` with ``1 <= I <= N``.
+
+    Example:
+        >>> parse_partition("2/3")
+        (2, 3)
+    """
+    if text is None:
+        return None
+    try:
+        part, _, total = str(text).partition("/")
+        i, n = int(part), int(total)
+    except ValueError:
+        raise ValueError(f"partition {text!r} is not I/N (e.g. 2/3)") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"partition {text!r}: I must be between 1 and N")
+    return i, n
+
+
+def in_partition(row_id: str, partition: tuple[int, int]) -> bool:
+    """Whether ``row_id`` belongs to partition ``(I, N)``: a stable hash of the id, the same on
+    every machine and run, so N jobs share one catalog with no overlap and no gap."""
+    i, n = partition
+    return int(hashlib.sha1(str(row_id).encode()).hexdigest()[:12], 16) % n == i - 1
 
 
 @dataclass
@@ -32,6 +62,7 @@ class IndexOptions:
     vector_quantization: str = "none"  # or int8 (see DocumentSpec)
     reference_index: str | None = None  # kNN neighbours from this labelled index (needs a tagger from the caller)
     pipeline: str | None = None  # an ingest pipeline every document goes through
+    partition: str | None = None  # "I/N": only the I-th of N disjoint slices of the catalog (stable hash of the id)
 
 
 @dataclass

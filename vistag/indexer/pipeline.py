@@ -43,7 +43,7 @@ from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
 from vistag.indexer.deadletter import DeadLetters
 from vistag.indexer.embedding import BatchEmbedder
 from vistag.indexer.index_pass import IndexPass
-from vistag.indexer.options import IndexOptions, IndexSummary
+from vistag.indexer.options import IndexOptions, IndexSummary, in_partition, parse_partition
 from vistag.indexer.reference_pass import build_reference
 from vistag.indexer.schema import CatalogSchema
 from vistag.mappings import DocumentSpec, create_index
@@ -51,17 +51,22 @@ from vistag.mappings import DocumentSpec, create_index
 logger = logging.getLogger(__name__)
 
 def catalog_rows(source: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema,
-                 limit: int | None = None) -> Callable[[], Iterator[CatalogRow | MalformedRow]]:
+                 limit: int | None = None, partition: str | None = None) -> Callable[[], Iterator[CatalogRow | MalformedRow]]:
     """A function returning the catalog's rows afresh on each call (the passes read them twice).
 
     A file is read again each time; a list or tuple of dicts is iterated again; any
-    other iterable (a generator) is read into a list once.
+    other iterable (a generator) is read into a list once. With ``partition``
+    (``"I/N"``) only that slice's rows come back (a malformed row without an id is
+    reported by the partition its line number falls in).
     """
     if not isinstance(source, (str, Path, Sequence)):
         source = list(source)
+    part = parse_partition(partition)
 
     def rows() -> Iterator[CatalogRow | MalformedRow]:
         it = read_catalog(source, schema)
+        if part is not None:
+            it = (r for r in it if in_partition(r.id if r.id else f"line:{r.line}", part))
         return islice(it, limit) if limit else it
 
     return rows
@@ -127,7 +132,7 @@ def index_catalog(
     dead_letters = DeadLetters(options.dead_letter)
     computed0, hits0 = embedder.computed, embedder.cache_hits
     model_doc = {"name": backbone.name, "version": backbone.model_id, "embedding_dim": backbone.embedding_dim}
-    rows = catalog_rows(catalog, schema, options.limit)
+    rows = catalog_rows(catalog, schema, options.limit, options.partition)
     ref_set = None
     try:
         create_index(client, spec, options.index)

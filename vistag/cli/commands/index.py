@@ -10,6 +10,7 @@ from vistag.cli.commands.common import (connect, embedding_cache, is_model_dir, 
                                        print_json, print_summary)
 from vistag.errors import ConfigError
 from vistag.indexer.embedding import BatchEmbedder
+from vistag.indexer.options import parse_partition
 from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, IndexSummary, index_catalog
 from vistag.indexer.schema import CatalogSchema
@@ -33,6 +34,10 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
     if not args.catalog:
         raise ConfigError("--catalog is required")
     schema = CatalogSchema.load(args.schema)
+    try:
+        parse_partition(getattr(args, "partition", None))
+    except ValueError as exc:
+        raise ConfigError(f"--partition: {exc}") from None
     model = load_tagging_model(args.model) if is_model_dir(args.model) else None
     tagger = args.tagger or ("heads" if model is not None else "knn")
     if tagger != "knn" and model is None:
@@ -48,7 +53,7 @@ def run_index(args: argparse.Namespace, client, index: str, template: str | None
         tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
         expand_discount=args.expand_discount, knn_batch=args.knn_batch, bulk_threads=args.bulk_threads,
         vector_quantization=args.vector_quantization or "none", reference_index=args.reference_index,
-        pipeline=getattr(args, "pipeline", None),
+        pipeline=getattr(args, "pipeline", None), partition=getattr(args, "partition", None),
     )
     engine_tagger = None
     if args.reference_index:
