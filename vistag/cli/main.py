@@ -17,6 +17,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if verbose < 2:
         logging.getLogger("urllib3").setLevel(logging.WARNING)
+        # The clients log every failed attempt with a traceback; vistag's retry layer reports
+        # what matters (retries, give-ups) in one line each.
+        for name in ("opensearch", "elastic_transport", "elasticsearch"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

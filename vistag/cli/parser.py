@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                          ("install", "download and lay out the distribution without starting it")):
         p = engine_sub.add_parser(action, help=text, description=text)
         p.add_argument("--engine", choices=ENGINES, default=default_engine(), help="engine (env VISTAG_ENGINE, default %(default)s)")
+        p.add_argument("--version", dest="engine_version", default=None, metavar="V",
+                       help="another pinned line: OpenSearch 3 (3.6.0) or Elasticsearch 9 (9.5.0), a major or the full "
+                            "version; they need Java 21+ (default: OpenSearch 2.19.1 / Elasticsearch 8.19.21)")
         p.add_argument("--with", dest="with_", action="append", choices=["ml"], metavar="EXTRA",
                        help="optional plugin set: `ml` = ml-commons + job-scheduler (OpenSearch; ~360 MB; ingest and "
                             "search pipelines that call `vistag service`); such a node is separate from the plain one")

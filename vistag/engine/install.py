@@ -50,7 +50,7 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
         return install_dir
     if marker.is_file():
         logger.info("the pinned plugins of %s changed; laying it out again", install_dir.name)
-    java_home = find_java_home()
+    java_home = find_java_home(dist.min_java)
     archive = artifacts.fetch(dist.archive, home)
     tmp = install_dir.with_name(install_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -34,7 +34,7 @@ from vistag.engine.host import (engine_user, engines_home, free_port, pid_alive,
 from vistag.engine.install import install_distribution
 from vistag.engine.java import find_java_home, java_env
 from vistag.engine.retry import RetryPolicy
-from vistag.engine.versions import DISTRIBUTIONS, Distribution
+from vistag.engine.versions import DISTRIBUTIONS, Distribution, distribution
 from vistag.errors import LocalEngineError, VistagError
 
 logger = logging.getLogger(__name__)
@@ -73,16 +73,21 @@ class LocalNode:
         ca_cert: CA file the readiness checks verify TLS with.
         extras: optional plugin sets of the distribution, e.g. ``("ml",)`` for
             ml-commons (OpenSearch); such a node lays out its own folder.
+        version: a pinned version or major (``"3"``, ``"9.5.0"``); default the
+            engine's default line (see :mod:`vistag.engine.versions`).
     """
 
     def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default",
                  settings: dict[str, str] | None = None, configure=None, scheme: str = "http",
                  auth: tuple[str, str] | None = None, ca_cert: str | None = None,
-                 extras: tuple[str, ...] = ()) -> None:
+                 extras: tuple[str, ...] = (), version: str | None = None) -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
-        self.dist: Distribution = DISTRIBUTIONS[engine]
+        try:
+            self.dist: Distribution = distribution(engine, version)
+        except KeyError as exc:
+            raise LocalEngineError(str(exc.args[0])) from None
         self.home = Path(home) if home else vistag_home()
         self.heap = heap
         self.run_user = engine_user()
@@ -92,15 +97,18 @@ class LocalNode:
         if unknown:
             raise LocalEngineError(f"{engine} has no optional plugin set {', '.join(unknown)} "
                                    f"(known: {', '.join(self.dist.extras) or 'none'})")
-        suffix = "".join(f"-{e}" for e in self.extras)
-        self.install_dir = self.engines_home / f"{engine}-{self.dist.version}{suffix}"
+        extras_suffix = "".join(f"-{e}" for e in self.extras)
+        self.install_dir = self.engines_home / f"{engine}-{self.dist.version}{extras_suffix}"
+        # A node of another line (or with extras) runs beside the default one, with its own run folder.
+        line = "" if self.dist is DISTRIBUTIONS[engine] else f"-{self.dist.version}"
+        self._suffix = line + extras_suffix
         self.name = name
         self.extra_settings = dict(settings or {})
         self.configure = configure
         self.scheme = scheme
         self.auth = auth
         self.ca_cert = ca_cert
-        self.run_dir = self.engines_home / "run" / ((engine if name == "default" else f"{engine}-{name}") + suffix)
+        self.run_dir = self.engines_home / "run" / ((engine if name == "default" else f"{engine}-{name}") + self._suffix)
         self.state_file = self.run_dir / "node.json"
 
     # ------------------------------------------------------------------ install
@@ -182,18 +190,17 @@ class LocalNode:
                 raise LocalEngineError(f"the local {self.engine} node already runs at {current}; stop it to change the port")
             logger.info("reusing the running %s node at %s", self.engine, current)
             return current
-        java_home = find_java_home()
+        java_home = find_java_home(self.dist.min_java)
         self.install()
         if port is None:
             port = free_port()
         elif not port_is_free(port):
             raise LocalEngineError(f"port {port} on 127.0.0.1 is already in use; pick another --port or leave it out")
         transport_port = free_port()
-        suffix = "".join(f"-{e}" for e in self.extras)
         config_dir, log_file = self._prepare_run_dir()
         settings = {
-            "cluster.name": f"vistag-{self.engine}-{self.name}{suffix}",
-            "node.name": f"vistag-{self.engine}-{self.name}{suffix}",
+            "cluster.name": f"vistag-{self.engine}-{self.name}{self._suffix}",
+            "node.name": f"vistag-{self.engine}-{self.name}{self._suffix}",
             "network.host": "127.0.0.1",
             "http.port": str(port),
             "transport.port": str(transport_port),

@@ -21,7 +21,7 @@ OPENSEARCH_KNN_VERSION = "2.19.1.0"
 ELASTICSEARCH_VERSION = "8.19.21"
 
 #: Major versions vistag supports; others work with a warning.
-SUPPORTED_MAJORS = {"opensearch": (2,), "elasticsearch": (8,)}
+SUPPORTED_MAJORS = {"opensearch": (2, 3), "elasticsearch": (8, 9)}
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class Distribution:
     plugins: tuple[Artifact, ...] = ()
     extras: dict[str, tuple[Artifact, ...]] = field(default_factory=dict)
     extra_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    min_java: int = 17
 
     def layout_id(self, extras: tuple[str, ...] = ()) -> str:
         """What a laid-out folder holds (its marker): changes when a pin changes."""
@@ -160,3 +161,50 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         archive=Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", ELASTICSEARCH_VERSION, "zip"),
     ),
 }
+
+#: The current majors, laid out beside the defaults (``vistag engine start --version``). Both need
+#: Java 21+. OpenSearch 3's integ-test zip ships every module (nothing to assemble); Elasticsearch 9's
+#: has the same modules as 8.19's. SHA-256 pinned (not every artifact has a ``.sha1`` here).
+RELEASES: dict[tuple[str, str], Distribution] = {
+    ("opensearch", "3.6.0"): Distribution(
+        engine="opensearch",
+        version="3.6.0",
+        archive=Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", "3.6.0", "zip",
+                         sha256="a91faa1dc1cadc78cb278b4f63847e19e1627a4e9de698e14e7efc14ee37b286"),
+        plugins=(
+            Artifact("org.opensearch.plugin", "opensearch-knn", "3.6.0.0", "zip",
+                     sha256="ac392ca28a39b3bf290648a422ef30cb149dda2963a9d7feb26060e932341c9a"),
+            Artifact("org.opensearch.plugin", "neural-search", "3.6.0.0", "zip",
+                     sha256="6ef1b206e79391e2e36268e32dc34d27fd8b8a59a8eb0a7393c97d53b038e433"),
+        ),
+        min_java=21,
+    ),
+    ("elasticsearch", "9.5.0"): Distribution(
+        engine="elasticsearch",
+        version="9.5.0",
+        archive=Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", "9.5.0", "zip",
+                         sha256="db0e275fd790f723eca7bcde96069fd6fed304ad23afdb70c8c09553dd9e8b1b"),
+        min_java=21,
+    ),
+}
+
+
+def distribution(engine: str, version: str | None = None) -> Distribution:
+    """The pinned distribution of ``engine`` (the default line, or ``version``: a full
+    version or a major such as ``"3"``).
+
+    Raises:
+        KeyError: no such pinned version (the message lists the known ones).
+
+    Example:
+        >>> distribution("opensearch", "3").version
+        '3.6.0'
+    """
+    default = DISTRIBUTIONS[engine]
+    if version in (None, "", default.version, default.version.split(".")[0]):
+        return default
+    for (name, full), dist in RELEASES.items():
+        if name == engine and version in (full, full.split(".")[0]):
+            return dist
+    known = [default.version, *(full for name, full in RELEASES if name == engine)]
+    raise KeyError(f"no pinned {engine} {version}; known: {', '.join(known)}")

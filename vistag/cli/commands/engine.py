@@ -10,7 +10,8 @@ from vistag.engine.local import LocalNode
 
 def cmd_engine(args: argparse.Namespace) -> int:
     """Manage the local node of ``--engine``."""
-    node = LocalNode(args.engine, heap=getattr(args, "heap", "1g"), extras=tuple(getattr(args, "with_", None) or ()))
+    node = LocalNode(args.engine, heap=getattr(args, "heap", "1g"), extras=tuple(getattr(args, "with_", None) or ()),
+                     version=getattr(args, "engine_version", None))
     if args.action == "install":
         print(node.install())
     elif args.action == "start":
