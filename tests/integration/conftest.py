@@ -16,7 +16,10 @@ from vistag.engine import EngineClient, LocalNode
 from vistag.errors import EngineError
 
 ENGINES = ("opensearch", "elasticsearch")
-_NODES: dict[str, LocalNode] = {}
+#: Every test with the ``node`` fixture runs on each line: the defaults and the current majors
+#: (OpenSearch 3, Elasticsearch 9; they need Java 21+ and are skipped, with the reason, without it).
+LINES = (("opensearch", None), ("elasticsearch", None), ("opensearch", "3.6.0"), ("elasticsearch", "9.5.0"))
+_NODES: dict[tuple[str, str | None], LocalNode] = {}
 
 
 def pytest_collection_modifyitems(items):
@@ -25,13 +28,23 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-def start_node(engine: str) -> LocalNode:
-    """Start (once per session) and return the test node of ``engine``."""
-    if engine not in _NODES:
-        node = LocalNode(engine, heap="512m", name="pytest")
+def start_node(engine: str, version: str | None = None) -> LocalNode:
+    """Start (once per session) and return the test node of ``engine`` (of ``version``'s line)."""
+    key = (engine, version)
+    if key not in _NODES:
+        if version is not None:
+            from vistag.engine.java import find_java_home
+            from vistag.engine.versions import distribution
+            from vistag.errors import LocalEngineError
+
+            try:
+                find_java_home(distribution(engine, version).min_java)
+            except LocalEngineError as exc:
+                pytest.skip(f"{engine} {version} needs a newer Java than this machine has: {exc}")
+        node = LocalNode(engine, heap="512m", name="pytest", version=version)
         node.start()
-        _NODES[engine] = node
-    return _NODES[engine]
+        _NODES[key] = node
+    return _NODES[key]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,10 +69,11 @@ def wipe(node: LocalNode) -> None:
     client.close()
 
 
-@pytest.fixture(params=[pytest.param(e, marks=getattr(pytest.mark, e)) for e in ENGINES])
+@pytest.fixture(params=[pytest.param(line, marks=getattr(pytest.mark, line[0]),
+                                     id=line[0] if line[1] is None else f"{line[0]}-{line[1]}") for line in LINES])
 def node(request) -> LocalNode:
-    """A running, empty node of each engine in turn."""
-    node = start_node(request.param)
+    """A running, empty node of each engine line in turn."""
+    node = start_node(*request.param)
     if not node.health():
         node.restart()
     wipe(node)

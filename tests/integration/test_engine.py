@@ -3,20 +3,19 @@ import socket
 import pytest
 
 from vistag.engine import LocalNode
-from vistag.engine.versions import DISTRIBUTIONS
 from vistag.errors import LocalEngineError
 
 
 def test_detects_engine_version_and_modules(node, client):
     info = client.info()
     assert info.engine == node.engine
-    assert info.version == DISTRIBUTIONS[node.engine].version
+    assert info.version == node.dist.version
     if node.engine == "opensearch":
         assert {"opensearch-knn", "mapper-extras", "lang-mustache", "analysis-common"} <= info.modules
 
 
 def test_start_twice_reuses_the_running_node(node):
-    again = LocalNode(node.engine, heap="512m", name="pytest")
+    again = LocalNode(node.engine, heap="512m", name="pytest", version=node.dist.version)
     assert again.start() == node.url
     status = again.status()
     assert status.running and status.health in ("green", "yellow")
@@ -28,4 +27,4 @@ def test_taken_port_is_a_clear_error(node):
         sock.listen()
         port = sock.getsockname()[1]
         with pytest.raises(LocalEngineError, match=f"port {port} .* already in use"):
-            LocalNode(node.engine, name="porttest").start(port=port)
+            LocalNode(node.engine, name="porttest", version=node.dist.version).start(port=port)

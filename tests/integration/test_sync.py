@@ -68,7 +68,7 @@ def test_sync_does_only_what_changed(node, data_dir, tmp_path, capsys, monkeypat
     assert (done["added"], done["retagged"], done["updated"], done["deleted"], done["unchanged"]) == (5, 3, 4, 4, 19)
     assert done["embedded"] == 8  # only the new rows and the new images
     after = _docs(node.url)
-    assert set(after) == {r["id"] for r in today}
+    assert set(after) == {r["id"] for r in today} and not {r["id"] for r in removed} & set(after)
     for row in retitled:
         doc, old = after[row["id"]], before[row["id"]]
         assert doc["title"].endswith("(new season)") and doc["image_vector"] == old["image_vector"]

@@ -46,6 +46,7 @@ class EngineAdapter:
         self.text_analysis = info.has("analysis-common")
         self.search_templates = info.has("lang-mustache")
         self.hybrid = self.engine == "opensearch" and info.has("opensearch-neural-search")
+        self._version = tuple(int(x) for x in info.version.split(".")[:2] if x.isdigit())
         if self.engine == "opensearch" and not info.has("opensearch-knn"):
             raise ValueError("this OpenSearch cluster has no k-NN plugin (opensearch-knn); vistag needs it for image_vector")
 
@@ -79,6 +80,10 @@ class EngineAdapter:
             settings["knn"] = True
         if self.hybrid:  # a hybrid query is never run without fusion (it would answer nonsense scores)
             settings["search"] = {"default_pipeline": HYBRID_RRF_PIPELINE}
+        if self.engine == "elasticsearch" and self._version >= (9, 1):
+            # 9.1+ leaves dense vectors out of _source by default; vistag reads them back
+            # (similar products, sync, reindex --from-index), so keep them.
+            settings["mapping"] = {"exclude_source_vectors": False}
         if self.text_analysis:
             settings["analysis"] = {
                 "filter": {"vistag_light_english": {"type": "stemmer", "language": "light_english"}},
@@ -117,7 +122,8 @@ class EngineAdapter:
             }
         parameters: dict = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
         if quantization == "int8":
-            parameters["encoder"] = {"name": "sq"}
+            # 7-bit scalar quantization; OpenSearch 3.6+ requires the bits, 2.x takes 7 as its only default.
+            parameters["encoder"] = {"name": "sq", **({"parameters": {"bits": 7}} if self._version >= (3, 0) else {})}
         return {
             "type": "knn_vector", "dimension": dim,
             "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": parameters},
