@@ -53,6 +53,16 @@ def row_fields(row_id: str, fields: Mapping[str, Any], schema: CatalogSchema) ->
     }
 
 
+def tag_weights(tags: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """``(tag, score)`` pairs as a document's ``tag_weights``: positive scores, 6 digits.
+
+    Example:
+        >>> tag_weights([("tshirts", 0.91234567), ("men", 0.0)])
+        {'tshirts': 0.912346}
+    """
+    return {t: round(float(s), 6) for t, s in tags if s > 0}
+
+
 def build_document(
     row_id: str,
     fields: dict,
@@ -83,7 +93,7 @@ def build_document(
             added to ``tag_weights`` only (``tags`` keeps the product's own tags).
     """
     own = row_fields(row_id, fields, schema)
-    weights = {t: round(float(s), 6) for t, s in tags if s > 0}
+    weights = tag_weights(tags)
     expanded = {t: round(float(w), 6) for t, w in (related or {}).items() if w > 0 and t not in weights}
     doc: dict = {
         "_id": row_id,

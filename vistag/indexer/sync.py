@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from vistag.analyzers.taggers import DocumentTagger
 from vistag.engine.client import EngineClient
 from vistag.errors import EngineUnavailable
-from vistag.images import ImageLoadError
+from vistag.images import ImageLoadError, sha256_of
 from vistag.indexer.bulk import bulk
 from vistag.indexer.catalog import CatalogRow, MalformedRow
 from vistag.indexer.deadletter import DeadLetters
@@ -46,6 +45,7 @@ from vistag.indexer.documents import row_fields, row_hash
 from vistag.indexer.embedding import BatchEmbedder
 from vistag.indexer.options import IndexOptions
 from vistag.indexer.pipeline import catalog_rows, index_catalog
+from vistag.indexer.reference_pass import batches
 from vistag.indexer.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def sync_catalog(client: EngineClient, catalog: str | Path | Iterable[Mapping[st
                 len(changed_image), len(changed_row), summary.unchanged, len(gone))
     try:
         if not dry_run:
-            _write_changes(client, options, schema, changed_row, gone, dead, summary)
+            _write_changes(client, options, schema, changed_row, gone, dead)
             if new or changed_image:
                 tagger = make_tagger()
                 sub = IndexOptions(**{**asdict(options), "resume": False, "dead_letter": None, "progress": False,
@@ -187,17 +187,16 @@ def _digest(embedder: BatchEmbedder, schema: CatalogSchema, row: CatalogRow) -> 
     if ref is None:
         return None, "the row names no image"
     try:
-        return hashlib.sha256(embedder.store.read(ref)).hexdigest(), None
+        return sha256_of(embedder.store.read(ref)), None
     except ImageLoadError as exc:
         return None, str(exc)
 
 
 def _write_changes(client: EngineClient, options: IndexOptions, schema: CatalogSchema, changed_row: list[CatalogRow],
-                   gone: list[str], dead: DeadLetters, summary: SyncSummary) -> None:
+                   gone: list[str], dead: DeadLetters) -> None:
     """Rewrite changed rows around their stored vector, tags and image; delete what left the catalog."""
     def actions():
-        for start in range(0, len(changed_row), 200):
-            batch = changed_row[start:start + 200]
+        for batch in batches(changed_row, 200):
             stored = client.sources(options.index, [r.id for r in batch])
             for row in batch:
                 doc = {**stored.get(row.id, {}), **row_fields(row.id, row.fields, schema), "_id": row.id}

@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import re
 import socket
@@ -197,8 +196,3 @@ def _wait_predict(engine: EngineClient, model_id: str, wait: float) -> dict:
             last = "an answer without dataAsMap"
         time.sleep(1.0)
     raise ConfigError(f"the remote model did not answer within {wait:.0f}s: {last}")
-
-
-def describe(setup: InferenceSetup) -> str:
-    """A short human summary."""
-    return json.dumps(setup.to_dict(), indent=2)

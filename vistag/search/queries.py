@@ -244,9 +244,10 @@ class Searcher:
         """
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}: {', '.join(FUSIONS)}")
-        site = self.fusion_site(fusion, weights) if where == "auto" else where
+        possible = self.fusion_site(fusion, weights)
+        site = possible if where == "auto" else where
         if site == "engine":
-            if self.fusion_site(fusion, weights) != "engine":
+            if possible != "engine":
                 raise ConfigError(f"{self.client.label} cannot fuse {fusion!r} hybrid queries itself "
                                   "(OpenSearch with the neural-search plugin can; RRF takes no weights)")
             expanded = self.expand(tag_weights, relations, discount) if tag_weights else None

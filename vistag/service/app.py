@@ -208,18 +208,19 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
         try:
             inputs = await read_images(request)
             vectors, images = await vectors_of(inputs)
+            single = len(inputs) == 1 and inputs[0].name == "image"  # flattened: what an ingest processor maps
             body: dict[str, Any] = {"model": model.info, "images": images}
+            if single:
+                body["image"] = images[0]
             if want_vectors:
                 body["dim"] = model.dim
                 body["vectors"] = np.stack(vectors)
-                if len(inputs) == 1 and inputs[0].name == "image":
+                if single:
                     body["embedding"] = body["vectors"][0]
-            if len(inputs) == 1 and inputs[0].name == "image":  # the shape an ingest processor maps field by field
-                body["image"] = images[0]
             if want_tags:
                 body["results"] = await run_in_threadpool(model.tag, vectors)
-                if len(inputs) == 1 and inputs[0].name == "image":
-                    body.update({k: v for k, v in body["results"][0].items()})
+                if single:
+                    body.update(body["results"][0])
             return FastJSONResponse(body)
         except InputError as exc:
             metrics.errors.labels(kind=str(exc.status)).inc()

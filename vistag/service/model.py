@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from vistag.analyzers.taggers import DocumentTagger
+from vistag.indexer.documents import tag_weights
 from vistag.mappings.document import category_fields
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class InferenceModel:
         n = len(matrix)
         out = []
         for row in self.tagger.tag(matrix, [None] * n, [None] * n):
-            weights = {t: round(float(s), 6) for t, s in row.tags if s > 0}
+            weights = tag_weights(row.tags)  # exactly as vistag index writes them
             result: dict = {"tags": list(weights), "tag_weights": weights}
             if row.predicted is not None:
                 result["predicted"] = row.predicted

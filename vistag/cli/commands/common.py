@@ -84,11 +84,16 @@ def make_embedder(args: argparse.Namespace, model=None):
                            input_size=args.input_size, weights=args.weights, compile=getattr(args, "compile", False))
 
 
+def embedding_cache_dir() -> Path:
+    """Where the CLI keeps embedding caches (one folder per model below it)."""
+    return vistag_home() / "cache" / "embeddings"
+
+
 def embedding_cache(embedder):
     """The on-disk embedding cache of an embedder's model."""
     from vistag.models.cache import EmbeddingCache
 
-    return EmbeddingCache(vistag_home() / "cache" / "embeddings", embedder.model_id, embedder.dim)
+    return EmbeddingCache(embedding_cache_dir(), embedder.model_id, embedder.dim)
 
 
 def print_json(data: object) -> None:

@@ -6,7 +6,8 @@ import argparse
 import logging
 import os
 
-from vistag.cli.commands.common import connect, is_model_dir, load_tagging_model, make_embedder
+from vistag.cli.commands.common import (connect, embedding_cache_dir, is_model_dir, load_tagging_model,
+                                       make_embedder)
 from vistag.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def build_model(args: argparse.Namespace):
         from vistag.api import Tagger
 
         tagger = Tagger(args.reference, args.reference_images, schema=schema, model=embedder, k=args.k,
-                        top_d=args.top_d, cache_dir=_cache_dir()).document_tagger()
+                        top_d=args.top_d, cache_dir=embedding_cache_dir()).document_tagger()
     elif args.reference_index:
         from vistag.cli.commands.index import reference_index_tagger
         from vistag.indexer.options import IndexOptions
@@ -51,12 +52,6 @@ def build_model(args: argparse.Namespace):
                 return f"the engine holding {args.reference_index!r} does not answer: {exc}"
             return None
     return InferenceModel(embedder, tagger, ready)
-
-
-def _cache_dir():
-    from vistag.config import vistag_home
-
-    return vistag_home() / "cache" / "embeddings"
 
 
 def cmd_service(args: argparse.Namespace) -> int:
