@@ -18,6 +18,7 @@ install: $(BIN)/vistag
 engines: install
 	$(BIN)/vistag engine install --engine opensearch
 	$(BIN)/vistag engine install --engine opensearch --with ml
+	$(BIN)/vistag engine install --engine opensearch --with security
 	$(BIN)/vistag engine install --engine elasticsearch
 
 demo: install

@@ -18,8 +18,8 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engine", choices=ENGINES, default=default_engine(),
                        help="local engine to use when no --url is given (env VISTAG_ENGINE, default %(default)s)")
     group.add_argument("--url", action="append", default=None, metavar="URL",
-                       help="a node URL; repeat for several nodes (env VISTAG_URL, comma-separated); "
-                            "default: the local node of --engine")
+                       help="a node URL; repeat, or separate with commas, for several nodes (env VISTAG_URL, "
+                            "comma-separated); default: the local cluster or node of --engine")
     group.add_argument("--cloud-id", default=None, help="Elastic Cloud deployment id (env VISTAG_CLOUD_ID)")
     group.add_argument("--api-key", default=None, help="API key, base64 id:key form (env VISTAG_API_KEY)")
     group.add_argument("--bearer-token", default=None, help="bearer token (env VISTAG_BEARER_TOKEN)")
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # engine ---------------------------------------------------------------
     engine = sub.add_parser("engine", help="download, start, stop and inspect a local engine node",
-                            description="Manage a local single-node engine bound to 127.0.0.1 (data under $VISTAG_HOME).")
+                            description="Manage a local engine node, or a cluster of several (--nodes), bound to 127.0.0.1 "
+                                        "(data under $VISTAG_HOME).")
     engine_sub = engine.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (("start", "start the node (reuses a running one) and wait for yellow health"),
                          ("stop", "stop the node cleanly"), ("status", "print the node's state"),
@@ -85,14 +86,37 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--version", dest="engine_version", default=None, metavar="V",
                        help="another pinned line: OpenSearch 3 (3.6.0) or Elasticsearch 9 (9.5.0), a major or the full "
                             "version; they need Java 21+ (default: OpenSearch 2.19.1 / Elasticsearch 8.19.21)")
-        p.add_argument("--with", dest="with_", action="append", choices=["ml"], metavar="EXTRA",
-                       help="optional plugin set: `ml` = ml-commons + job-scheduler (OpenSearch; ~360 MB; ingest and "
-                            "search pipelines that call `vistag service`); such a node is separate from the plain one")
+        p.add_argument("--with", dest="with_", action="append", choices=["ml", "security"], metavar="EXTRA",
+                       help="optional plugin set (OpenSearch): `ml` = ml-commons + job-scheduler (~360 MB; ingest and "
+                            "search pipelines that call `vistag service`), `security` = the security plugin (--secure "
+                            "adds it); such a node is separate from the plain one")
         if action == "start":
             p.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
-            p.add_argument("--heap", default="1g", help="JVM heap, at most 1g recommended (default %(default)s)")
+            p.add_argument("--heap", default=None, help="JVM heap per node, at most 1g recommended (default 1g; 768m "
+                                                         "per node of a cluster)")
+            p.add_argument("--nodes", type=int, default=1, metavar="N",
+                           help="start an N-node cluster on loopback (seed hosts, one data folder and port pair per node; "
+                                "indices get one replica from 2 nodes on); status, url and stop then cover every node")
+        if action != "install":
+            p.add_argument("--secure", action="store_true",
+                           help="a secured node (or cluster): TLS on HTTP and transport from a private CA made with "
+                                "openssl, internal users vistag-admin, vistag-indexer and vistag-storefront with the "
+                                "roles of `vistag security roles` (passwords in $VISTAG_HOME/security/<engine>/"
+                                "credentials.json, mode 600); separate from the plain node")
         if action == "status":
             p.add_argument("--json", action="store_true", help="print JSON")
+
+    # security -------------------------------------------------------------
+    security = sub.add_parser("security", help="least-privilege roles for vistag's indexer and a storefront",
+                              description="Print the role definitions a cluster admin installs: an indexer role "
+                                          "(write and manage <index>*) and a storefront role (search and search "
+                                          "templates on the alias only).")
+    security_sub = security.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = security_sub.add_parser("roles", help="print the indexer and storefront roles for --engine")
+    p.add_argument("--engine", choices=ENGINES, default=default_engine(), help="engine (default %(default)s)")
+    p.add_argument("--index", default="products", help="index name or prefix the indexer writes (default %(default)s)")
+    p.add_argument("--alias", default=None, help="the name the storefront reads (default: --index)")
+    p.add_argument("--json", action="store_true", help="print {role: body} as JSON instead of console requests")
 
     # mappings -------------------------------------------------------------
     mappings = sub.add_parser("mappings", help="show or install the index template and search templates",

@@ -66,7 +66,8 @@ def _detect(settings: ConnectionSettings) -> str:
         return "elasticsearch"
     if settings.aws_sigv4:
         return "opensearch"
-    client = _opensearch(settings, max_retries=0)  # opensearch-py talks to either engine; elasticsearch-py does not
+    # opensearch-py talks to either engine (elasticsearch-py does not); a dead host is skipped for the next one.
+    client = _opensearch(settings, max_retries=len(settings.urls) - 1)
     try:
         root = client.transport.perform_request("GET", "/")
     except Exception as exc:  # noqa: BLE001 - mapped

@@ -75,12 +75,22 @@ class LocalNode:
             ml-commons (OpenSearch); such a node lays out its own folder.
         version: a pinned version or major (``"3"``, ``"9.5.0"``); default the
             engine's default line (see :mod:`vistag.engine.versions`).
+        after_launch: called with ``(node, process, url)`` once the process runs and
+            before waiting for health (OpenSearch's security plugin loads its
+            users and roles then); a cluster calls its first member's only.
+        run_dir: the node's run folder (config, data, logs, ``node.json``); default
+            ``run/<engine>[-name][-line]`` below the engines home. A member of a
+            :class:`~vistag.engine.cluster.LocalCluster` gets one inside the cluster's.
+
+    A value of ``None`` in ``settings`` removes a default setting (a cluster member
+    drops ``discovery.type=single-node``).
     """
 
     def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default",
                  settings: dict[str, str] | None = None, configure=None, scheme: str = "http",
                  auth: tuple[str, str] | None = None, ca_cert: str | None = None,
-                 extras: tuple[str, ...] = (), version: str | None = None) -> None:
+                 extras: tuple[str, ...] = (), version: str | None = None, run_dir: Path | None = None,
+                 after_launch=None) -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -108,7 +118,8 @@ class LocalNode:
         self.scheme = scheme
         self.auth = auth
         self.ca_cert = ca_cert
-        self.run_dir = self.engines_home / "run" / ((engine if name == "default" else f"{engine}-{name}") + self._suffix)
+        self.after_launch = after_launch
+        self.run_dir = run_dir or self.engines_home / "run" / ((engine if name == "default" else f"{engine}-{name}") + self._suffix)
         self.state_file = self.run_dir / "node.json"
 
     # ------------------------------------------------------------------ install
@@ -190,13 +201,29 @@ class LocalNode:
                 raise LocalEngineError(f"the local {self.engine} node already runs at {current}; stop it to change the port")
             logger.info("reusing the running %s node at %s", self.engine, current)
             return current
+        proc, url, log_file = self.launch(port)
+        if self.after_launch is not None:
+            try:
+                self.after_launch(self, proc, url)
+            except Exception:
+                self.stop()
+                raise
+        self.wait_ready(proc, url, log_file, timeout)
+        return url
+
+    def launch(self, port: int | None = None, transport_port: int | None = None) -> tuple[subprocess.Popen, str, Path]:
+        """Start the node's process without waiting for it (a cluster launches all its nodes first).
+
+        Returns:
+            ``(process, url, log file)``.
+        """
         java_home = find_java_home(self.dist.min_java)
         self.install()
         if port is None:
             port = free_port()
         elif not port_is_free(port):
             raise LocalEngineError(f"port {port} on 127.0.0.1 is already in use; pick another --port or leave it out")
-        transport_port = free_port()
+        transport_port = transport_port or free_port()
         config_dir, log_file = self._prepare_run_dir()
         settings = {
             "cluster.name": f"vistag-{self.engine}-{self.name}{self._suffix}",
@@ -214,6 +241,7 @@ class LocalNode:
         for extra in self.extras:
             settings.update(self.dist.extra_settings.get(extra, {}))
         settings.update(self.extra_settings)
+        settings = {k: v for k, v in settings.items() if v is not None}
         env = {**os.environ, **java_env(self.engine, java_home)}
         if self.configure is not None:
             prefix = "OPENSEARCH" if self.engine == "opensearch" else "ES"
@@ -235,13 +263,22 @@ class LocalNode:
         with open(log_file, "ab") as log:
             proc = subprocess.Popen(cmd, cwd=self.run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        self.state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "port": port, "version": self.dist.version}))
+        self.state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "port": port,
+                                               "transport_port": transport_port, "version": self.dist.version}))
+        return proc, url, log_file
+
+    def wait_ready(self, proc: subprocess.Popen, url: str, log_file: Path, timeout: float = 180.0) -> None:
+        """Wait until the node answers with at least yellow health; stop it and raise otherwise.
+
+        Raises:
+            LocalEngineError: the process exited, or ``timeout`` passed (with the log's tail).
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise LocalEngineError(f"{self.engine} exited with code {proc.returncode} while starting:\n{tail(log_file)}")
             if self.health(url, timeout=1.0, wait_for="yellow") in ("yellow", "green"):
-                return url
+                return
             time.sleep(0.5)
         self.stop()
         raise LocalEngineError(f"{self.engine} did not become healthy within {timeout:.0f}s:\n{tail(log_file)}")
@@ -297,7 +334,11 @@ class LocalNode:
     def restart(self, timeout: float = 180.0) -> str:
         """Start the node again on the port it had, keeping its data."""
         state = self._read_state() or {}
-        port = state.get("port")
+        port, transport_port = state.get("port"), state.get("transport_port")
         if self.url:
             self.stop()
-        return self.start(port=port if port and port_is_free(port) else None, timeout=timeout)
+        # A cluster member must come back on its transport port: the others' seed hosts name it.
+        keep_transport = transport_port if transport_port and port_is_free(transport_port) else None
+        proc, url, log_file = self.launch(port if port and port_is_free(port) else None, keep_transport)
+        self.wait_ready(proc, url, log_file, timeout)
+        return url

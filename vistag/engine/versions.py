@@ -145,6 +145,11 @@ DISTRIBUTIONS: dict[str, Distribution] = {
                 Artifact("org.opensearch.plugin", "opensearch-ml-plugin", OPENSEARCH_KNN_VERSION, "zip",  # ~355 MB
                          sha256="2324234d81109dcb2c488da5a6b2034cc0f78d9d08e40ce49ba59fc423a5df5f"),
             ),
+            # The security plugin (TLS, internal users, roles): `vistag engine start --secure`. No .sha1 here.
+            "security": (
+                Artifact("org.opensearch.plugin", "opensearch-security", OPENSEARCH_KNN_VERSION, "zip",
+                         sha256="94a04f12ac6033902209fac1e4e512618d45beee604bbf0e42c3ed79c55220cf"),
+            ),
         },
         extra_settings={
             "ml": {  # a single small node that is not a dedicated ML node

@@ -11,6 +11,7 @@ from pathlib import Path
 from vistag.config import ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect as connect_settings
+from vistag.engine.cluster import LocalCluster
 from vistag.engine.local import LocalNode
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError
@@ -19,7 +20,8 @@ from vistag.errors import ConfigError
 def connection_settings(args: argparse.Namespace) -> ConnectionSettings:
     """The connection flags (and ``VISTAG_*`` variables) as settings."""
     return ConnectionSettings.from_env(
-        urls=tuple(getattr(args, "url", None) or ()), api_key=getattr(args, "api_key", None),
+        urls=tuple(u.strip() for arg in (getattr(args, "url", None) or ()) for u in arg.split(",") if u.strip()),
+        api_key=getattr(args, "api_key", None),
         username=getattr(args, "user", None), password=getattr(args, "password", None),
         ca_cert=getattr(args, "ca_cert", None), cloud_id=getattr(args, "cloud_id", None),
         bearer_token=getattr(args, "bearer_token", None), client_cert=getattr(args, "client_cert", None),
@@ -39,12 +41,13 @@ def connect(args: argparse.Namespace) -> EngineClient:
     settings = connection_settings(args)
     retry = RetryPolicy(max_retries=args.max_retries) if getattr(args, "max_retries", None) is not None else None
     if not settings.urls and not settings.cloud_id:
-        url = LocalNode(args.engine).url
-        if not url:
+        cluster = LocalCluster.find(args.engine)
+        urls = (cluster.urls if cluster else []) or [u for u in [LocalNode(args.engine).url] if u]
+        if not urls:
             raise ConfigError(
                 f"no engine URL: pass --url or set VISTAG_URL, or start a local node with `vistag engine start --engine {args.engine}`"
             )
-        return connect_settings(replace(settings, urls=(url,), engine=args.engine), retry=retry)
+        return connect_settings(replace(settings, urls=tuple(urls), engine=args.engine), retry=retry)
     return connect_settings(settings, retry=retry)
 
 
