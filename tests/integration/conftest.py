@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import write_slice
 from vistag.engine import EngineClient, LocalNode
+from vistag.engine.cluster import LocalCluster
 from vistag.errors import EngineError
 
 ENGINES = ("opensearch", "elasticsearch")
@@ -54,8 +55,9 @@ def _stop_nodes():
         node.stop()
 
 
-def wipe(node: LocalNode) -> None:
-    """Delete every non-system index and vistag index template (stored scripts stay; installs overwrite them)."""
+def wipe(node: "LocalNode | LocalCluster") -> None:
+    """Delete every non-system index and vistag index template of a node or cluster (stored scripts stay;
+    installs overwrite them)."""
     client = node.client()
     for index in client.indices("*"):
         if not index.startswith("."):

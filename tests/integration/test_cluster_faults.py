@@ -24,9 +24,8 @@ import time
 import pytest
 
 from tests.conftest import write_slice
-from vistag.config import ConnectionSettings
+from tests.integration.conftest import wipe
 from vistag.engine.cluster import LocalCluster
-from vistag.engine.connect import connect
 from vistag.indexer.options import in_partition
 from vistag.mappings.strategies import image, keyword, tags
 from vistag.search import Searcher
@@ -44,18 +43,6 @@ def cluster(request):
     cluster.start()
     yield cluster
     cluster.stop()
-
-
-def _client(cluster):
-    return connect(ConnectionSettings(urls=tuple(cluster.urls), engine=cluster.engine))
-
-
-def _wipe(cluster) -> None:
-    client = _client(cluster)
-    for index in client.indices("*"):
-        if not index.startswith("."):
-            client.delete_index(index)
-    client.close()
 
 
 def _exact(client, index: str = "products") -> tuple[int, int]:
@@ -78,7 +65,7 @@ class QueryLoop(threading.Thread):
 
     def __init__(self, cluster, vector: list[float]) -> None:
         super().__init__(daemon=True)
-        self.client = _client(cluster)
+        self.client = cluster.client()
         self.searcher = Searcher(self.client, "products")
         self.bodies = [
             ("keyword", self.searcher.body(keyword, keyword.params("shirt", 10, 0, None, None))),
@@ -123,14 +110,14 @@ def _index_cmd(cluster, catalog, images, reference, ref_images, dead_letter) -> 
 
 
 def test_kill_the_cluster_manager_mid_index_then_it_returns(cluster, data_dir, tmp_path, capsys):
-    _wipe(cluster)
+    wipe(cluster)
     catalog, images, rows = write_slice(data_dir, tmp_path / "cat", ROWS, start=7, step=29)
     reference, ref_images, _ = write_slice(data_dir, tmp_path / "ref", 60, start=3, step=101)
     # An empty embedding cache: embedding paces the bulk, so the kill lands mid-run.
     env = {**os.environ, "VISTAG_HOME": str(tmp_path / "home")}
     cmd = _index_cmd(cluster, catalog, images, reference, ref_images, tmp_path / "dl.jsonl")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client = _client(cluster)
+    client = cluster.client()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -161,7 +148,7 @@ def test_kill_the_cluster_manager_mid_index_then_it_returns(cluster, data_dir, t
     loop.halt.set()
     loop.join(timeout=60)
     client.close()
-    client = _client(cluster)  # every node's address again
+    client = cluster.client()  # every node's address again
     assert _exact(client) == (ROWS, ROWS)  # every row, no duplicate id
     assert not loop.failures, loop.failures[:5]
     assert all(len(v) >= 3 for v in loop.latencies.values()), loop.report()
@@ -179,7 +166,7 @@ def test_kill_the_cluster_manager_mid_index_then_it_returns(cluster, data_dir, t
 
 
 def test_three_partitions_at_once_into_the_cluster(cluster, data_dir, tmp_path):
-    _wipe(cluster)
+    wipe(cluster)
     catalog, images, rows = write_slice(data_dir, tmp_path, 45, start=19, step=977)
     env = {**os.environ, "VISTAG_HOME": str(tmp_path / "home")}
     url = ",".join(cluster.urls)
@@ -191,7 +178,7 @@ def test_three_partitions_at_once_into_the_cluster(cluster, data_dir, tmp_path):
         out, err = job.communicate(timeout=600)
         assert job.returncode == 0, err[-2000:]
         assert json.loads(out)["indexed"] == sum(in_partition(r["id"], (i, 3)) for r in rows)
-    client = _client(cluster)
+    client = cluster.client()
     assert _exact(client) == (len(rows), len(rows))
     settings = client.perform("GET", "/products/_settings")
     index_settings = next(iter(settings.values()))["settings"]["index"]

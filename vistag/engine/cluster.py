@@ -30,7 +30,7 @@ from vistag.engine.host import engine_user, engines_home, free_port, tail
 from vistag.engine.local import LocalNode, NodeStatus
 from vistag.engine.retry import RetryPolicy
 from vistag.engine.versions import DISTRIBUTIONS, distribution
-from vistag.errors import LocalEngineError, VistagError
+from vistag.errors import LocalEngineError
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class LocalCluster:
         self.cluster_name = f"vistag-{self.run_dir.name}"
         self.state_file = self.run_dir / "cluster.json"
         state = self._read_state()
-        self.size = int(state["nodes"]) if state and not nodes else nodes
+        self.size = nodes
         self.node_names = [f"{self.cluster_name}-{i}" for i in range(1, self.size + 1)]
         self._member_args = dict(engine=engine, home=home, heap=heap, configure=configure, scheme=scheme, auth=auth,
                                  ca_cert=ca_cert, extras=extras, version=version,
@@ -145,33 +145,15 @@ class LocalCluster:
 
     def client(self, retry: RetryPolicy | None = None, timeout: float = 60.0):
         """An :class:`~vistag.engine.client.EngineClient` with every running member's address."""
-        from vistag.config import ConnectionSettings
-        from vistag.engine.connect import connect
-
         urls = self.urls
         if not urls:
             raise LocalEngineError(f"the local {self.engine} cluster is not running: "
                                    f"`vistag engine start --engine {self.engine} --nodes {self.size}`")
-        user, password = self._member_args["auth"] or (None, None)
-        settings = ConnectionSettings(urls=tuple(urls), engine=self.engine, username=user, password=password,
-                                      ca_cert=self._member_args["ca_cert"], timeout=timeout)
-        return connect(settings, engine=self.engine, retry=retry)
+        return self.members[0].client(urls, retry, timeout)
 
     def health(self, wait_for: str | None = None, timeout: float = 2.0) -> dict | None:
         """``_cluster/health`` through any running member, or ``None`` when none answers."""
-        if not self.urls:
-            return None
-        try:
-            client = self.client(RetryPolicy(max_retries=0), timeout=timeout + 5)
-        except VistagError:
-            return None
-        try:
-            wait = {"wait_for_status": wait_for, "timeout": f"{max(1, int(timeout))}s"} if wait_for else {}
-            return client.cluster_health(**wait)
-        except VistagError:
-            return None
-        finally:
-            client.close()
+        return self.members[0].health_report(self.urls, timeout, wait_for)
 
     def status(self) -> ClusterStatus:
         """Every member's status and the cluster's health; starts nothing."""
@@ -217,33 +199,34 @@ class LocalCluster:
             except Exception:
                 self.stop()
                 raise
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for member, (proc, _url, log_file) in zip(self.members, launched):
+        try:
+            self.wait_green(timeout, launched)
+        except LocalEngineError:
+            self.stop()
+            raise
+        return self.urls
+
+    def wait_green(self, timeout: float = 120.0, launched: list | None = None) -> float:
+        """Wait for green with every member joined; returns the seconds waited.
+
+        Args:
+            launched: ``(process, url, log file)`` per member, from :meth:`LocalNode.launch`: a member
+                that exits meanwhile is reported at once, with its log's tail.
+
+        Raises:
+            LocalEngineError: a launched member exited, or not green within ``timeout``.
+        """
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            for member, (proc, _url, log_file) in zip(self.members, launched or ()):
                 if proc.poll() is not None:
-                    self.stop()
                     raise LocalEngineError(f"{member.name} of the {self.engine} cluster exited with code "
                                            f"{proc.returncode} while starting:\n{tail(log_file)}")
             health = self.health(wait_for="green", timeout=2.0) or {}
             if health.get("status") == "green" and health.get("number_of_nodes") == self.size:
-                return self.urls
-            time.sleep(0.5)
-        self.stop()
-        raise LocalEngineError(f"the {self.size}-node {self.engine} cluster was not green within {timeout:.0f}s")
-
-    def wait_green(self, timeout: float = 120.0) -> float:
-        """Wait for green with every member joined; returns the seconds waited.
-
-        Raises:
-            LocalEngineError: not green within ``timeout``.
-        """
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            health = self.health(wait_for="green", timeout=2.0) or {}
-            if health.get("status") == "green" and health.get("number_of_nodes") == self.size:
                 return time.monotonic() - start
             time.sleep(0.5)
-        raise LocalEngineError(f"the {self.engine} cluster was not green with {self.size} nodes within {timeout:.0f}s")
+        raise LocalEngineError(f"the {self.size}-node {self.engine} cluster was not green within {timeout:.0f}s")
 
     def stop(self) -> bool:
         """Stop every member; ``True`` when any was running."""

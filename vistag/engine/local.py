@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from vistag.config import ENGINES, ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
@@ -142,22 +143,30 @@ class LocalNode:
             return state["url"]
         return None
 
-    def client(self, url: str | None = None, retry: RetryPolicy | None = None, timeout: float = 60.0) -> EngineClient:
-        """An :class:`EngineClient` for the node (through the official client of its engine).
+    def client(self, url: str | Sequence[str] | None = None, retry: RetryPolicy | None = None,
+               timeout: float = 60.0) -> EngineClient:
+        """An :class:`EngineClient` for the node, or for ``url`` (one address or several, e.g. a
+        cluster's), with this node's credentials and CA (through the official client of its engine).
 
         Raises:
             LocalEngineError: the node is not running and no ``url`` is given.
         """
-        url = url or self.url
-        if not url:
+        urls = (url,) if isinstance(url, str) else tuple(url or ())
+        urls = urls or tuple(u for u in [self.url] if u)
+        if not urls:
             raise LocalEngineError(f"the local {self.engine} node is not running: `vistag engine start --engine {self.engine}`")
         user, password = self.auth or (None, None)
-        settings = ConnectionSettings(urls=(url,), engine=self.engine, username=user, password=password,
+        settings = ConnectionSettings(urls=urls, engine=self.engine, username=user, password=password,
                                       ca_cert=self.ca_cert, timeout=timeout)
         return connect(settings, engine=self.engine, retry=retry)
 
     def health(self, url: str | None = None, timeout: float = 2.0, wait_for: str | None = None) -> str | None:
         """Cluster health colour, or ``None`` when the node does not answer."""
+        return (self.health_report(url, timeout, wait_for) or {}).get("status")
+
+    def health_report(self, url: str | Sequence[str] | None = None, timeout: float = 2.0,
+                      wait_for: str | None = None) -> dict | None:
+        """``_cluster/health`` through the node (or through ``url``), or ``None`` when nothing answers."""
         url = url or self.url
         if not url:
             return None
@@ -167,7 +176,7 @@ class LocalNode:
             return None
         try:
             wait = {"wait_for_status": wait_for, "timeout": f"{max(1, int(timeout))}s"} if wait_for else {}
-            return client.cluster_health(**wait).get("status")
+            return client.cluster_health(**wait)
         except VistagError:
             return None
         finally:
