@@ -13,3 +13,20 @@ def test_plural_singular_and_hyphen_forms():
     assert set(tags_from_text("red T-shirt", DF, 44000)) == {"tshirts"}
     assert set(tags_from_text("steel watch", DF, 44000)) == {"watches"}
     assert tags_from_text("nothing here", DF, 44000) == {}
+
+
+def test_tag_name_encoder_loads_offline_without_touching_the_environment(monkeypatch):
+    import os
+
+    import pytest
+
+    pytest.importorskip("sentence_transformers")
+    from vistag.models.text import TagNameEncoder
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    vectors = TagNameEncoder()(["red shirt", "red shirts", "blue jeans"])
+    assert dict(os.environ) == before  # a library call sets nothing process-wide
+    assert vectors.shape == (3, 384)
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])

@@ -1,6 +1,6 @@
 """Decision thresholds of the multi-label tag layer, tuned on validation rows.
 
-Seed 001 tuned one global threshold by Hamming score; vistag tunes one per tag
+Sahay et al. tuned one global threshold by Hamming score; vistag tunes one per tag
 (maximising that tag's F1) and reports both.
 
 References:

