@@ -50,6 +50,8 @@ from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
 from vistag.indexer.schema import CatalogSchema  # noqa: E402
 from vistag.models import create_embedder  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
+from vistag.models.text_image import TextImageProjection  # noqa: E402
+from vistag.search.fusion import rrf  # noqa: E402
 from vistag.search import Searcher  # noqa: E402
 from vistag.search.text_tags import tags_from_text  # noqa: E402
 
@@ -87,12 +89,65 @@ def timed(fn, latencies: list[float]):
     return result
 
 
+#: Weight grids tried for the client-side RRF of BM25, tags and text->image lists.
+WEIGHT_GRID = [{"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0) for i in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)]
+
+
+def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, relations, rows, counts, lat) -> dict:
+    """text->image kNN alone and fused with BM25 (+ tags) by weighted RRF, the weights chosen on ``tuning`` queries.
+
+    Each query's lists are fetched once (100 candidates each: BM25, expanded tags,
+    text->image HNSW) and fused here, so every weighting sees the same lists.
+    """
+    def lists_for(q: dict, timing: bool) -> dict:
+        text = text_query(q["productDisplayName"], rng)
+        qtags = tags_from_text(text, df, n_docs)
+        vec = timed(lambda: projection.encode([text])[0], lat.setdefault("text->image encode", [])) if timing \
+            else projection.encode([text])[0]
+        out = {"text": [(h.id, h.score) for h in searcher.keyword(text, size=100)],
+               "image": [(h.id, h.score) for h in (timed(lambda: searcher.image(vec, k=100), lat.setdefault(
+                   "text->image kNN", [])) if timing else searcher.image(vec, k=100))]}
+        if qtags:
+            out["tags"] = [(h.id, h.score) for h in searcher.tags(qtags, size=100, relations=relations)]
+        return out
+
+    def measure(all_lists, qs, weights) -> list[dict]:
+        results = []
+        for lists, q in zip(all_lists, qs):
+            fused = [d for d, _ in rrf({k: v for k, v in lists.items() if weights.get(k, 0) > 0}, weights=weights)]
+            results.append(scores([d for d in fused if d != q["id"]], q, rows, counts))
+        return results
+
+    tune_lists = [lists_for(q, False) for q in tuning]
+
+    def objective(w):
+        r = measure(tune_lists, tuning, w)
+        return np.mean([x["recall@10 type"] for x in r]) + np.mean([x["nDCG@10 type+colour"] for x in r])
+
+    best = max(WEIGHT_GRID, key=objective)
+    print(f"weighted RRF tuned on {len(tuning)} other held-out queries: text {best['text']}, tags {best['tags']}, "
+          f"text->image {best['image']}", flush=True)
+    test_lists = [lists_for(q, True) for q in queries]
+    out = {"text: BM25 (the texts of the rows below)": measure(test_lists, queries, {"text": 1.0}),
+           "text->image kNN (HNSW)": measure(test_lists, queries, {"image": 1.0}),
+           "text: RRF BM25 + text->image": measure(test_lists, queries, {"text": 1.0, "image": 1.0}),
+           "text: RRF BM25 + tags + text->image": measure(test_lists, queries, {"text": 1.0, "tags": 1.0, "image": 1.0}),
+           f"text: weighted RRF {best['text']:g}/{best['tags']:g}/{best['image']:g} (tuned)":
+               measure(test_lists, queries, best)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--engines", nargs="+", default=["opensearch", "elasticsearch"])
     parser.add_argument("--limit", type=int, default=None, help="index only the first N rows (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backbone", default="efficientnet-lite0", help="image embedding (its cache must be full)")
+    parser.add_argument("--text-image", type=Path, default=None,
+                        help="a text->image projection folder (MODEL/text-image from `vistag train --text-image`): "
+                             "adds text->image kNN and its fusions, with weights tuned on other held-out queries")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results-relevance.json"), help="figures as JSON")
     args = parser.parse_args()
     data = default_data_dir()
     print(f"machine: {machine()}", flush=True)
@@ -114,7 +169,13 @@ def main() -> None:
     test = [r for r in all_rows if r["split"] == "test"]
     queries = rng.sample(test, min(args.queries, len(test)))
     schema = CatalogSchema.bundled()
-    embedder = create_embedder("efficientnet-lite0", device="auto")
+    embedder = create_embedder(args.backbone, device="auto")
+    projection = TextImageProjection.load(args.text_image) if args.text_image else None
+    if projection is not None and projection.config.image_model_id != embedder.model_id:
+        raise SystemExit(f"{args.text_image} aims at {projection.config.image_model_id}, not {embedder.model_id}")
+    picked = {q["id"] for q in queries}
+    tuning = random.Random(args.seed + 1).sample([r for r in test if r["id"] not in picked],
+                                                 min(args.queries, len(test) - len(picked)))
     cache = EmbeddingCache(vistag_home() / "cache" / "embeddings", embedder.model_id, embedder.dim)
     store = ImageStore(data / "images.tar")
     shas = [r.get("sha256") or store.load(r["file"]).sha256 for r in all_rows]  # labels.csv lists the file hashes
@@ -194,6 +255,11 @@ def main() -> None:
             add("text: hybrid RRF + query expansion",
                 [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", relations=relations,
                                                where="client")], q)
+        if projection is not None:
+            fused_report = text_image_fusions(searcher, projection, queries, tuning, rng, df, len(all_rows), relations,
+                                              rows, counts, lat)
+            for name, results in fused_report.items():
+                metrics[name] = results
         print(f"\n{engine} ({len(all_rows)} docs, {len(queries)} queries)")
         keys = list(next(iter(metrics.values()))[0])
         print(f"{'configuration':<36} " + " ".join(f"{k:>24}" for k in keys))
@@ -207,7 +273,7 @@ def main() -> None:
                           "latency_ms": {k: [1000 * float(np.percentile(v, 50)), 1000 * float(np.percentile(v, 95))]
                                          for k, v in lat.items() if v}}
         node.stop()
-    out = Path("benchmarks/results-relevance.json")
+    out = args.json
     import json
 
     out.write_text(json.dumps({"machine": machine(), "docs": len(all_rows), "queries": len(queries), **report}, indent=1))

@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="start from an empty embedding cache")
     parser.add_argument("--min-images", type=int, default=500, help="paper class filter (default %(default)s)")
     parser.add_argument("--robustness", type=int, default=500, help="images for the robustness check")
+    parser.add_argument("--backbone", default=None,
+                        help="backbone name for both models (default: vistag train's default)")
+    parser.add_argument("--train-args", default="", help="extra `vistag train` flags for both models, one string")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_index import machine
@@ -94,9 +97,10 @@ def main() -> None:
     images = str(data / "images.tar")
     catalog, schema, kept = write_paper_catalog(data / "labels.csv", args.out, args.min_images)
     times = {}
+    extra = (["--backbone", args.backbone] if args.backbone else []) + args.train_args.split()
     full = args.out / "model-full"
     times["train_full (embedding pass included when --cold)"] = run(
-        ["train", "--catalog", str(data / "labels.csv"), "--images", images, "--split-col", "split", "--out", str(full)], env)
+        ["train", "--catalog", str(data / "labels.csv"), "--images", images, "--split-col", "split", "--out", str(full), *extra], env)
     times["eval_full"] = run(
         ["eval", "--model", str(full), "--catalog", str(data / "labels.csv"), "--images", images,
          "--json", str(args.out / "eval-full.json"), "--report", str(args.out / "eval-full.md"),
@@ -104,7 +108,7 @@ def main() -> None:
     paper = args.out / "model-paper"
     times["train_paper (embeddings from the cache)"] = run(
         ["train", "--catalog", str(catalog), "--images", images, "--schema", str(schema), "--split-col", "split",
-         "--levels", "--tag-columns", "--out", str(paper)], env)
+         "--levels", "--tag-columns", "--out", str(paper), *extra], env)
     times["eval_paper"] = run(
         ["eval", "--model", str(paper), "--catalog", str(catalog), "--images", images, "--schema", str(schema),
          "--json", str(args.out / "eval-paper.json"), "--report", str(args.out / "eval-paper.md")], env)
@@ -122,6 +126,10 @@ def main() -> None:
     for col, b in full_ev["levels"].items():
         print(f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-5 {100 * b['top5']:.1f}%  "
               f"MACC {100 * b['macc']:.1f}%  (independent argmax top-1 {100 * b['top1_independent']:.1f}%)")
+    print("\nAttributes (independent heads):")
+    for col, b in full_ev["attributes"].items():
+        print(f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-3 {100 * b.get('top3', 0):.1f}%  "
+              f"top-5 {100 * b['top5']:.1f}%  MACC {100 * b['macc']:.1f}%")
     print("\nTags F1@K (%):")
     for tagger, block in full_ev["tags"].items():
         print(f"  {tagger:<9} " + "  ".join(f"F1@{k} {100 * block['at_k'][k]['f1']:.1f}" for k in ("1", "3", "5", "7")))

@@ -23,7 +23,7 @@ def trained(tmp_path_factory, data_dir) -> tuple[Path, Path, Path, list[dict]]:
     catalog, images, rows = write_slice(data_dir, root, 300, start=11, step=131)
     model = root / "model"
     assert main(["-q", "train", "--catalog", str(catalog), "--images", str(images), "--out", str(model),
-                 "--test-fraction", "0.2", "--epochs", "25", "--hidden", "256", "--min-count", "3"]) == 0
+                 "--test-fraction", "0.2", "--epochs", "25", "--hidden", "256", "--min-count", "3", "--text-image"]) == 0
     return model, catalog, images, rows
 
 
@@ -37,6 +37,30 @@ def test_train_writes_a_model_directory(trained):
     assert config["info"]["training"]["split"]["test_fraction"] == 0.2
     assert len(config["info"]["training"]["data_sha256"]) == 64
     assert (model / "heads.pt").is_file() and (model / "centroids.npy").is_file()
+
+
+def test_train_text_image_writes_a_projection_that_finds_the_titles_own_photos(trained):
+    import numpy as np
+
+    from vistag.models import create_embedder
+    from vistag.images import ImageStore
+    from vistag.models.text_image import TextImageProjection, recall_at
+
+    model, catalog, images, rows = trained
+    projection = TextImageProjection.load(model / "text-image")
+    assert projection.config.image_model_id == "efficientnet-lite0@1-128px-meanmidgrid"
+    assert projection.config.history and "val_recall@10" in projection.config.history[0]
+    store = ImageStore(images)
+    sample = rows[:60]
+    photos = create_embedder("efficientnet-lite0", device="cpu").embed_images(
+        [store.load(r["file"]).image for r in sample])
+    texts = projection.encode([r["productDisplayName"] for r in sample])
+    assert texts.shape == (60, 1840)
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+    # 10 of 60 by chance; the projection was fitted on most of these pairs
+    assert recall_at(texts, photos) > 0.4
+    config = json.loads((model / "vistag-model.json").read_text())
+    assert config["info"]["training"]["text_image"]["seconds"] > 0
 
 
 def test_eval_reports_every_metric(trained, tmp_path, capsys):
@@ -85,6 +109,32 @@ def test_index_with_a_trained_model_records_the_tagger(trained, node, tmp_path, 
 
     assert main(base + ["--tagger", "ensemble", "--index", "products-ensemble"]) == 0
     assert json.loads(capsys.readouterr().out)["tagger"].startswith("ensemble:model@")
+
+
+def test_search_text_image_adds_the_projected_list_to_a_keyword_query(trained, node, tmp_path, capsys):
+    model, catalog, images, rows = trained
+    index = "products-text-image"
+    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--limit", "60",
+                 "--index", index, "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    capsys.readouterr()
+    title = rows[5]["productDisplayName"]
+    search = ["-q", "search", "--url", node.url, "--index", index, "--query", title, "--k", "10", "--json",
+              "--fusion-site", "client"]
+    assert main(search) == 0
+    keyword = [h["id"] for h in json.loads(capsys.readouterr().out)]
+    assert main(search + ["--text-image", str(model)]) == 0
+    out = capsys.readouterr()
+    hybrid = [h["id"] for h in json.loads(out.out)]
+    assert "fusion: rrf" in out.err  # the projected vector made it a hybrid query
+    assert hybrid[0] == rows[5]["id"] and hybrid != keyword  # the title's product first, and an image list fused in
+    # A projection into another embedding space is refused by name.
+    other = tmp_path / "other"
+    from vistag.models.text_image import ProjectionMLP, TextImageConfig, TextImageProjection
+
+    config = TextImageConfig(image_model_id="other@1", image_dim=64)
+    TextImageProjection(config, ProjectionMLP(config)).save(other)
+    assert main(search + ["--text-image", str(other)]) == 1
+    assert "64-d" in capsys.readouterr().err
 
 
 def test_tagger_heads_without_a_model_is_a_clear_error(node, data_dir, tmp_path, capsys):

@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--query", help="keyword query (BM25 on title and text)")
     search.add_argument("--tags", nargs="+", metavar="TAG[:WEIGHT]", help="tags, e.g. tshirts casual:0.5")
     search.add_argument("--image", help="query image: a file path or an http(s) URL")
+    search.add_argument("--text-image", metavar="DIR", default=None,
+                        help="a text->image projection (a model directory trained with --text-image, or its text-image "
+                             "folder): --query also searches the image vectors (hybrid)")
     search.add_argument("--similar", metavar="ID", help="products similar to this product id (image + shared tags)")
     search.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf",
                         help="how a hybrid query's lists are fused, client-side (default %(default)s)")
@@ -328,6 +331,9 @@ def _models(sub) -> None:
     train.add_argument("--min-confidence", type=float, default=0.0,
                        help="best-path probability below which predictions are not written (default %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    train.add_argument("--text-image", action="store_true",
+                       help="also train the text->image projection on the rows' titles (saved in MODEL/text-image; "
+                            "hybrid search then adds a text->image kNN list)")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     _runtime(train)
 

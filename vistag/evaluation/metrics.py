@@ -78,6 +78,7 @@ def classification_report(ranked: np.ndarray, y: np.ndarray, classes: Sequence[s
         "n": int(known.sum()),
         "classes": len(classes),
         "top1": round(topk_accuracy(ranked, y, 1), 4),
+        "top3": round(topk_accuracy(ranked, y, min(3, ranked.shape[1])), 4),
         "top5": round(topk_accuracy(ranked, y, min(5, ranked.shape[1])), 4),
         "macc": round(mean_class_accuracy(cm), 4),
         "confusion": cm,

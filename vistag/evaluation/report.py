@@ -15,10 +15,11 @@ def markdown(report: dict) -> str:
         blocks = report.get(key) or {}
         if not blocks:
             continue
-        lines += [f"## {title}", "", "| column | classes | n | top-1 % | top-5 % | MACC % | top-1 independent % |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"## {title}", "", "| column | classes | n | top-1 % | top-3 % | top-5 % | MACC % | top-1 independent % |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for name, b in blocks.items():
-            lines.append(f"| {name} | {b['classes']} | {b['n']} | {_pct(b['top1'])} | {_pct(b['top5'])} | {_pct(b['macc'])} "
+            lines.append(f"| {name} | {b['classes']} | {b['n']} | {_pct(b['top1'])} | {_pct(b.get('top3'))} | {_pct(b['top5'])} "
+                         f"| {_pct(b['macc'])} "
                          f"| {_pct(b.get('top1_independent'))} |")
         lines.append("")
     tags = report.get("tags") or {}

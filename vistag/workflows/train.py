@@ -128,3 +128,32 @@ def train_model(data: EmbeddedCatalog, splits: np.ndarray, backbone: BackboneCon
                         tag_columns=list(settings.tag_columns), hierarchy=hierarchy, head=head,
                         tag_thresholds=per_tag, global_threshold=global_t, min_confidence=settings.min_confidence,
                         validator=validator, info=info, temperatures=temperatures)
+
+
+def train_text_image(data: EmbeddedCatalog, splits: np.ndarray, title_column: str, image_model_id: str,
+                     seed: int = 0, progress: bool = False):
+    """Train the text->image projection on the training rows' (title, embedding) pairs.
+
+    Validation rows pick the best epoch; test rows are never seen.
+
+    Args:
+        data: the embedded catalog.
+        splits: each row's split.
+        title_column: the catalog column with the product title.
+        image_model_id: the backbone's model id (recorded in the projection).
+        seed: random seed.
+        progress: show progress while titles are encoded.
+
+    Raises:
+        ValueError: no training row has a title.
+    """
+    from vistag.models.text_image import TextImageProjection
+
+    titles = np.array([str(t or "").strip() for t in data.column(title_column)], dtype=object)
+    has = titles != ""
+    fit, val = has & (splits == TRAIN), has & (splits == VAL)
+    if not fit.any():
+        raise ValueError(f"no training row has a {title_column!r} title: the text->image projection needs titles")
+    return TextImageProjection.fit(list(titles[fit]), data.x[fit], image_model_id=image_model_id,
+                                   val_texts=list(titles[val]) if val.any() else None,
+                                   val_vectors=data.x[val] if val.any() else None, seed=seed, progress=progress)

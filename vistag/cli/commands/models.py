@@ -73,7 +73,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.info["training"]["embedding"] = {"seconds": round(embed_s, 2), "computed": batch.computed,
                                            "from_cache": batch.cache_hits, "rows": len(data)}
     model.info["training"]["total_seconds"] = round(time.monotonic() - started, 2)
+    if args.text_image:
+        from vistag.workflows.train import train_text_image
+
+        if not schema.title:
+            raise ConfigError("--text-image needs a title column in the schema")
+        t0 = time.monotonic()
+        projection = train_text_image(data, splits, schema.title, embedder.model_id, args.seed, _progress(args))
+        model.info["training"]["text_image"] = {"seconds": round(time.monotonic() - t0, 2),
+                                                "history": projection.config.history[-1:]}
     model.save(out)
+    if args.text_image:
+        projection.save(out / "text-image")
     t = model.info["training"]
     summary = {"model": str(out), "tagger": model.tagger_id, "backbone": embedder.model_id, "rows": t["rows"],
                "embedding_seconds": round(embed_s, 1), "images_embedded": batch.computed,

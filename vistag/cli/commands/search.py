@@ -60,6 +60,23 @@ def image_vector(args: argparse.Namespace):
     return make_embedder(args).embed_images([loaded.image])[0]
 
 
+def text_image_vector(args: argparse.Namespace, index_dim: int):
+    """The image-space vector of ``--query`` through the ``--text-image`` projection (imports torch)."""
+    from vistag.models.text_image import CONFIG_FILE, TextImageProjection
+
+    path = Path(args.text_image)
+    if not (path / CONFIG_FILE).is_file() and (path / "text-image" / CONFIG_FILE).is_file():
+        path = path / "text-image"  # a model directory trained with --text-image
+    try:
+        projection = TextImageProjection.load(path)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    if projection.config.image_dim != index_dim:
+        raise ConfigError(f"{path} projects into {projection.config.image_dim}-d {projection.config.image_model_id} "
+                          f"vectors, the index holds {index_dim}-d vectors: train it on the index's backbone")
+    return projection.encode([args.query])[0]
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Run one query and print the hits."""
     kinds = [k for k in ("query", "tags", "image") if getattr(args, k)]
@@ -80,6 +97,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             relations = load_relations(str(path))
     tags = parse_tags(args.tags) if args.tags else None
     vector = image_vector(args) if args.image else None
+    if args.text_image:
+        if not args.query or args.image or args.similar:
+            raise ConfigError("--text-image adds a text->image list to --query (and cannot be combined with --image)")
+        vector = text_image_vector(args, searcher.spec.vector_dim)
+        kinds.append("image")
     if args.similar:
         try:
             hits = searcher.similar(args.similar, k=args.k, num_candidates=args.num_candidates, **where)
