@@ -145,11 +145,6 @@ class TaggingModel:
             outlier = np.zeros(len(x), bool)
         return Predictions(levels, path_ranked, level_ranked, confidence, attributes, tag_probs, outlier, distance)
 
-    def ranked_tags(self, tag_probs: np.ndarray, top_k: int = 7) -> list[list[tuple[str, float]]]:
-        """The ``top_k`` tags of each row by probability (whatever the thresholds)."""
-        order = np.argsort(-tag_probs, axis=1)[:, :top_k]
-        return [[(self.tags.classes[j], float(tag_probs[i, j])) for j in row] for i, row in enumerate(order)]
-
     def tag_sets(self, tag_probs: np.ndarray, per_tag: bool = True) -> list[list[tuple[str, float]]]:
         """Tags above their thresholds (per tag, or the global one), best first."""
         thresholds = self.tag_thresholds if per_tag else np.full(tag_probs.shape[1], self.global_threshold)
