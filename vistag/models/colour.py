@@ -84,10 +84,14 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab_from_unit_rgb(torch.from_numpy(np.asarray(rgb, np.float32) / 255.0)).numpy()
 
 
+def _foreground(lab: torch.Tensor, config: ColourConfig) -> torch.Tensor:
+    chroma = torch.hypot(lab[..., 1], lab[..., 2])
+    return ~((lab[..., 0] > config.background_lightness) & (chroma < config.background_chroma))
+
+
 def foreground_mask(lab: np.ndarray, config: ColourConfig = ColourConfig()) -> np.ndarray:
     """True for pixels that are not near-white background (``lab`` of shape ``(..., 3)``)."""
-    chroma = np.hypot(lab[..., 1], lab[..., 2])
-    return ~((lab[..., 0] > config.background_lightness) & (chroma < config.background_chroma))
+    return _foreground(torch.from_numpy(np.asarray(lab, np.float32)), config).numpy()
 
 
 def _bins(values: torch.Tensor, low: float, high: float, n: int) -> torch.Tensor:
@@ -100,7 +104,7 @@ def colour_batch(rgb: torch.Tensor, config: ColourConfig = ColourConfig()) -> to
     lab = lab_from_unit_rgb(rgb.permute(0, 2, 3, 1).reshape(n_img, -1, 3))
     L, a, b = lab.unbind(-1)
     chroma = torch.hypot(a, b)
-    fg = ~((L > config.background_lightness) & (chroma < config.background_chroma))
+    fg = _foreground(lab, config)
     share = fg.float().mean(1)
     w = torch.where((fg.sum(1) < config.min_foreground)[:, None], torch.ones_like(L), fg.float())
     n = w.sum(1).clamp(min=1.0)
