@@ -89,16 +89,29 @@ def timed(fn, latencies: list[float]):
     return result
 
 
-#: Weight grids tried for the client-side RRF of BM25, tags and text->image lists.
-WEIGHT_GRID = [{"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0) for i in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)]
+#: Weight grid tried for the client-side RRF of BM25 (always 1), tags and text->image lists.
+WEIGHT_GRID = [{"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+               for i in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)]
+
+
+def merged_tags(*weights: dict) -> dict:
+    out: dict = {}
+    for w in weights:
+        for tag, v in w.items():
+            out[tag] = max(out.get(tag, 0.0), v)
+    return out
 
 
 def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, relations, rows, counts, lat) -> dict:
-    """text->image kNN alone and fused with BM25 (+ tags) by weighted RRF, the weights chosen on ``tuning`` queries.
+    """text->image kNN alone and fused with BM25 and tags by weighted RRF, the weights chosen on ``tuning`` queries.
 
-    Each query's lists are fetched once (100 candidates each: BM25, expanded tags,
-    text->image HNSW) and fused here, so every weighting sees the same lists.
+    Each query's lists are fetched once (100 candidates each: BM25; tags: the words that
+    are tags, expanded; query tags: those plus the tags the projection reads from the
+    text (when it learned labels); text->image HNSW) and fused here, so every weighting
+    sees the same lists.
     """
+    reads_labels = bool(projection.config.labels)
+
     def lists_for(q: dict, timing: bool) -> dict:
         text = text_query(q["productDisplayName"], rng)
         qtags = tags_from_text(text, df, n_docs)
@@ -109,6 +122,15 @@ def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, r
                    "text->image kNN", [])) if timing else searcher.image(vec, k=100))]}
         if qtags:
             out["tags"] = [(h.id, h.score) for h in searcher.tags(qtags, size=100, relations=relations)]
+        if timing:  # the default hybrid itself, as a storefront calls it: one method, its own requests
+            out["default"] = [(h.id, h.score) for h in timed(
+                lambda: searcher.text(text, projection, relations, size=K + 1), lat.setdefault("default hybrid", []))]
+        if reads_labels:
+            read = timed(lambda: projection.query_tags([text])[0], lat.setdefault("query tags read", [])) if timing \
+                else projection.query_tags([text])[0]
+            merged = merged_tags(qtags, read)
+            if merged:  # nothing read with probability >= 0.2 and no word that is a tag: no list
+                out["query tags"] = [(h.id, h.score) for h in searcher.tags(merged, size=100, relations=relations)]
         return out
 
     def measure(all_lists, qs, weights) -> list[dict]:
@@ -124,17 +146,49 @@ def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, r
         r = measure(tune_lists, tuning, w)
         return np.mean([x["recall@10 type"] for x in r]) + np.mean([x["nDCG@10 type+colour"] for x in r])
 
-    best = max(WEIGHT_GRID, key=objective)
-    print(f"weighted RRF tuned on {len(tuning)} other held-out queries: text {best['text']}, tags {best['tags']}, "
-          f"text->image {best['image']}", flush=True)
+    tag_list = "query tags" if reads_labels else "tags"
+    grid = [{"text": w["text"], tag_list: w["tags"], "image": w["image"]} for w in WEIGHT_GRID]
+    best = max(grid, key=objective)
+    print(f"weighted RRF tuned on {len(tuning)} other held-out queries: text {best['text']}, {tag_list} "
+          f"{best[tag_list]}, text->image {best['image']}", flush=True)
     test_lists = [lists_for(q, True) for q in queries]
     out = {"text: BM25 (the texts of the rows below)": measure(test_lists, queries, {"text": 1.0}),
            "text->image kNN (HNSW)": measure(test_lists, queries, {"image": 1.0}),
            "text: RRF BM25 + text->image": measure(test_lists, queries, {"text": 1.0, "image": 1.0}),
-           "text: RRF BM25 + tags + text->image": measure(test_lists, queries, {"text": 1.0, "tags": 1.0, "image": 1.0}),
-           f"text: weighted RRF {best['text']:g}/{best['tags']:g}/{best['image']:g} (tuned)":
-               measure(test_lists, queries, best)}
+           "text: RRF BM25 + tags + text->image": measure(test_lists, queries, {"text": 1.0, "tags": 1.0, "image": 1.0})}
+    if reads_labels:
+        out["query tags (words + read) alone"] = measure(test_lists, queries, {"query tags": 1.0})
+        out["text: RRF BM25 + query tags + text->image"] = measure(
+            test_lists, queries, {"text": 1.0, "query tags": 1.0, "image": 1.0})
+    known = {"BM25": [], "default hybrid": []}
+    for q in queries:  # known-item: the product's own full title, as a shopper who copied it types it
+        for name, hits in (("BM25", searcher.keyword(q["productDisplayName"], size=K)),
+                           ("default hybrid", searcher.text(q["productDisplayName"], projection, relations, size=K))):
+            ids = [h.id for h in hits]
+            known[name].append(1.0 / (1 + ids.index(q["id"])) if q["id"] in ids else 0.0)
+    print("known-item (full title -> the product itself): " + ", ".join(
+        f"{name} first {100 * np.mean([r == 1.0 for r in rr]):.1f}%, MRR@10 {np.mean(rr):.3f}" for name, rr in known.items()),
+        flush=True)
+    out["default hybrid: Searcher.text (RRF BM25 + query tags + text->image)"] = measure(
+        test_lists, queries, {"default": 1.0})
+    out[f"text: weighted RRF {best['text']:g}/{best[tag_list]:g}/{best['image']:g} (tuned)"] = \
+        measure(test_lists, queries, best)
     return out
+
+
+def per_query_wins(metrics: dict[str, list[dict]]) -> dict:
+    """Per-query wins / ties / losses of each tuned fusion against each of its single lists (same queries)."""
+    singles = [n for n in ("text: BM25 (the texts of the rows below)", "text->image kNN (HNSW)") if n in metrics]
+    lines, counts = [], {}
+    for name in (n for n in metrics if "(tuned)" in n or n.startswith("default hybrid")):
+        for single in singles:
+            for m in ("recall@10 type", "nDCG@10 type+colour"):
+                d = np.array([a[m] - b[m] for a, b in zip(metrics[name], metrics[single])])
+                c = {"wins": int((d > 1e-9).sum()), "ties": int((abs(d) <= 1e-9).sum()), "losses": int((d < -1e-9).sum())}
+                counts[f"{name} vs {single}: {m}"] = c
+                lines.append(f"per query, {name} vs {single.split(' (')[0]}, {m}: {c['wins']} wins, {c['ties']} ties, "
+                             f"{c['losses']} losses (mean {100 * d.mean():+.1f})")
+    return {"lines": lines, "counts": counts}
 
 
 def main() -> None:
@@ -266,10 +320,13 @@ def main() -> None:
         for name, rows_ in metrics.items():
             print(f"{name:<36} " + " ".join(f"{100 * np.mean([r[k] for r in rows_]):>23.1f}%" for k in keys))
         print(f"HNSW overlap@10 with exact kNN: {100 * np.mean(overlap):.1f}%")
+        wins = per_query_wins(metrics)
+        for line in wins["lines"]:
+            print(line)
         print("latency ms (p50 / p95): " + ", ".join(
             f"{k} {1000 * np.percentile(v, 50):.1f} / {1000 * np.percentile(v, 95):.1f}" for k, v in lat.items() if v))
         report[engine] = {"metrics": {k: {m: float(np.mean([r[m] for r in v])) for m in keys} for k, v in metrics.items()},
-                          "hnsw_overlap": float(np.mean(overlap)),
+                          "hnsw_overlap": float(np.mean(overlap)), "per_query": wins["counts"],
                           "latency_ms": {k: [1000 * float(np.percentile(v, 50)), 1000 * float(np.percentile(v, 95))]
                                          for k, v in lat.items() if v}}
         node.stop()

@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--backbone", default=None,
                         help="backbone name for both models (default: vistag train's default)")
     parser.add_argument("--train-args", default="", help="extra `vistag train` flags for both models, one string")
+    parser.add_argument("--title-aware", action="store_true",
+                        help="the full-problem model also reads the titles (`vistag train --title-aware`; opt-in); "
+                             "the paper-setting catalog has no titles and stays image-only")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_index import machine
@@ -100,11 +103,13 @@ def main() -> None:
     extra = (["--backbone", args.backbone] if args.backbone else []) + args.train_args.split()
     full = args.out / "model-full"
     times["train_full (embedding pass included when --cold)"] = run(
-        ["train", "--catalog", str(data / "labels.csv"), "--images", images, "--split-col", "split", "--out", str(full), *extra], env)
+        ["train", "--catalog", str(data / "labels.csv"), "--images", images, "--split-col", "split", "--out", str(full), *extra,
+         *(["--title-aware"] if args.title_aware else [])], env)
     times["eval_full"] = run(
         ["eval", "--model", str(full), "--catalog", str(data / "labels.csv"), "--images", images,
          "--json", str(args.out / "eval-full.json"), "--report", str(args.out / "eval-full.md"),
-         "--confusion-png", str(args.out / "confusion-articleType.png"), "--robustness", str(args.robustness)], env)
+         "--confusion-png", str(args.out / "confusion-articleType.png"), "--robustness", str(args.robustness),
+         "--attribute-confusion-png", "baseColour", str(args.out / "confusion-baseColour.png")], env)
     paper = args.out / "model-paper"
     times["train_paper (embeddings from the cache)"] = run(
         ["train", "--catalog", str(catalog), "--images", images, "--schema", str(schema), "--split-col", "split",

@@ -10,7 +10,9 @@ the projection never saw:
   cosine kNN over every catalog image (the query product removed): recall@10 and
   nDCG@10 for "same articleType" and "same articleType + baseColour";
 * the same with full titles, over all test products;
-* for reference, each query product's own image as the query (image alone).
+* for reference, each query product's own image as the query (image alone);
+* with ``--labels``, the top-1 / top-3 accuracy of the labels the text learns to read
+  (query classification, :meth:`TextImageProjection.query_tags`) on the same queries.
 
 Prints the figures, the time to encode the titles and to train.
 
@@ -37,7 +39,7 @@ from vistag.config import default_data_dir, vistag_home  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
 from vistag.models.registry import get_config  # noqa: E402
 from vistag.models.text import TagNameEncoder  # noqa: E402
-from vistag.models.text_image import TextImageProjection  # noqa: E402
+from vistag.models.text_image import TextImageProjection, query_like  # noqa: E402
 
 
 def evaluate(name: str, qvecs: np.ndarray, queries: list[dict], vectors: np.ndarray, ids: list[str],
@@ -68,6 +70,12 @@ def main() -> None:
                         "training rows for the supervised-contrastive term (e.g. articleType,baseColour)")
     parser.add_argument("--group-weight", type=float, default=1.0)
     parser.add_argument("--title-cache", type=Path, default=None, help="an .npy file keeping the title vectors")
+    parser.add_argument("--labels", default="", help="comma-separated label columns the text also learns to predict")
+    parser.add_argument("--label-weight", type=float, default=1.0)
+    parser.add_argument("--query-noise", type=float, default=1 / 3,
+                        help="share of words dropped in each title's query-like training copy (0: titles only)")
+    parser.add_argument("--query-cache", type=Path, default=None,
+                        help="an .npy file keeping the query-like copies' vectors (vistag.models.text_image.query_like)")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     data = default_data_dir()
@@ -107,6 +115,16 @@ def main() -> None:
     print(f"{config.model_id}: {len(all_rows)} products; fit {len(fit_rows)}, val {len(val_rows)}, test {len(test)}; "
           f"titles encoded in {encode_s:.1f} s ({len(all_rows) / encode_s:.0f}/s)", flush=True)
 
+    queries_like = None
+    if args.query_noise > 0:
+        if args.query_cache and args.query_cache.is_file():
+            queries_like = np.load(args.query_cache)
+        else:
+            qrng = random.Random(1)
+            queries_like = encoder([query_like(r["productDisplayName"], qrng, args.query_noise) for r in all_rows])
+            if args.query_cache:
+                np.save(args.query_cache, queries_like)
+    label_cols = [c for c in args.labels.split(",") if c]
     started = time.monotonic()
     proj = TextImageProjection.fit(
         np.stack([t_of[r["id"]] for r in fit_rows]), vectors[[index_of[r["id"]] for r in fit_rows]],
@@ -114,6 +132,9 @@ def main() -> None:
         val_vectors=vectors[[index_of[r["id"]] for r in val_rows]], encoder=encoder,
         groups=["|".join(r[c] for c in args.groups.split(",")) for r in fit_rows] if args.groups else None,
         group_weight=args.group_weight,
+        labels={c: [r[c] for r in fit_rows] for c in label_cols} or None, label_weight=args.label_weight,
+        query_noise=args.query_noise,
+        query_texts=None if queries_like is None else queries_like[[index_of[r["id"]] for r in fit_rows]],
         epochs=args.epochs, hidden=args.hidden, temperature=args.temperature)
     train_s = time.monotonic() - started
     best = max(proj.config.history, key=lambda h: h.get("val_recall@10", 0))
@@ -128,6 +149,12 @@ def main() -> None:
     evaluate("image alone (the product's own photo)", vectors[[index_of[q["id"]] for q in queries]], queries, vectors,
              ids, index_of, rows, counts)
     evaluate("text -> image (noised title)", proj.encode(texts), queries, vectors, ids, index_of, rows, counts)
+    for col, p in proj.predict_labels(texts).items():
+        names = proj.config.labels[col]
+        truth = np.array([names.index(q[col]) if q[col] in names else -1 for q in queries])
+        top = np.argsort(-p, axis=1)[:, :3]
+        print(f"query reads {col:<14} top-1 {100 * np.mean(top[:, 0] == truth):5.1f}%  "
+              f"top-3 {100 * np.mean((top == truth[:, None]).any(1)):5.1f}%", flush=True)
     print(f"\nall {len(test)} test products, full titles:")
     evaluate("text -> image (full title)", proj.encode(np.stack([t_of[r["id"]] for r in test])), test, vectors, ids,
              index_of, rows, counts)

@@ -67,7 +67,8 @@ def test_eval_reports_every_metric(trained, tmp_path, capsys):
     model, catalog, images, _ = trained
     out, md, png = tmp_path / "eval.json", tmp_path / "eval.md", tmp_path / "cm.png"
     assert main(["-q", "eval", "--model", str(model), "--catalog", str(catalog), "--images", str(images),
-                 "--json", str(out), "--report", str(md), "--confusion-png", str(png), "--robustness", "20"]) == 0
+                 "--json", str(out), "--report", str(md), "--confusion-png", str(png), "--robustness", "20",
+                 "--attribute-confusion-png", "baseColour", str(tmp_path / "colours.png")]) == 0
     report = json.loads(out.read_text())
     assert report["split"]["test_rows"] > 30
     master = report["levels"]["masterCategory"]
@@ -78,6 +79,8 @@ def test_eval_reports_every_metric(trained, tmp_path, capsys):
     assert report["confidence"]["table"][0]["coverage"] == 1.0
     assert report["type_validator"]["table"] and report["robustness"]["conditions"]
     assert Image.open(png).size[0] > 100 and "## Tags" in md.read_text()
+    assert Image.open(tmp_path / "colours.png").size[0] > 100
+    assert report["attribute_confusion_png"] == {"baseColour": str(tmp_path / "colours.png")}
 
 
 def test_tag_prints_json(trained, capsys):
@@ -135,6 +138,68 @@ def test_search_text_image_adds_the_projected_list_to_a_keyword_query(trained, n
     TextImageProjection(config, ProjectionMLP(config)).save(other)
     assert main(search + ["--text-image", str(other)]) == 1
     assert "64-d" in capsys.readouterr().err
+
+
+def test_searcher_text_fuses_bm25_the_read_query_tags_and_the_text_image_list(trained, node, tmp_path):
+    from vistag.models.text_image import TextImageProjection
+    from vistag.search import Searcher
+    from vistag.search.fusion import rrf
+    from vistag.search.queries import PIN_RATIO, Hit, pin_known_item
+
+    model, catalog, images, rows = trained
+    index = "products-text-default"
+    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--limit", "80",
+                 "--index", index, "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    projection = TextImageProjection.load(model / "text-image")
+    assert list(projection.config.labels) == ["articleType", "baseColour"]  # the default read labels
+    searcher = Searcher(node.client(), index)
+    queries = [" ".join(r["productDisplayName"].split()[1:]) for r in rows[:40]]  # a shopper's words: no brand
+    query = next((q for q in queries if projection.encode_query(q)[1]), None)
+    assert query, "some training titles' words must be read as tags"
+    vector, read = projection.encode_query(query)
+    expected = rrf({"text": [(h.id, h.score) for h in searcher.keyword(query, size=100)],
+                    "tags": [(h.id, h.score) for h in searcher.tags(read, size=100)],
+                    "image": [(h.id, h.score) for h in searcher.image(vector, k=100)]})
+    got = searcher.text(query, projection, size=10, where="client", pin_ratio=None)
+    assert [h.id for h in got] == [d for d, _ in expected[:10]]
+    # By default a known item (BM25's best hit far above the rest, or named in full) is kept first.
+    pinned = pin_known_item([Hit(d, sc, None, {}) for d, sc in expected], searcher.keyword(query, size=100), PIN_RATIO,
+                            query)
+    assert [h.id for h in searcher.text(query, projection, size=10, where="client")] == [h.id for h in pinned[:10]]
+    full_title = rows[7]["productDisplayName"]
+    assert searcher.text(full_title, projection, size=10, where="client")[0].id == \
+        searcher.keyword(full_title, size=1)[0].id
+    assert [h.id for h in searcher.text(query, size=10, where="client")] == [h.id for h in searcher.keyword(query, size=10)]
+
+
+def test_a_title_aware_model_reads_titles_where_rows_have_them_and_is_refused_where_not(trained, node, tmp_path, capsys):
+    model, catalog, images, rows = trained
+    aware = tmp_path / "aware"
+    assert main(["-q", "train", "--catalog", str(catalog), "--images", str(images), "--out", str(aware),
+                 "--test-fraction", "0.2", "--epochs", "25", "--hidden", "256", "--min-count", "3", "--title-aware"]) == 0
+    assert json.loads((aware / "vistag-model.json").read_text())["title_column"] == "productDisplayName"
+    top1 = {}
+    for name, path in (("image", model), ("title", aware)):
+        out = tmp_path / f"{name}.json"
+        assert main(["-q", "eval", "--model", str(path), "--catalog", str(catalog), "--images", str(images),
+                     "--json", str(out), "--robustness", "10"]) == 0
+        report = json.loads(out.read_text())
+        top1[name] = report["levels"]["articleType"]["top1"]
+        assert report["robustness"]["conditions"]
+    assert top1["title"] > top1["image"] + 0.05, top1  # the titles name the product type
+    capsys.readouterr()
+    assert main(["-q", "tag", str(images / rows[0]["file"]), "--model", str(aware)]) == 1
+    assert "title-aware" in capsys.readouterr().err
+    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--limit", "30",
+                 "--index", "products-title-aware", "--model", str(aware), "--json",
+                 "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    tagger = json.loads(capsys.readouterr().out)["tagger"]
+    assert tagger.startswith("heads:aware@") and tagger.endswith("+title")  # the seller check ignores its tags
+    hits = requests.post(f"{node.url}/products-title-aware/_search", json={"size": 30}, timeout=10).json()["hits"]["hits"]
+    by_id = {r["id"]: r for r in rows}
+    accepted = [h for h in hits if h["_source"]["predicted"]["accepted"]]
+    right = [h for h in accepted if h["_source"]["predicted"]["category"].endswith(by_id[h["_id"]]["articleType"])]
+    assert len(right) >= 0.8 * len(accepted) > 0
 
 
 def test_tagger_heads_without_a_model_is_a_clear_error(node, data_dir, tmp_path, capsys):

@@ -18,3 +18,17 @@ def test_weighted_sum_normalises_each_list():
                          weights={"text": 1.0, "image": 2.0})
     assert [d for d, _ in fused][:2] == ["b", "a"]
     assert dict(fused)["b"] == pytest.approx(0.5 + 2.0)
+
+
+def test_a_known_item_bm25_puts_far_above_the_rest_stays_first():
+    from vistag.search.queries import Hit, pin_known_item
+
+    fused = [Hit(d, s, None, {}) for d, s in (("a", 0.05), ("b", 0.04), ("k", 0.03))]
+    far = [Hit("k", 28.0, None, {}), Hit("b", 9.9, None, {})]
+    assert [h.id for h in pin_known_item(fused, far, 2.0)] == ["k", "a", "b"]
+    near = [Hit("k", 12.0, "Puma Men Black Shoes", {}), Hit("b", 9.9, None, {})]
+    assert [h.id for h in pin_known_item(fused, near, 2.0, "black shoes men")] == ["a", "b", "k"]  # fusion decides
+    assert [h.id for h in pin_known_item(fused, near, 2.0, "Puma Men Black Shoes")] == ["k", "a", "b"]  # named in full
+    alone = [Hit("z", 3.0, None, {})]  # the only BM25 hit, not among the fused ones
+    assert [h.id for h in pin_known_item(fused, alone, 2.0)] == ["z", "a", "b", "k"]
+    assert pin_known_item(fused, [], 2.0) == fused

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
 
-from vistag.models.text_image import TextImageProjection, contrastive_loss, recall_at
+from vistag.models.text_image import TextImageProjection, contrastive_loss, query_like, recall_at
 
 
 def _pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,3 +58,53 @@ def test_weights_that_do_not_match_the_config_are_named(tmp_path):
     (folder / "config.json").write_text((folder / "config.json").read_text().replace('"image_dim": 48', '"image_dim": 64'))
     with pytest.raises(ValueError, match="does not match"):
         TextImageProjection.load(folder)
+
+
+def test_a_query_like_copy_drops_the_leading_word_and_some_others_but_never_all():
+    rng = random.Random(3)
+    copies = [query_like("Nike Men Navy Blue Running Shoes", rng) for _ in range(200)]
+    assert all(c and not c.startswith("Nike") and set(c.split()) <= {"Men", "Navy", "Blue", "Running", "Shoes"}
+               for c in copies)
+    lengths = [len(c.split()) for c in copies]
+    assert min(lengths) >= 1 and 2.5 < np.mean(lengths) < 4  # a third of 5 words dropped on average
+    assert query_like("Shoes", random.Random(0)) == "Shoes"  # one word: kept
+    assert query_like("Nike Men Navy", random.Random(0), drop=1.0) == "Navy"  # everything dropped: the last word stays
+
+
+class _Words:
+    """A sentence encoder stand-in: each known word adds its own random direction."""
+
+    def __init__(self, words):
+        rng = np.random.default_rng(5)
+        self.vec = {w: rng.normal(size=384).astype(np.float32) for w in words}
+
+    def __call__(self, texts, progress=False):
+        out = np.stack([sum((self.vec[w] for w in t.split() if w in self.vec), np.zeros(384, np.float32)) for t in texts])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+def test_the_text_learns_to_read_labels_and_turns_them_into_weighted_index_tags(tmp_path):
+    colours, types = ["Navy Blue", "Red", "Off White"], ["Tshirts", "Jeans"]
+    enc = _Words(["navy", "red", "offwhite", "tee", "denim", "men", "cotton", "brand"])
+    rng = np.random.default_rng(0)
+    rows = [(colours[rng.integers(3)], types[rng.integers(2)]) for _ in range(600)]
+    word = {"Navy Blue": "navy", "Red": "red", "Off White": "offwhite", "Tshirts": "tee", "Jeans": "denim"}
+    titles = [f"brand men {word[c]} cotton {word[t]}" for c, t in rows]
+    image = np.eye(6, dtype=np.float32)[[colours.index(c) * 2 + types.index(t) for c, t in rows]]
+    proj = TextImageProjection.fit(titles, image, image_model_id="toy@1", encoder=enc, epochs=20, batch_size=64,
+                                   labels={"baseColour": [c for c, _ in rows], "articleType": [t for _, t in rows]})
+    assert proj.config.labels == {"baseColour": sorted(colours), "articleType": sorted(types)}
+    read = proj.query_tags(["red denim", "navy tee", "offwhite"], per_column=1)
+    assert set(read[0]) == {"red", "jeans"} and set(read[1]) == {"navy-blue", "tshirts"}  # slugged as the index slugs
+    assert "off-white" in read[2] and all(0.2 <= w <= 1 for tags in read for w in tags.values())
+    assert all(w >= 0.5 for tags in proj.query_tags(["red denim", "navy tee", "offwhite"], min_prob=0.5)
+               for w in tags.values())
+    vector, tags = proj.encode_query("red denim")
+    np.testing.assert_allclose(vector, proj.encode(["red denim"])[0], atol=1e-6)
+    assert tags == proj.query_tags(["red denim"])[0]
+    loaded = TextImageProjection.load(proj.save(tmp_path / "p"), encoder=enc)
+    assert loaded.query_tags(["red denim"], per_column=1) == read[:1]
+    # Without labels nothing is read, and the projection still works.
+    plain = TextImageProjection.fit(titles[:100], image[:100], image_model_id="toy@1", encoder=enc, epochs=1,
+                                    batch_size=32, query_noise=0)
+    assert plain.encode_query("red denim")[1] == {} and not plain.config.labels

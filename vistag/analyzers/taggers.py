@@ -62,7 +62,9 @@ class ModelDocumentTagger:
     Tags: ``heads`` keeps the tags above their tuned per-tag thresholds;
     ``ensemble`` averages head probabilities and kNN scores and keeps those >= 0.5
     (the rule ``vistag eval`` measures). Predictions the model rejects (low
-    confidence or an outlier image) write no tags or predicted fields.
+    confidence or an outlier image) write no tags or predicted fields. A title-aware
+    model (``model.title_column``) also needs each row's title (``titles=``); the kNN
+    part compares images only.
     """
 
     model: object
@@ -74,12 +76,27 @@ class ModelDocumentTagger:
         mode = "ensemble" if self.knn is not None else "heads"
         self.id = f"{mode}:{self.model.tagger_id}"
 
+    @property
+    def title_column(self) -> str | None:
+        """The catalog column a title-aware model reads (``None``: images only)."""
+        return getattr(self.model, "title_column", None)
+
     def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
-            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:  # noqa: D102
+            exclude_rows: Sequence[int] | None = None, titles: Sequence[object] | None = None) -> list[DocumentTags]:
+        """Tags for each row (see :class:`DocumentTagger`); ``titles``: each row's title, for a title-aware model.
+
+        Raises:
+            ValueError: a title-aware model without ``titles``.
+        """
         model = self.model
-        pred = model.predict(vectors, top_k=1)
-        fields = model.document_fields(vectors, pred)
-        outliers = model.claimed_type_outliers(vectors, claimed)
+        x = vectors
+        if self.title_column:
+            if titles is None:
+                raise ValueError(f"{model.tagger_id} is title-aware: pass each row's {self.title_column!r} (titles=)")
+            x = model.with_titles(vectors, titles)
+        pred = model.predict(x, top_k=1)
+        fields = model.document_fields(x, pred)
+        outliers = model.claimed_type_outliers(x, claimed)
         if self.knn is not None:
             knn = self.knn.score_over(model.tags.classes, vectors, exclude_ids=list(ids), exclude_rows=exclude_rows)
             scores = (pred.tag_probs + knn) / 2

@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image", help="query image: a file path or an http(s) URL")
     search.add_argument("--text-image", metavar="DIR", default=None,
                         help="a text->image projection (a model directory trained with --text-image, or its text-image "
-                             "folder): --query also searches the image vectors (hybrid)")
+                             "folder): --query runs the default hybrid, BM25 + query tags (the words that are tags "
+                             "and the tags the projection reads) + text->image kNN")
     search.add_argument("--similar", metavar="ID", help="products similar to this product id (image + shared tags)")
     search.add_argument("--fusion", choices=("rrf", "weighted"), default="rrf",
                         help="how a hybrid query's lists are fused, client-side (default %(default)s)")
@@ -334,6 +335,12 @@ def _models(sub) -> None:
     train.add_argument("--text-image", action="store_true",
                        help="also train the text->image projection on the rows' titles (saved in MODEL/text-image; "
                             "hybrid search then adds a text->image kNN list)")
+    train.add_argument("--title-aware", action="store_true",
+                       help="opt-in: the heads also read the product title (its sentence vector joined to the image "
+                            "embedding); such a model tags in `vistag index` only, and `vistag check-tags` stays image-only")
+    train.add_argument("--read-labels", nargs="*", default=None, metavar="COLUMN",
+                       help="with --text-image: label columns the query text learns to read as query tags (default: the "
+                            "deepest category level and any colour attribute; none: nothing read)")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     _runtime(train)
 
@@ -349,6 +356,8 @@ def _models(sub) -> None:
     ev.add_argument("--json", default=None, help="write the report as JSON here")
     ev.add_argument("--report", default=None, help="write the report as Markdown here")
     ev.add_argument("--confusion-png", default=None, help="write the finest level's confusion matrix here")
+    ev.add_argument("--attribute-confusion-png", nargs=2, action="append", default=[], metavar=("COLUMN", "PNG"),
+                    help="write an attribute's confusion matrix (e.g. baseColour colours.png); repeatable")
     ev.add_argument("--robustness", type=int, default=0, metavar="N",
                     help="also re-encode and re-resize N test images and report prediction agreement")
     _runtime(ev)

@@ -127,9 +127,11 @@ class IndexPass:
                 continue
             vectors = np.stack([res.vector for _, _, res in good])
             exclude_rows = [rec.ref_row for _, rec, _ in good] if self.row_log is not None else None
+            title_column = getattr(self.tagger, "title_column", None)  # a title-aware model reads the titles too
+            extra = {"titles": [r.fields.get(title_column) for r, _, _ in good]} if title_column else {}
             tagged = self.tagger.tag(vectors, [r.id for r, _, _ in good],
                                      [r.fields.get(leaf) if leaf else None for r, _, _ in good],
-                                     exclude_rows=exclude_rows)
+                                     exclude_rows=exclude_rows, **extra)
             for (row, _, res), row_tags in zip(good, tagged):
                 related = None
                 if self.relations is not None and row_tags.tags:

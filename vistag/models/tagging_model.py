@@ -92,6 +92,9 @@ class TaggingModel:
         temperatures: per softmax task, the calibration temperature its logits are divided by.
         validator: product-type validator over the leaf level (or ``None``).
         info: training data hash, settings and metrics (free-form JSON).
+        title_column: set on a title-aware model (opt-in, ``vistag train --title-aware``): its
+            inputs are the image embedding joined to the sentence vector of this column's
+            text (:meth:`with_titles`); ``None`` for an image-only model.
     """
 
     backbone: BackboneConfig
@@ -107,6 +110,7 @@ class TaggingModel:
     validator: TypeValidator | None = None
     info: dict = field(default_factory=dict)
     temperatures: dict[str, float] = field(default_factory=dict)
+    title_column: str | None = None
 
     @property
     def name(self) -> str:
@@ -115,10 +119,28 @@ class TaggingModel:
 
     @property
     def tagger_id(self) -> str:
-        """Identifies this model in documents: name plus a short hash of its training data."""
-        return f"{self.name}@{str(self.info.get('training', {}).get('data_sha256', ''))[:12]}"
+        """Identifies this model in documents: name plus a short hash of its training data (``+title``: title-aware)."""
+        base = f"{self.name}@{str(self.info.get('training', {}).get('data_sha256', ''))[:12]}"
+        return f"{base}+title" if self.title_column else base
 
     # ------------------------------------------------------------------ inference
+    def with_titles(self, x: np.ndarray, titles: Sequence[object], encoder=None) -> np.ndarray:
+        """The inputs of a title-aware model: ``x`` joined to the titles' sentence vectors (an empty title: zeros).
+
+        Image-only models get ``x`` back unchanged.
+
+        Example:
+            >>> model.predict(model.with_titles(vectors, ["Nike Men Navy Blue T-shirt"]))  # doctest: +SKIP
+        """
+        if self.title_column is None:
+            return x
+        if encoder is None:  # loaded once per model object
+            from vistag.models.text import TagNameEncoder
+
+            encoder = self.__dict__.setdefault("_title_encoder", None) or TagNameEncoder()
+            self.__dict__["_title_encoder"] = encoder
+        return join_titles(x, titles, encoder)
+
     def predict(self, x: np.ndarray, top_k: int = 5) -> Predictions:
         """Run the heads on ``(N, D)`` embeddings."""
         logits = predict_logits(self.head, x)
@@ -229,6 +251,7 @@ class TaggingModel:
                            "global": self.global_threshold, "min_confidence": self.min_confidence},
             "validator": {"quantile": self.validator.quantile} if self.validator is not None else None,
             "temperatures": self.temperatures,
+            "title_column": self.title_column,
             "info": self.info,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=_json_default))
@@ -275,7 +298,27 @@ class TaggingModel:
             validator=validator,
             info=info,
             temperatures={k: float(v) for k, v in config.get("temperatures", {}).items()},
+            title_column=config.get("title_column"),
         )
+
+
+def join_titles(x: np.ndarray, titles: Sequence[object], encoder=None) -> np.ndarray:
+    """``x`` joined column-wise to the unit sentence vectors of ``titles`` (the bundled MiniLM; empty: zeros)."""
+    if len(titles) != len(x):
+        raise ValueError(f"{len(titles)} titles for {len(x)} embeddings")
+    texts = [str(t or "").strip() for t in titles]
+    if encoder is None:
+        from vistag.models.text import TagNameEncoder
+
+        encoder = TagNameEncoder()
+    t = np.zeros((len(texts), 384), np.float32)
+    has = [i for i, text in enumerate(texts) if text]
+    if has:
+        v = np.asarray(encoder([texts[i] for i in has]), np.float32)
+        if t.shape[1] != v.shape[1]:
+            t = np.zeros((len(texts), v.shape[1]), np.float32)
+        t[has] = v
+    return np.hstack([np.asarray(x, np.float32), t])
 
 
 def _json_default(value):

@@ -8,6 +8,14 @@ over in-batch pairs, as CLIP trains its two towers (here only the text side lear
 A text query then also gives an image-space vector, and hybrid search adds a
 text -> image kNN list to BM25 and tags.
 
+Optionally the same hidden layer also learns to read catalog labels from the text
+(``labels=``: e.g. the product type and colour): :meth:`TextImageProjection.query_tags`
+turns a query into weighted catalog tags (query classification), which join the
+words-that-are-tags of :func:`vistag.search.text_tags.tags_from_text` in the tags list.
+Shoppers type fewer words than a title holds, so training also sees each title as a
+query (the leading word, usually the brand, dropped and a share of the other words
+dropped at random: :func:`query_like`).
+
 Saved as a folder (``text-image/`` inside a model directory): ``config.json`` and
 ``projection.pt``; :meth:`TextImageProjection.load` reads it back.
 
@@ -26,15 +34,18 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from vistag.vocabulary import normalize_tag
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +71,10 @@ class TextImageConfig:
         lr: AdamW learning rate (cosine decay).
         weight_decay: AdamW weight decay.
         group_weight: weight of the supervised-contrastive term when groups are given.
+        labels: label column -> class names the text learns to predict (empty: none).
+        label_weight: weight of the label cross-entropy beside the contrastive loss.
+        query_noise: share of a title's words dropped in its query-like training copy
+            (0: train on the titles only).
         seed: makes training repeatable.
     """
 
@@ -75,6 +90,9 @@ class TextImageConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     group_weight: float = 1.0
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    label_weight: float = 1.0
+    query_noise: float = 1 / 3
     seed: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -84,16 +102,34 @@ class TextImageConfig:
 
 
 class ProjectionMLP(nn.Module):
-    """Text vector -> unit image-space vector: a residual-free two-layer MLP."""
+    """Text vector -> unit image-space vector: a residual-free two-layer MLP, plus optional label heads."""
 
     def __init__(self, config: TextImageConfig) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(config.text_dim, config.hidden), nn.LayerNorm(config.hidden), nn.GELU(),
             nn.Dropout(config.dropout), nn.Linear(config.hidden, config.image_dim))
+        self.labels = nn.ModuleDict({col: nn.Linear(config.hidden, len(names)) for col, names in config.labels.items()})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return F.normalize(self.net(x), dim=1)
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The unit image-space vector and the label logits from the same hidden layer."""
+        hidden = self.net[:4](x)
+        return F.normalize(self.net[4](hidden), dim=1), {col: head(hidden) for col, head in self.labels.items()}
+
+
+def query_like(text: str, rng: random.Random, drop: float = 1 / 3) -> str:
+    """A title as a shopper might type it: the leading word (usually the brand) and ``drop`` of the rest dropped.
+
+    Example:
+        >>> query_like("Nike Men Navy Blue Running Shoes", random.Random(0))
+        'Men Navy Blue Shoes'
+    """
+    words = text.split()[1:] or text.split()
+    keep = [w for w in words if rng.random() >= drop]
+    return " ".join(keep or words[-1:])
 
 
 def contrastive_loss(text: torch.Tensor, image: torch.Tensor, temperature: float,
@@ -153,7 +189,8 @@ class TextImageProjection:
     @classmethod
     def fit(cls, texts: Sequence[str] | np.ndarray, image_vectors: np.ndarray, *, image_model_id: str,
             val_texts: Sequence[str] | np.ndarray | None = None, val_vectors: np.ndarray | None = None,
-            groups: Sequence[object] | None = None, encoder=None, progress: bool = False,
+            groups: Sequence[object] | None = None, labels: Mapping[str, Sequence[object]] | None = None,
+            query_texts: np.ndarray | None = None, encoder=None, progress: bool = False,
             **overrides) -> "TextImageProjection":
         """Train on (text, image vector) pairs; texts may be given already encoded (``(N, 384)``).
 
@@ -166,20 +203,37 @@ class TextImageProjection:
                 a title's own image among the validation images is kept.
             groups: optional label per training row (e.g. ``"Dresses|Red"``): rows of one group
                 are also pulled together (see :func:`contrastive_loss`; weight ``group_weight``).
+            labels: optional label column -> one value per training row (``""`` or ``None``: unknown);
+                the text learns to predict them too (see :meth:`query_tags`).
+            query_texts: the query-like copies' sentence vectors, when ``texts`` are vectors
+                (with titles as strings the copies are made here by :func:`query_like`).
             encoder: a sentence encoder (default: the bundled MiniLM).
             progress: show a progress bar while encoding.
             **overrides: :class:`TextImageConfig` fields (``epochs``, ``hidden`` ...).
         """
-        config = TextImageConfig(image_model_id=image_model_id, image_dim=int(image_vectors.shape[1]), **overrides)
+        label_names = {col: sorted({str(v) for v in values if v not in (None, "")}) for col, values in (labels or {}).items()}
+        config = TextImageConfig(image_model_id=image_model_id, image_dim=int(image_vectors.shape[1]),
+                                 labels=label_names, **overrides)
         proj = cls(config, ProjectionMLP(config), encoder)
         t = proj._as_text_vectors(texts, progress)
+        v = np.asarray(image_vectors, np.float32)
         vt = proj._as_text_vectors(val_texts, progress) if val_texts is not None else None
         codes = None
         if groups is not None:
             _, inverse = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
             codes = inverse.astype(np.int64)
-        proj._train(t, np.asarray(image_vectors, np.float32), vt,
-                    None if val_vectors is None else np.asarray(val_vectors, np.float32), codes)
+        targets = {col: np.asarray([names.index(str(x)) if x not in (None, "") else -1 for x in (labels or {})[col]],
+                                   np.int64) for col, names in label_names.items()}
+        if config.query_noise > 0:
+            if query_texts is None and not (isinstance(texts, np.ndarray) and texts.ndim == 2):
+                rng = random.Random(config.seed)
+                query_texts = proj._as_text_vectors([query_like(str(x), rng, config.query_noise) for x in texts], progress)
+            if query_texts is not None:  # each pair twice: as the title and as a query
+                t = np.concatenate([t, np.asarray(query_texts, np.float32)])
+                v = np.concatenate([v, v])
+                codes = None if codes is None else np.concatenate([codes, codes])
+                targets = {col: np.concatenate([y, y]) for col, y in targets.items()}
+        proj._train(t, v, vt, None if val_vectors is None else np.asarray(val_vectors, np.float32), codes, targets)
         return proj
 
     def _as_text_vectors(self, texts, progress: bool = False) -> np.ndarray:
@@ -188,7 +242,7 @@ class TextImageProjection:
         return self.encoder([str(t) for t in texts], progress=progress)
 
     def _train(self, t: np.ndarray, v: np.ndarray, vt: np.ndarray | None, vv: np.ndarray | None,
-               groups: np.ndarray | None = None) -> None:
+               groups: np.ndarray | None = None, targets: dict[str, np.ndarray] | None = None) -> None:
         c = self.config
         torch.manual_seed(c.seed)
         generator = torch.Generator().manual_seed(c.seed)
@@ -196,6 +250,7 @@ class TextImageProjection:
         x, y = torch.from_numpy(t), torch.from_numpy(v)
         y = F.normalize(y, dim=1)
         g = torch.from_numpy(groups) if groups is not None else None
+        ys = {col: torch.from_numpy(y) for col, y in (targets or {}).items()}
         steps = max(1, len(x) // c.batch_size)  # drop the last partial batch: fewer in-batch negatives there
         opt = torch.optim.AdamW(module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -208,8 +263,12 @@ class TextImageProjection:
             total = 0.0
             for step in range(steps):
                 idx = order[step * c.batch_size:(step + 1) * c.batch_size]
-                loss = contrastive_loss(module(x[idx]), y[idx], c.temperature, None if g is None else g[idx],
-                                        c.group_weight)
+                vec, logits = module.forward_all(x[idx])
+                loss = contrastive_loss(vec, y[idx], c.temperature, None if g is None else g[idx], c.group_weight)
+                for col, target in ys.items():
+                    if (target[idx] >= 0).any():
+                        loss = loss + c.label_weight * F.cross_entropy(logits[col], target[idx], ignore_index=-1,
+                                                                       label_smoothing=0.1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -239,6 +298,49 @@ class TextImageProjection:
             for start in range(0, len(t), batch_size):
                 out.append(self.module(torch.from_numpy(np.ascontiguousarray(t[start:start + batch_size]))).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.config.image_dim), np.float32)
+
+    def encode_query(self, text: str) -> tuple[np.ndarray, dict[str, float]]:
+        """One query's image-space vector and its read tags (:meth:`query_tags`), encoding the text once.
+
+        Example:
+            >>> vector, tags = proj.encode_query("navy blue shirt")  # doctest: +SKIP
+        """
+        t = self._as_text_vectors([text])
+        return self.encode(t)[0], (self.query_tags(t)[0] if self.config.labels else {})
+
+    def predict_labels(self, texts: Sequence[str] | np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """Label column -> ``(N, classes)`` probabilities read from the texts (columns of ``config.labels``)."""
+        t = self._as_text_vectors(texts)
+        out: dict[str, list[np.ndarray]] = {col: [] for col in self.config.labels}
+        with torch.inference_mode():
+            for start in range(0, len(t), batch_size):
+                _, logits = self.module.forward_all(torch.from_numpy(np.ascontiguousarray(t[start:start + batch_size])))
+                for col, z in logits.items():
+                    out[col].append(z.softmax(1).numpy())
+        return {col: np.concatenate(parts) if parts else np.zeros((0, len(self.config.labels[col])), np.float32)
+                for col, parts in out.items()}
+
+    def query_tags(self, texts: Sequence[str] | np.ndarray, min_prob: float = 0.2, per_column: int = 2,
+                   column_weights: Mapping[str, float] | None = None) -> list[dict[str, float]]:
+        """Each text's predicted catalog tags, weighted by probability (times ``column_weights``, default 1).
+
+        Tags are the label values slugged as the index slugs them (``Navy Blue`` -> ``navy-blue``);
+        per column at most ``per_column`` values with probability ``>= min_prob``.
+
+        Example:
+            >>> proj.query_tags(["blue jeans men"])  # doctest: +SKIP
+            [{'jeans': 0.97, 'blue': 0.81, 'men': 0.95}]
+        """
+        probs = self.predict_labels(texts)
+        out: list[dict[str, float]] = [{} for _ in range(len(next(iter(probs.values()))) if probs else len(texts))]
+        for col, p in probs.items():
+            names, weight = self.config.labels[col], (column_weights or {}).get(col, 1.0)
+            for n, row in enumerate(p):
+                for j in np.argsort(-row)[:per_column]:
+                    tag = normalize_tag(names[j])
+                    if row[j] >= min_prob and tag and weight > 0:
+                        out[n][tag] = max(out[n].get(tag, 0.0), round(float(row[j]) * weight, 4))
+        return out
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``projection.pt`` into ``directory``; return it."""

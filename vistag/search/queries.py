@@ -8,6 +8,7 @@ Queries are rendered from the same mustache templates the engine stores (see
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Mapping, Sequence, Union
@@ -41,6 +42,31 @@ class Hit:
 ImageQuery = Union[Sequence[float], np.ndarray, str, bytes, Any]
 
 
+#: BM25 best / second score ratio at or above which :meth:`Searcher.text` keeps the best hit first.
+PIN_RATIO = 2.0
+
+_WORD = re.compile(r"\w+")
+
+
+def pin_known_item(fused: list[Hit], bm25: Sequence[Hit], ratio: float, query: str | None = None) -> list[Hit]:
+    """``fused`` with BM25's best hit first when the query names it: every word of its title
+    is in ``query``, or it scores ``ratio`` times BM25's second (or has no second).
+
+    Rank fusion is blind to score gaps and to exact names: a shopper who pastes a
+    product's title wants that product, and the lists that rank by type and look would
+    bury it among its look-alikes.
+    """
+    if not bm25:
+        return fused
+    top = bm25[0]
+    words = set(_WORD.findall(query.lower())) if query else set()
+    named = bool(words) and set(_WORD.findall(str(top.title or "").lower())) <= words and bool(top.title)
+    if not named and len(bm25) > 1 and top.score < ratio * bm25[1].score:
+        return fused
+    rest = [h for h in fused if h.id != top.id]
+    return [Hit(top.id, fused[0].score if fused else top.score, top.title, top.source)] + rest
+
+
 def _hits(resp: Mapping[str, Any]) -> list[Hit]:
     return [Hit(h["_id"], float(h["_score"] or 0.0), h.get("_source", {}).get("title"), h.get("_source", {}))
             for h in resp["hits"]["hits"]]
@@ -69,6 +95,7 @@ class Searcher:
         self.index = index
         self.adapter = EngineAdapter(self.client.info())
         self.embedder = embedder
+        self._count: int | None = None
         self.spec = DocumentSpec(name=index, vector_dim=vector_dim or self._index_vector_dim() or 1840)
 
     def _index_vector_dim(self) -> int | None:
@@ -223,21 +250,64 @@ class Searcher:
             return "client"
         return "engine"
 
+    def text(self, query: str, projection: Any = None, relations: Any = None, size: int = 10, offset: int = 0,
+             fusion: str = "rrf", weights: Mapping[str, float] | None = None, window: int = 100,
+             category: str | None = None, attributes: Mapping[str, str] | None = None, where: str = "auto",
+             pin_ratio: float | None = PIN_RATIO) -> list[Hit]:
+        """A shopper's text query through the default hybrid: BM25 + query tags + text->image kNN, fused by RRF.
+
+        The query tags are the words of ``query`` that are catalog tags (IDF-weighted, with
+        ``relations``: :func:`~vistag.search.text_tags.tags_from_text`, expanded by the
+        relations) and the tags ``projection`` reads from the text; ``projection`` (a
+        :class:`~vistag.models.text_image.TextImageProjection` trained on this index's
+        backbone) also gives the image-space vector of the text. Without a projection or
+        relations the missing lists are left out (BM25 alone at the least). A known item
+        (the query holds every word of BM25's best hit's title, or that hit scores
+        ``pin_ratio`` times the second) stays first.
+
+        Example:
+            >>> proj = TextImageProjection.load("model/text-image")                    # doctest: +SKIP
+            >>> searcher.text("navy blue shirt", proj, TagRelations.load("relations"))  # doctest: +SKIP
+        """
+        from vistag.search.text_tags import tags_from_text
+
+        tag_weights: dict[str, float] = {}
+        df = relations.document_frequency() if relations is not None else {}
+        if df:
+            tag_weights = tags_from_text(query, df, self.document_count())
+        vector = None
+        if projection is not None:
+            vector, read = projection.encode_query(query)
+            for tag, w in read.items():
+                tag_weights[tag] = max(tag_weights.get(tag, 0.0), w)
+        return self.hybrid(query, tag_weights or None, vector, size=size, offset=offset, fusion=fusion, weights=weights,
+                           window=window, category=category, attributes=attributes, relations=relations, where=where,
+                           pin_ratio=pin_ratio)
+
+    def document_count(self) -> int:
+        """Documents in the index (asked once, then remembered: the IDF of query tags needs it)."""
+        if self._count is None:
+            self._count = int(self.client.count(self.index))
+        return self._count
+
     def hybrid(self, query: str | None = None, tag_weights: Mapping[str, float] | None = None,
                vector: ImageQuery | None = None, size: int = 10, offset: int = 0, fusion: str = "rrf",
                weights: Mapping[str, float] | None = None, window: int = 100, category: str | None = None,
                attributes: Mapping[str, str] | None = None, relations=None, discount: float = 0.5,
-               where: str = "auto") -> list[Hit]:
+               where: str = "auto", pin_ratio: float | None = None) -> list[Hit]:
         """BM25 + tags + kNN, fused by ``rrf`` or ``weighted`` (min-max normalised) sums.
 
         Inside the engine in one ``hybrid`` request where it can (see
-        :meth:`fusion_site`), else each list runs on its own (filters inside each, kNN
-        included) and is fused here.
+        :meth:`fusion_site`), else the lists run side by side in one ``_msearch``
+        (filters inside each, kNN included) and are fused here.
 
         Args:
             window: candidates taken from each list (at least ``offset + size``).
             weights: per-list weights, keys ``text``, ``tags``, ``image``.
             where: ``auto``, ``engine`` or ``client``.
+            pin_ratio: when the query holds every word of BM25's best hit's title, or that
+                hit scores at least this many times the second (a known item: the shopper
+                typed its name), it is put first; ``None``: never (see :func:`pin_known_item`).
 
         Raises:
             ConfigError: ``where="engine"`` on a cluster that cannot fuse.
@@ -252,18 +322,33 @@ class Searcher:
                                   "(OpenSearch with the neural-search plugin can; RRF takes no weights)")
             expanded = self.expand(tag_weights, relations, discount) if tag_weights else None
             vec = self.vector_of(vector).tolist() if vector is not None else None
-            return self._engine_hybrid(query, expanded, vec, size, offset, fusion, weights, window, category, attributes)
+            if not (pin_ratio and query):
+                return self._engine_hybrid(query, expanded, vec, size, offset, fusion, weights, window, category, attributes)
+            fused_hits = self._engine_hybrid(query, expanded, vec, offset + size, 0, fusion, weights, window, category,
+                                             attributes)
+            return pin_known_item(fused_hits, self.keyword(query, size=2, category=category, attributes=attributes),
+                                  pin_ratio, query)[offset:offset + size]
         window = max(window, offset + size)
-        lists: dict[str, list[Hit]] = {}
+        bodies: dict[str, dict] = {}  # every list in one _msearch: the engine runs them side by side
         if query:
-            lists["text"] = self.keyword(query, size=window, category=category, attributes=attributes)
+            bodies["text"] = self.body(keyword, keyword.params(query, window, 0, category, attributes))
         if tag_weights:
-            lists["tags"] = self.tags(tag_weights, size=window, category=category, attributes=attributes,
-                                      relations=relations, discount=discount)
-        if vector is not None:
-            lists["image"] = self.image(vector, k=window, category=category, attributes=attributes)  # or an image
-        if not lists:
+            bodies["tags"] = self.body(tags, tags.params(self.expand(tag_weights, relations, discount), window, 0,
+                                                         category, attributes))
+        if vector is not None:  # a vector, or an image to embed
+            bodies["image"] = self.body(image, image.params(self.vector_of(vector).tolist(), window, None,
+                                                            category=category, attributes=attributes))
+        if not bodies:
             raise ValueError("a hybrid query needs text, tags or an image")
+        lists: dict[str, list[Hit]] = {}
+        for name, answer in zip(bodies, self.client.msearch([(self.index, b) for b in bodies.values()])):
+            if "error" in answer:
+                raise EngineError(f"the {name} list of a hybrid query on {self.index} failed: "
+                                  f"{json.dumps(answer['error'])[:500]}", answer.get("status"))
+            lists[name] = _hits(answer)
         by_id = {h.id: h for hits in lists.values() for h in hits}
         fused = FUSIONS[fusion]({name: [(h.id, h.score) for h in hits] for name, hits in lists.items()}, weights=weights)
-        return [Hit(doc_id, score, by_id[doc_id].title, by_id[doc_id].source) for doc_id, score in fused[offset:offset + size]]
+        fused_hits = [Hit(doc_id, score, by_id[doc_id].title, by_id[doc_id].source) for doc_id, score in fused]
+        if pin_ratio and "text" in lists:
+            fused_hits = pin_known_item(fused_hits, lists["text"], pin_ratio, query)
+        return fused_hits[offset:offset + size]

@@ -72,12 +72,16 @@ def check_seller_tags(searcher: Searcher, vector: Sequence[float], seller_tags: 
 def neighbour_labels(source: dict) -> dict[str, float]:
     """What a neighbour says about itself: its catalog labels (category levels and
     attributes, slugged like tags) with weight 1; a product without labels falls back
-    to its own predicted ``tags`` weighted by their presence scores."""
+    to its own predicted ``tags`` weighted by their presence scores, unless a
+    title-aware model wrote them (``model.tagger`` ends in ``+title``): the check judges
+    the photo, so tags read from a title never vote."""
     labels = [v for k, v in source.get("category", {}).items() if k.startswith("lvl")]
     labels += list(source.get("attributes", {}).values())
     slugs = {t: 1.0 for t in (normalize_tag(v) for v in labels) if t}
     if slugs:
         return slugs
+    if str(source.get("model", {}).get("tagger", "")).endswith("+title"):
+        return {}
     own = set(source.get("tags", []))
     return {t: float(w) for t, w in source.get("tag_weights", {}).items() if t in own}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -90,12 +91,17 @@ def _tag_block(scores: np.ndarray, classes: list[str], truth: list[set[str]], se
     return out
 
 
-def evaluate(model: TaggingModel, test: EmbeddedCatalog, train: EmbeddedCatalog | None = None, k: int = 10) -> tuple[dict, dict]:
+def evaluate(model: TaggingModel, test: EmbeddedCatalog, train: EmbeddedCatalog | None = None, k: int = 10,
+             knn_x: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict, dict]:
     """Measure ``model`` (and the kNN tagger over ``train``) on ``test``.
+
+    ``knn_x``: the image embeddings of ``(test, train)`` when the model's inputs are
+    more than the image (a title-aware model): the kNN tagger compares images only.
 
     Returns:
         ``(report, extras)``: the JSON report (see the module docstring) and
-        ``extras`` with the leaf confusion matrix and its class names.
+        ``extras`` with the leaf confusion matrix and its class names, and
+        ``attribute_confusion``: attribute column -> ``(matrix, class names)``.
     """
     pred = model.predict(test.x, top_k=5)
     report: dict = {"model": model.tagger_id, "backbone": model.backbone.model_id, "test_rows": len(test),
@@ -113,8 +119,10 @@ def evaluate(model: TaggingModel, test: EmbeddedCatalog, train: EmbeddedCatalog 
             extras["confusion"], extras["classes"] = cm, [c for c in vocab.classes] + ([UNSEEN] if len(cm) > len(vocab.classes) else [])
     for vocab in model.attributes:
         ranked = np.argsort(-pred.attributes[vocab.column], axis=1)[:, :5]
-        block, _ = _task_report(ranked, vocab, test.column(vocab.column))
+        block, cm = _task_report(ranked, vocab, test.column(vocab.column))
         report["attributes"][vocab.column] = block
+        extras.setdefault("attribute_confusion", {})[vocab.column] = (
+            cm, list(vocab.classes) + ([UNSEEN] if len(cm) > len(vocab.classes) else []))
 
     truth = [set(tags_from_labels(f, model.tag_columns)) for f in test.fields]
     classes = model.tags.classes
@@ -125,7 +133,8 @@ def evaluate(model: TaggingModel, test: EmbeddedCatalog, train: EmbeddedCatalog 
             "global_threshold": np.full(len(classes), model.global_threshold, np.float32)})
         report["tags"]["heads"]["global_threshold"] = model.global_threshold
         if train is not None and len(train):
-            knn = _knn_scores(model, train, test, k)
+            knn = _knn_scores(model, replace(train, x=knn_x[1]), replace(test, x=knn_x[0]), k) if knn_x is not None \
+                else _knn_scores(model, train, test, k)
             report["tags"]["knn"] = _tag_block(knn, classes, truth, {"score>=0.5": np.full(len(classes), 0.5, np.float32)})
             report["tags"]["knn"]["k"] = k
             blend = (heads + knn) / 2

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from typing import Sequence
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -34,6 +35,8 @@ class TrainSettings:
         validator_quantile: radius quantile of the product-type validator.
         min_confidence: best-path probability below which predictions are not written.
         train: head hyper-parameters.
+        title_column: opt-in title-aware model: the heads read this column's title (its
+            sentence vector joined to the image embedding) besides the image.
     """
 
     levels: list[str] = field(default_factory=list)
@@ -43,6 +46,7 @@ class TrainSettings:
     validator_quantile: float = 0.99
     min_confidence: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
+    title_column: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""
@@ -71,6 +75,11 @@ def train_model(data: EmbeddedCatalog, splits: np.ndarray, backbone: BackboneCon
         progress: progress bars.
     """
     started = time.monotonic()
+    if settings.title_column:
+        from vistag.models.tagging_model import join_titles
+
+        data = replace(data, x=join_titles(data.x, data.column(settings.title_column)))
+        logger.info("title-aware: %s titles joined to the embeddings in %.1fs", len(data), time.monotonic() - started)
     train = data.subset(splits == TRAIN)
     val = data.subset(splits == VAL)
     if len(train) == 0:
@@ -127,14 +136,17 @@ def train_model(data: EmbeddedCatalog, splits: np.ndarray, backbone: BackboneCon
     return TaggingModel(backbone=backbone, levels=levels, attributes=attributes, tags=tags,
                         tag_columns=list(settings.tag_columns), hierarchy=hierarchy, head=head,
                         tag_thresholds=per_tag, global_threshold=global_t, min_confidence=settings.min_confidence,
-                        validator=validator, info=info, temperatures=temperatures)
+                        validator=validator, info=info, temperatures=temperatures,
+                        title_column=settings.title_column or None)
 
 
 def train_text_image(data: EmbeddedCatalog, splits: np.ndarray, title_column: str, image_model_id: str,
-                     seed: int = 0, progress: bool = False):
+                     seed: int = 0, progress: bool = False, label_columns: Sequence[str] = ()):
     """Train the text->image projection on the training rows' (title, embedding) pairs.
 
-    Validation rows pick the best epoch; test rows are never seen.
+    Validation rows pick the best epoch; test rows are never seen. Each title is also
+    seen as a shopper's shorter query (:func:`~vistag.models.text_image.query_like`),
+    and the text learns to read ``label_columns`` (query tags for hybrid search).
 
     Args:
         data: the embedded catalog.
@@ -143,6 +155,8 @@ def train_text_image(data: EmbeddedCatalog, splits: np.ndarray, title_column: st
         image_model_id: the backbone's model id (recorded in the projection).
         seed: random seed.
         progress: show progress while titles are encoded.
+        label_columns: catalog columns whose values the text learns to predict (e.g. the
+            product type and the colour; their values must be index tags to be of use).
 
     Raises:
         ValueError: no training row has a title.
@@ -154,6 +168,8 @@ def train_text_image(data: EmbeddedCatalog, splits: np.ndarray, title_column: st
     fit, val = has & (splits == TRAIN), has & (splits == VAL)
     if not fit.any():
         raise ValueError(f"no training row has a {title_column!r} title: the text->image projection needs titles")
+    labels = {col: list(np.asarray(data.column(col), dtype=object)[fit]) for col in label_columns}
+    groups = ["|".join(str(labels[c][n]) for c in labels) for n in range(int(fit.sum()))] if labels else None
     return TextImageProjection.fit(list(titles[fit]), data.x[fit], image_model_id=image_model_id,
-                                   val_texts=list(titles[val]) if val.any() else None,
+                                   labels=labels or None, groups=groups, val_texts=list(titles[val]) if val.any() else None,
                                    val_vectors=data.x[val] if val.any() else None, seed=seed, progress=progress)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from vistag.cli.commands.common import embedding_cache, load_tagging_model, make_embedder, print_json
@@ -44,6 +46,32 @@ def _embed(args: argparse.Namespace, embedder, catalog: str, images: str | None,
     return data, batch
 
 
+def title_column(args: argparse.Namespace, schema: CatalogSchema) -> str | None:
+    """The schema's title column with ``--title-aware``, else ``None``."""
+    if not getattr(args, "title_aware", False):
+        return None
+    if not schema.title:
+        raise ConfigError("--title-aware needs a title column in the schema")
+    return schema.title
+
+
+def image_only(model, command: str):
+    """``model``, or a ConfigError when it is title-aware (``command`` has only images)."""
+    if model is not None and model.title_column:
+        raise ConfigError(f"this model is title-aware (it reads {model.title_column!r}): {command} has only images; "
+                          "use an image-only model (trained without --title-aware)")
+    return model
+
+
+def read_label_columns(given: list[str] | None, settings) -> list[str]:
+    """The columns the text->image projection learns to read: ``given``, or the deepest level and colour attributes."""
+    if given is not None:
+        return list(given)
+    readable = set(settings.tag_columns)  # a read label is of use only as an index tag
+    deepest = [c for c in settings.levels[-1:] if c in readable]
+    return deepest + [c for c in settings.attributes if c in readable and re.search(r"colou?r", c, re.I)]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train heads on a labelled catalog and write the model directory."""
     from vistag.models.training import TrainConfig
@@ -58,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tag_columns=args.tag_columns if args.tag_columns is not None else list(schema.tags),
         min_count=args.min_count, min_confidence=args.min_confidence,
         train=TrainConfig(hidden=args.hidden, epochs=args.epochs, class_weighting=args.class_weighting, seed=args.seed),
+        title_column=title_column(args, schema),
     )
     if not (settings.levels or settings.attributes or settings.tag_columns):
         raise ConfigError("nothing to learn: the schema names no category, attribute or tag columns")
@@ -79,7 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not schema.title:
             raise ConfigError("--text-image needs a title column in the schema")
         t0 = time.monotonic()
-        projection = train_text_image(data, splits, schema.title, embedder.model_id, args.seed, _progress(args))
+        projection = train_text_image(data, splits, schema.title, embedder.model_id, args.seed, _progress(args),
+                                      label_columns=read_label_columns(args.read_labels, settings))
         model.info["training"]["text_image"] = {"seconds": round(time.monotonic() - t0, 2),
                                                 "history": projection.config.history[-1:]}
     model.save(out)
@@ -112,14 +142,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     schema = CatalogSchema.load(args.schema)
     embedder = make_embedder(args, model)
     data, _ = _embed(args, embedder, args.catalog, args.images, schema)
+    if model.title_column and not any(data.column(model.title_column)):
+        raise ConfigError(f"this model is title-aware: no row of {args.catalog} has a {model.title_column!r} title")
     split = model.info.get("training", {}).get("split", {})
     split_col = args.split_col if args.split_col is not None else split.get("split_column")
     test_fraction = args.test_fraction if args.test_fraction is not None else (split.get("test_fraction") or 0.1)
     splits = assign_splits(data, split_col, test_fraction, split.get("val_fraction", 0.1), split.get("seed", 0))
+    image_x = data.x
+    if model.title_column:
+        data = replace(data, x=model.with_titles(data.x, data.column(model.title_column)))
     test, train = data.subset(splits == TEST), data.subset(splits == TRAIN)
     if len(test) == 0:
         raise ConfigError("the catalog has no test rows under the model's split; pass --split-col or --test-fraction")
-    report, extras = evaluate(model, test, train, k=args.k)
+    knn_x = (image_x[splits == TEST], image_x[splits == TRAIN]) if model.title_column else None  # kNN: images only
+    report, extras = evaluate(model, test, train, k=args.k, knn_x=knn_x)
     report["split"] = {"split_column": split_col, "test_fraction": None if split_col else test_fraction,
                        "test_rows": len(test), "reference_rows": len(train)}
     if args.robustness:
@@ -132,12 +168,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         def alternate(image):  # another library path: plain stretch + bilinear, no padding to a square
             return image.convert("RGB").resize((size, size), resample=2)
 
-        report["robustness"] = robustness(model, embedder.embed_images, images, alternate)
+        embed = embedder.embed_images
+        if model.title_column:  # the same titles beside each re-encoded image
+            titles = [test.fields[i].get(model.title_column) for i in pick]
+
+            def embed(batch, _embed=embedder.embed_images):
+                return model.with_titles(_embed(batch), titles)
+        report["robustness"] = robustness(model, embed, images, alternate)
     if args.confusion_png and "confusion" in extras:
         confusion_png(extras["confusion"], extras["classes"], args.confusion_png,
                       title=f"{model.levels[-1].column}: {len(test)} test rows, top-1 "
                             f"{100 * report['levels'][model.levels[-1].column]['top1']:.1f}%")
         report["confusion_png"] = str(args.confusion_png)
+    for column, png in args.attribute_confusion_png:
+        if column not in extras.get("attribute_confusion", {}):
+            raise ConfigError(f"--attribute-confusion-png: {column!r} is not an attribute of this model "
+                              f"({', '.join(extras.get('attribute_confusion', {})) or 'none'})")
+        cm, classes = extras["attribute_confusion"][column]
+        confusion_png(cm, classes, png, title=f"{column}: {len(test)} test rows, top-1 "
+                                              f"{100 * report['attributes'][column]['top1']:.1f}%")
+        report.setdefault("attribute_confusion_png", {})[column] = str(png)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))
     text = markdown(report)
@@ -152,7 +202,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     """Tag image files with a trained model; prints JSON."""
     from vistag.images import ImageLoadError
 
-    model = load_tagging_model(args.model)
+    model = image_only(load_tagging_model(args.model), "`vistag tag`")
     embedder = make_embedder(args, model)
     store = ImageStore(None)
     images, names, errors = [], [], []

@@ -60,8 +60,8 @@ def image_vector(args: argparse.Namespace):
     return make_embedder(args).embed_images([loaded.image])[0]
 
 
-def text_image_vector(args: argparse.Namespace, index_dim: int):
-    """The image-space vector of ``--query`` through the ``--text-image`` projection (imports torch)."""
+def load_text_image(args: argparse.Namespace, index_dim: int):
+    """The ``--text-image`` projection, checked against the index's vector size (imports torch)."""
     from vistag.models.text_image import CONFIG_FILE, TextImageProjection
 
     path = Path(args.text_image)
@@ -74,7 +74,7 @@ def text_image_vector(args: argparse.Namespace, index_dim: int):
     if projection.config.image_dim != index_dim:
         raise ConfigError(f"{path} projects into {projection.config.image_dim}-d {projection.config.image_model_id} "
                           f"vectors, the index holds {index_dim}-d vectors: train it on the index's backbone")
-    return projection.encode([args.query])[0]
+    return projection
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -89,7 +89,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     where = {"category": args.category, "attributes": filters}
     relations = None
-    if args.expand or (args.expand is None and args.tags):
+    if args.expand or (args.expand is None and (args.tags or args.text_image)):
         from vistag.cli.commands.common import default_relations_path, load_relations
 
         path = args.relations or default_relations_path()
@@ -100,9 +100,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.text_image:
         if not args.query or args.image or args.similar:
             raise ConfigError("--text-image adds a text->image list to --query (and cannot be combined with --image)")
-        vector = text_image_vector(args, searcher.spec.vector_dim)
-        kinds.append("image")
-    if args.similar:
+        if args.tags:
+            raise ConfigError("--text-image reads the query's tags itself: leave out --tags")
+        projection = load_text_image(args, searcher.spec.vector_dim)
+        weights = parse_weights(args.fusion_weights)
+        site = searcher.fusion_site(args.fusion, weights) if args.fusion_site == "auto" else args.fusion_site
+        hits = searcher.text(args.query, projection, relations, size=args.k, offset=args.offset, fusion=args.fusion,
+                             weights=weights, where=site, **where)
+        print(f"fusion: {args.fusion} of BM25, query tags and text->image kNN, "
+              + ("inside the engine" if site == "engine" else "client-side"), file=sys.stderr)
+    elif args.similar:
         try:
             hits = searcher.similar(args.similar, k=args.k, num_candidates=args.num_candidates, **where)
         except KeyError as exc:

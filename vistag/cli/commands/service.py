@@ -20,6 +20,9 @@ def build_model(args: argparse.Namespace):
     from vistag.service.model import InferenceModel
 
     trained = load_tagging_model(args.model) if is_model_dir(args.model) else None
+    if trained is not None and trained.title_column:
+        raise ConfigError(f"{args.model} is title-aware (it reads {trained.title_column!r}): the service tags images "
+                          "alone; serve an image-only model (trained without --title-aware)")
     embedder = make_embedder(args, trained)
     sources = [bool(args.reference), bool(args.reference_index), trained is not None]
     if sum(sources) > 1:
