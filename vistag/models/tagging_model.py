@@ -135,10 +135,11 @@ class TaggingModel:
         if self.title_column is None:
             return x
         if encoder is None:  # loaded once per model object
-            from vistag.models.text import TagNameEncoder
+            if "_title_encoder" not in self.__dict__:
+                from vistag.models.text import TagNameEncoder
 
-            encoder = self.__dict__.setdefault("_title_encoder", None) or TagNameEncoder()
-            self.__dict__["_title_encoder"] = encoder
+                self.__dict__["_title_encoder"] = TagNameEncoder()
+            encoder = self.__dict__["_title_encoder"]
         return join_titles(x, titles, encoder)
 
     def predict(self, x: np.ndarray, top_k: int = 5) -> Predictions:
@@ -311,13 +312,10 @@ def join_titles(x: np.ndarray, titles: Sequence[object], encoder=None) -> np.nda
         from vistag.models.text import TagNameEncoder
 
         encoder = TagNameEncoder()
-    t = np.zeros((len(texts), 384), np.float32)
     has = [i for i, text in enumerate(texts) if text]
-    if has:
-        v = np.asarray(encoder([texts[i] for i in has]), np.float32)
-        if t.shape[1] != v.shape[1]:
-            t = np.zeros((len(texts), v.shape[1]), np.float32)
-        t[has] = v
+    v = np.asarray(encoder([texts[i] for i in has]), np.float32) if has else np.zeros((0, 384), np.float32)
+    t = np.zeros((len(texts), v.shape[1]), np.float32)
+    t[has] = v
     return np.hstack([np.asarray(x, np.float32), t])
 
 

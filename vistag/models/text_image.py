@@ -305,8 +305,10 @@ class TextImageProjection:
         Example:
             >>> vector, tags = proj.encode_query("navy blue shirt")  # doctest: +SKIP
         """
-        t = self._as_text_vectors([text])
-        return self.encode(t)[0], (self.query_tags(t)[0] if self.config.labels else {})
+        with torch.inference_mode():  # one pass through the MLP for the vector and the labels
+            vector, logits = self.module.forward_all(torch.from_numpy(np.ascontiguousarray(self._as_text_vectors([text]))))
+        probs = {col: z.softmax(1).numpy() for col, z in logits.items()}
+        return vector[0].numpy(), self._tags_from_probs(probs, 1)[0]
 
     def predict_labels(self, texts: Sequence[str] | np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
         """Label column -> ``(N, classes)`` probabilities read from the texts (columns of ``config.labels``)."""
@@ -331,8 +333,12 @@ class TextImageProjection:
             >>> proj.query_tags(["blue jeans men"])  # doctest: +SKIP
             [{'jeans': 0.97, 'blue': 0.81, 'men': 0.95}]
         """
-        probs = self.predict_labels(texts)
-        out: list[dict[str, float]] = [{} for _ in range(len(next(iter(probs.values()))) if probs else len(texts))]
+        return self._tags_from_probs(self.predict_labels(texts), len(texts), min_prob, per_column, column_weights)
+
+    def _tags_from_probs(self, probs: Mapping[str, np.ndarray], n: int, min_prob: float = 0.2, per_column: int = 2,
+                         column_weights: Mapping[str, float] | None = None) -> list[dict[str, float]]:
+        """The read tags of ``n`` texts from their label probabilities (see :meth:`query_tags`)."""
+        out: list[dict[str, float]] = [{} for _ in range(n)]
         for col, p in probs.items():
             names, weight = self.config.labels[col], (column_weights or {}).get(col, 1.0)
             for n, row in enumerate(p):

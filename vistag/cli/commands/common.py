@@ -56,6 +56,14 @@ def is_model_dir(name: str | None) -> bool:
     return bool(name) and (Path(name) / "vistag-model.json").is_file()
 
 
+def image_only(model, command: str):
+    """``model``, or a ConfigError when it is title-aware (``command`` has only images)."""
+    if model is not None and model.title_column:
+        raise ConfigError(f"this model is title-aware (it reads {model.title_column!r}): {command} has only images; "
+                          "use an image-only model (trained without --title-aware)")
+    return model
+
+
 def load_tagging_model(path: str):
     """Load a trained model directory (imports torch)."""
     from vistag.models.tagging_model import TaggingModel

@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from vistag.cli.commands.common import embedding_cache, load_tagging_model, make_embedder, print_json
+from vistag.cli.commands.common import embedding_cache, image_only, load_tagging_model, make_embedder, print_json
 from vistag.errors import ConfigError
 from vistag.images import ImageStore
 from vistag.indexer.schema import CatalogSchema
@@ -53,14 +53,6 @@ def title_column(args: argparse.Namespace, schema: CatalogSchema) -> str | None:
     if not schema.title:
         raise ConfigError("--title-aware needs a title column in the schema")
     return schema.title
-
-
-def image_only(model, command: str):
-    """``model``, or a ConfigError when it is title-aware (``command`` has only images)."""
-    if model is not None and model.title_column:
-        raise ConfigError(f"this model is title-aware (it reads {model.title_column!r}): {command} has only images; "
-                          "use an image-only model (trained without --title-aware)")
-    return model
 
 
 def read_label_columns(given: list[str] | None, settings) -> list[str]:

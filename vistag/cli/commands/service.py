@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from vistag.cli.commands.common import (connect, embedding_cache_dir, is_model_dir, load_tagging_model,
+from vistag.cli.commands.common import (connect, embedding_cache_dir, image_only, is_model_dir, load_tagging_model,
                                        make_embedder)
 from vistag.errors import ConfigError
 
@@ -19,10 +19,7 @@ def build_model(args: argparse.Namespace):
     from vistag.indexer.schema import CatalogSchema
     from vistag.service.model import InferenceModel
 
-    trained = load_tagging_model(args.model) if is_model_dir(args.model) else None
-    if trained is not None and trained.title_column:
-        raise ConfigError(f"{args.model} is title-aware (it reads {trained.title_column!r}): the service tags images "
-                          "alone; serve an image-only model (trained without --title-aware)")
+    trained = image_only(load_tagging_model(args.model) if is_model_dir(args.model) else None, "the inference service")
     embedder = make_embedder(args, trained)
     sources = [bool(args.reference), bool(args.reference_index), trained is not None]
     if sum(sources) > 1:
