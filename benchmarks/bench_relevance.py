@@ -50,7 +50,7 @@ from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
 from vistag.indexer.schema import CatalogSchema  # noqa: E402
 from vistag.models import create_embedder  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
-from vistag.models.text_image import TextImageProjection  # noqa: E402
+from vistag.models.text_image import TextImageProjection, query_like  # noqa: E402
 from vistag.search.fusion import rrf  # noqa: E402
 from vistag.search import Searcher  # noqa: E402
 from vistag.search.text_tags import tags_from_text  # noqa: E402
@@ -76,12 +76,6 @@ def scores(ids: list[str], query: dict, rows: dict, counts: dict) -> dict:
     return out
 
 
-def text_query(title: str, rng: random.Random) -> str:
-    words = title.split()[1:]  # drop the brand
-    keep = [w for w in words if rng.random() > 1 / 3]
-    return " ".join(keep or words[-1:])
-
-
 def timed(fn, latencies: list[float]):
     start = time.perf_counter()
     result = fn()
@@ -92,14 +86,6 @@ def timed(fn, latencies: list[float]):
 #: Weight grid tried for the client-side RRF of BM25 (always 1), tags and text->image lists.
 WEIGHT_GRID = [{"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
                for i in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)]
-
-
-def merged_tags(*weights: dict) -> dict:
-    out: dict = {}
-    for w in weights:
-        for tag, v in w.items():
-            out[tag] = max(out.get(tag, 0.0), v)
-    return out
 
 
 def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, relations, rows, counts, lat) -> dict:
@@ -113,7 +99,7 @@ def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, r
     reads_labels = bool(projection.config.labels)
 
     def lists_for(q: dict, timing: bool) -> dict:
-        text = text_query(q["productDisplayName"], rng)
+        text = query_like(q["productDisplayName"], rng)
         qtags = tags_from_text(text, df, n_docs)
         vec = timed(lambda: projection.encode([text])[0], lat.setdefault("text->image encode", [])) if timing \
             else projection.encode([text])[0]
@@ -125,10 +111,10 @@ def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, r
         if timing:  # the default hybrid itself, as a storefront calls it: one method, its own requests
             out["default"] = [(h.id, h.score) for h in timed(
                 lambda: searcher.text(text, projection, relations, size=K + 1), lat.setdefault("default hybrid", []))]
-        if reads_labels:
-            read = timed(lambda: projection.query_tags([text])[0], lat.setdefault("query tags read", [])) if timing \
-                else projection.query_tags([text])[0]
-            merged = merged_tags(qtags, read)
+        if reads_labels:  # the words that are tags merged with the tags the projection reads, as Searcher.text does
+            merged = timed(lambda: searcher.read_query(text, projection, relations)[0],
+                           lat.setdefault("query tags read", [])) if timing \
+                else searcher.read_query(text, projection, relations)[0]
             if merged:  # nothing read with probability >= 0.2 and no word that is a tag: no list
                 out["query tags"] = [(h.id, h.score) for h in searcher.tags(merged, size=100, relations=relations)]
         return out
@@ -284,7 +270,7 @@ def main() -> None:
             add("image: exact", exact[n], q)
             overlap.append(len(set(hnsw_ids) & set(exact[n])) / K)
             timed(lambda: searcher.similar(q["id"], k=K), lat["similar"])
-            text = text_query(q["productDisplayName"], rng)
+            text = query_like(q["productDisplayName"], rng)
             qtags = tags_from_text(text, df, len(all_rows))
             add("text: BM25", [h.id for h in timed(lambda: searcher.keyword(text, size=K + 1), lat["keyword"])], q)
             if qtags:

@@ -37,6 +37,7 @@ from vistag.config import default_data_dir
 
 PAPER = {"gender_master": 88.4, "sub_500": 96.6, "article_500": 87.3}
 TARGET = {"gender_master": 90.0, "sub_500": 98.0, "article_500": 92.0}
+MARGIN = {k: v + 1.0 for k, v in TARGET.items()}  # issue 14: the targets with a point of margin
 LABEL = {"gender_master": "gender + masterCategory", "sub_500": "subCategory", "article_500": "articleType"}
 
 
@@ -56,13 +57,13 @@ def write_paper_catalog(labels: Path, out_dir: Path, min_images: int) -> tuple[P
     out = out_dir / "paper-catalog.csv"
     with open(out, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["id", "file", "split", *columns])
+        writer.writerow(["id", "file", "split", "productDisplayName", *columns])
         for r in rows:
             values = [fn(r) if fn(r) in kept[name] else "" for name, fn in columns.items()]
-            writer.writerow([r["id"], r["file"], r["split"], *values])
-    schema = out_dir / "paper.schema.json"
-    schema.write_text(json.dumps({"id": "id", "title": None, "image": "file", "attributes": list(columns),
-                                  "extra": ["split"]}))
+            writer.writerow([r["id"], r["file"], r["split"], r["productDisplayName"], *values])
+    schema = out_dir / "paper.schema.json"  # the title is read only by a --title-aware model
+    schema.write_text(json.dumps({"id": "id", "title": "productDisplayName", "image": "file",
+                                  "attributes": list(columns), "extra": ["split"]}))
     return out, schema, {k: sorted(v) for k, v in kept.items()}
 
 
@@ -85,8 +86,8 @@ def main() -> None:
                         help="backbone name for both models (default: vistag train's default)")
     parser.add_argument("--train-args", default="", help="extra `vistag train` flags for both models, one string")
     parser.add_argument("--title-aware", action="store_true",
-                        help="the full-problem model also reads the titles (`vistag train --title-aware`; opt-in); "
-                             "the paper-setting catalog has no titles and stays image-only")
+                        help="the models also read the titles (`vistag train --title-aware`; opt-in); the paper "
+                             "setting is then run image-only too and both are printed (Li et al. read images only)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_index import machine
@@ -110,23 +111,30 @@ def main() -> None:
          "--json", str(args.out / "eval-full.json"), "--report", str(args.out / "eval-full.md"),
          "--confusion-png", str(args.out / "confusion-articleType.png"), "--robustness", str(args.robustness),
          "--attribute-confusion-png", "baseColour", str(args.out / "confusion-baseColour.png")], env)
-    paper = args.out / "model-paper"
-    times["train_paper (embeddings from the cache)"] = run(
-        ["train", "--catalog", str(catalog), "--images", images, "--schema", str(schema), "--split-col", "split",
-         "--levels", "--tag-columns", "--out", str(paper), *extra], env)
-    times["eval_paper"] = run(
-        ["eval", "--model", str(paper), "--catalog", str(catalog), "--images", images, "--schema", str(schema),
-         "--json", str(args.out / "eval-paper.json"), "--report", str(args.out / "eval-paper.md")], env)
+    paper_runs = {"image only": ("model-paper", [])}
+    if args.title_aware:
+        paper_runs["title-aware"] = ("model-paper-title-aware", ["--title-aware"])
+    paper_ev = {}
+    for name, (directory, flags) in paper_runs.items():
+        paper = args.out / directory
+        times[f"train_paper {name} (embeddings from the cache)"] = run(
+            ["train", "--catalog", str(catalog), "--images", images, "--schema", str(schema), "--split-col", "split",
+             "--levels", "--tag-columns", "--out", str(paper), *extra, *flags], env)
+        times[f"eval_paper {name}"] = run(
+            ["eval", "--model", str(paper), "--catalog", str(catalog), "--images", images, "--schema", str(schema),
+             "--json", str(args.out / f"{directory}.json"), "--report", str(args.out / f"{directory}.md")], env)
+        paper_ev[name] = json.loads((args.out / f"{directory}.json").read_text())
 
-    ev = json.loads((args.out / "eval-paper.json").read_text())
     full_ev = json.loads((args.out / "eval-full.json").read_text())
-    print(f"\nSplit: the catalog's `split` column (test = id % 10 == 0): {ev['split']['test_rows']} test rows, "
-          f"classes with >= {args.min_images} images")
-    print(f"{'task':<26} {'classes':>7} {'Li et al. VGG-19':>16} {'target':>7} {'vistag top-1':>13} {'top-5':>6} {'MACC':>6}")
-    for col, paper_acc in PAPER.items():
-        b = ev["attributes"][col]
-        print(f"{LABEL[col]:<26} {len(kept[col]):>7} {paper_acc:>15.1f}% {TARGET[col]:>6.1f}% {100 * b['top1']:>12.1f}% "
-              f"{100 * b['top5']:>5.1f}% {100 * b['macc']:>5.1f}%")
+    for name, ev in paper_ev.items():
+        print(f"\nPaper setting, {name}. Split: the catalog's `split` column (test = id % 10 == 0): "
+              f"{ev['split']['test_rows']} test rows, classes with >= {args.min_images} images")
+        print(f"{'task':<26} {'classes':>7} {'Li et al. VGG-19':>16} {'target':>7} {'+1':>6} {'vistag top-1':>13} "
+              f"{'top-5':>6} {'MACC':>6}")
+        for col, paper_acc in PAPER.items():
+            b = ev["attributes"][col]
+            print(f"{LABEL[col]:<26} {len(kept[col]):>7} {paper_acc:>15.1f}% {TARGET[col]:>6.1f}% {MARGIN[col]:>5.1f}% "
+                  f"{100 * b['top1']:>12.1f}% {100 * b['top5']:>5.1f}% {100 * b['macc']:>5.1f}%")
     print("\nFull problem (hierarchy decoded consistently):")
     for col, b in full_ev["levels"].items():
         print(f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-5 {100 * b['top5']:.1f}%  "

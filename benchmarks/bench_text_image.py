@@ -5,7 +5,7 @@ training rows (title -> cached image vector; 5 % of them held out for early
 stopping) and evaluates it on test-split products only, whose titles and images
 the projection never saw:
 
-* the relevance benchmark's text queries (``bench_relevance.text_query``: brand and
+* the relevance benchmark's text queries (``vistag.models.text_image.query_like``: brand and
   a random third of the words dropped, same seed and sampling) searched by exact
   cosine kNN over every catalog image (the query product removed): recall@10 and
   nDCG@10 for "same articleType" and "same articleType + baseColour";
@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import machine  # noqa: E402
-from bench_relevance import K, scores, text_query  # noqa: E402
+from bench_relevance import K, scores  # noqa: E402
 
 from vistag.config import default_data_dir, vistag_home  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
@@ -144,7 +144,7 @@ def main() -> None:
 
     rng = random.Random(args.seed)
     queries = rng.sample(test, min(args.queries, len(test)))
-    texts = [text_query(q["productDisplayName"], rng) for q in queries]
+    texts = [query_like(q["productDisplayName"], rng) for q in queries]
     print(f"\n{len(queries)} held-out queries (as bench_relevance), exact kNN over {len(all_rows)} images:")
     evaluate("image alone (the product's own photo)", vectors[[index_of[q["id"]] for q in queries]], queries, vectors,
              ids, index_of, rows, counts)

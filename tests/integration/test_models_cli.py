@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -170,6 +171,16 @@ def test_searcher_text_fuses_bm25_the_read_query_tags_and_the_text_image_list(tr
     assert searcher.text(full_title, projection, size=10, where="client")[0].id == \
         searcher.keyword(full_title, size=1)[0].id
     assert [h.id for h in searcher.text(query, size=10, where="client")] == [h.id for h in searcher.keyword(query, size=10)]
+    # With relations, the words that are tags join the read tags; a tag both give keeps the larger weight.
+    from vistag.analyzers.relations import TagRelations
+    from vistag.search.text_tags import tags_from_text
+
+    docs = requests.post(f"{node.url}/{index}/_search", json={"size": 80, "_source": ["tags"]}, timeout=10).json()
+    relations = TagRelations.fit([h["_source"]["tags"] for h in docs["hits"]["hits"]])
+    words = tags_from_text(query, relations.document_frequency(), searcher.document_count())
+    merged, merged_vector = searcher.read_query(query, projection, relations)
+    assert words and np.allclose(merged_vector, vector)
+    assert merged == {t: max(words.get(t, 0.0), read.get(t, 0.0)) for t in {*words, *read}}
 
 
 def test_a_title_aware_model_reads_titles_where_rows_have_them_and_is_refused_where_not(trained, node, tmp_path, capsys):
@@ -200,6 +211,13 @@ def test_a_title_aware_model_reads_titles_where_rows_have_them_and_is_refused_wh
     accepted = [h for h in hits if h["_source"]["predicted"]["accepted"]]
     right = [h for h in accepted if h["_source"]["predicted"]["category"].endswith(by_id[h["_id"]]["articleType"])]
     assert len(right) >= 0.8 * len(accepted) > 0
+    # Re-tagging stored documents reads their stored title too: the same vectors and titles give the same tags.
+    assert main(["-q", "reindex", "--url", node.url, "--alias", "products-title-aware", "--from-index",
+                 "--model", str(aware), "--json"]) == 0
+    new_index = json.loads(capsys.readouterr().out)["alias"]["products-title-aware"]
+    again = requests.post(f"{node.url}/{new_index}/_search", json={"size": 30}, timeout=10).json()["hits"]["hits"]
+    before = {h["_id"]: (h["_source"]["predicted"], h["_source"]["tags"]) for h in hits}
+    assert {h["_id"]: (h["_source"]["predicted"], h["_source"]["tags"]) for h in again} == before
 
 
 def test_tagger_heads_without_a_model_is_a_clear_error(node, data_dir, tmp_path, capsys):

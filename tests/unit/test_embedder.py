@@ -23,6 +23,23 @@ def test_tiny_random_is_deterministic_and_normalised():
     assert np.allclose(a, b, atol=1e-6)
 
 
+def test_flip_averages_the_image_and_its_mirror():
+    from dataclasses import replace
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8))
+    mirror = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    plain = create_embedder("tiny-random", device="cpu")
+    a, b = plain.embed_images([image, mirror])
+    assert not np.allclose(a, b, atol=1e-3)  # the plain vector depends on which way the product faces
+    flip = create_embedder("tiny-random", device="cpu")
+    flip.config = replace(flip.config, flip=True)
+    c, d = flip.embed_images([image, mirror])
+    assert np.allclose(c, d, atol=1e-5) and np.isclose(np.linalg.norm(c), 1.0, atol=1e-5)
+    assert not np.allclose(c, a, atol=1e-3)  # both sides, not one
+    assert flip.model_id.endswith("-flip") and not plain.model_id.endswith("-flip")
+
+
 def test_efficientnet_lite0_loads_packaged_weights():
     embedder = create_embedder("efficientnet-lite0", device="cpu")
     vec = embedder.embed_images([Image.new("RGB", (60, 80), (200, 30, 30))])

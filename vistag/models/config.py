@@ -29,6 +29,9 @@ class BackboneConfig:
         colour: when above 0, the CIELAB colour evidence of the same input
             (:class:`vistag.models.colour.ColourJoined`, 208 numbers) is appended to
             the CNN vector with this norm next to it; ``embedding_dim`` counts both.
+        flip: embed the image and its mirror image and average the two (test-time
+            augmentation inside the embedding: twice the forward cost, and the vector
+            no longer depends on which way the product faces).
     """
 
     name: str
@@ -42,6 +45,7 @@ class BackboneConfig:
     interpolation: str = "bicubic"
     pooling: str = "mean"
     colour: float = 0.0
+    flip: bool = False
 
     def with_input_size(self, size: int | None) -> "BackboneConfig":
         """A copy with another input resolution (``None`` keeps it)."""
@@ -57,6 +61,8 @@ class BackboneConfig:
         suffix = "" if self.pooling == "mean" else "-" + self.pooling.replace("+", "")
         if self.colour:
             suffix += f"-lab{self.colour:g}"
+        if self.flip:
+            suffix += "-flip"
         return f"{self.name}@{self.version}-{self.input_size}px{suffix}"
 
     def to_dict(self) -> dict:

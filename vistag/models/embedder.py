@@ -98,11 +98,19 @@ class ImageEmbedder:
         batch = batch.contiguous(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
-                feats = self.model(batch)
+                feats = self._features(batch)
         else:
-            feats = self.model(batch)
+            feats = self._features(batch)
         feats = torch.nn.functional.normalize(feats[:n].float(), dim=1)
         return feats.cpu().numpy()
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model's vectors; with ``config.flip`` those of the batch and its mirror image, summed
+        (the sum points the way their mean does)."""
+        feats = self.model(batch)
+        if self.config.flip:
+            feats = feats.float() + self.model(batch.flip(3)).float()
+        return feats
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)

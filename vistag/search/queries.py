@@ -269,6 +269,22 @@ class Searcher:
             >>> proj = TextImageProjection.load("model/text-image")                    # doctest: +SKIP
             >>> searcher.text("navy blue shirt", proj, TagRelations.load("relations"))  # doctest: +SKIP
         """
+        tag_weights, vector = self.read_query(query, projection, relations)
+        return self.hybrid(query, tag_weights or None, vector, size=size, offset=offset, fusion=fusion, weights=weights,
+                           window=window, category=category, attributes=attributes, relations=relations, where=where,
+                           pin_ratio=pin_ratio)
+
+    def read_query(self, query: str, projection: Any = None, relations: Any = None) -> tuple[dict[str, float], Any]:
+        """What :meth:`text` sends for ``query``: its query tags and its image-space vector.
+
+        The query tags are the words of ``query`` that are tags (IDF-weighted; needs
+        ``relations``) merged, by the larger weight, with the tags ``projection`` reads; the
+        vector is ``None`` without a projection.
+
+        Example:
+            >>> searcher.read_query("navy blue shirt", proj, relations)[0]  # doctest: +SKIP
+            {'navy-blue': 1.0, 'shirts': 0.93, 'blue': 0.21}
+        """
         from vistag.search.text_tags import tags_from_text
 
         tag_weights: dict[str, float] = {}
@@ -280,9 +296,7 @@ class Searcher:
             vector, read = projection.encode_query(query)
             for tag, w in read.items():
                 tag_weights[tag] = max(tag_weights.get(tag, 0.0), w)
-        return self.hybrid(query, tag_weights or None, vector, size=size, offset=offset, fusion=fusion, weights=weights,
-                           window=window, category=category, attributes=attributes, relations=relations, where=where,
-                           pin_ratio=pin_ratio)
+        return tag_weights, vector
 
     def document_count(self) -> int:
         """Documents in the index (asked once, then remembered: the IDF of query tags needs it)."""

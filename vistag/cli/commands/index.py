@@ -143,7 +143,8 @@ def _spec_of(client, alias: str, quantization: str | None = None):
 
 
 def _retagger(args: argparse.Namespace):
-    """With ``--model MODEL_DIR``, a function that re-tags copied documents from their stored vectors."""
+    """With ``--model MODEL_DIR``, a function that re-tags copied documents from their stored vectors
+    (and, for a title-aware model, their stored ``title``)."""
     if not is_model_dir(args.model):
         return None
     import numpy as np
@@ -160,7 +161,8 @@ def _retagger(args: argparse.Namespace):
                               f"{model.backbone.model_id}: reindex from the catalog instead")
         vectors = np.asarray([d["image_vector"] for d in docs], dtype=np.float32)
         leaf = [_leaf(d.get("category", {})) for d in docs]
-        for doc, tagged in zip(docs, tagger.tag(vectors, [d["_id"] for d in docs], leaf)):
+        titles = [d.get("title") for d in docs] if tagger.title_column else None
+        for doc, tagged in zip(docs, tagger.tag(vectors, [d["_id"] for d in docs], leaf, titles=titles)):
             weights = {t: round(float(s), 6) for t, s in tagged.tags}
             doc.update(tags=list(weights), tag_weights=weights, predicted=tagged.predicted)
             doc["model"] = {**doc.get("model", {}), "tagger": tagger.id}
