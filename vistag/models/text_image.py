@@ -341,11 +341,11 @@ class TextImageProjection:
         out: list[dict[str, float]] = [{} for _ in range(n)]
         for col, p in probs.items():
             names, weight = self.config.labels[col], (column_weights or {}).get(col, 1.0)
-            for n, row in enumerate(p):
+            for i, row in enumerate(p):
                 for j in np.argsort(-row)[:per_column]:
                     tag = normalize_tag(names[j])
                     if row[j] >= min_prob and tag and weight > 0:
-                        out[n][tag] = max(out[n].get(tag, 0.0), round(float(row[j]) * weight, 4))
+                        out[i][tag] = max(out[i].get(tag, 0.0), round(float(row[j]) * weight, 4))
         return out
 
     def save(self, directory: str | Path) -> Path:

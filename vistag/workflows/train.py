@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 
