@@ -10,7 +10,9 @@ import yaml
 
 from vistag.cli.commands.common import connection_settings
 from vistag.engine.cluster import LocalCluster
-from vistag.engine.security import INDEXER, STOREFRONT, _yaml, console_text, role_definitions
+from vistag.engine.security import (
+    INDEXER, STOREFRONT, USERS, _yaml, console_text, generate_password, load_or_create_setup, role_definitions,
+)
 
 
 @pytest.mark.parametrize("engine,key", [("opensearch", "cluster.initial_cluster_manager_nodes"),
@@ -68,3 +70,17 @@ def test_roles_yaml_reads_back_and_console_text_is_pasteable():
         method_path, body = first.split("\n", 1)
         assert method_path.startswith("PUT ") and method_path.endswith(INDEXER)
         assert json.loads(body)  # a JSON body under each request line
+
+
+def test_generated_passwords_can_follow_password_on_the_command_line(tmp_path):
+    # secrets.token_urlsafe starts with "-" one time in 64; such a password made `vistag index
+    # --user U --password P` fail in argparse ("expected one argument"). 2,000 draws would hit it.
+    from vistag.cli.parser import build_parser
+
+    passwords = [generate_password() for _ in range(2000)]
+    assert all(p.isalnum() and len(p) == 24 for p in passwords)
+    assert len(set(passwords)) == len(passwords)
+    setup = load_or_create_setup(tmp_path)
+    assert set(setup.credentials) == set(USERS) and all(p.isalnum() for p in setup.credentials.values())
+    args = build_parser().parse_args(["search", "--user", "u", "--password", passwords[0], "--query", "x"])
+    assert args.password == passwords[0]

@@ -24,7 +24,7 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", default=None, help="API key, base64 id:key form (env VISTAG_API_KEY)")
     group.add_argument("--bearer-token", default=None, help="bearer token (env VISTAG_BEARER_TOKEN)")
     group.add_argument("--user", default=None, help="basic-auth user (env VISTAG_USER)")
-    group.add_argument("--password", default=None, help="basic-auth password (env VISTAG_PASSWORD)")
+    group.add_argument("--password", default=None, help="basic-auth password (env VISTAG_PASSWORD); write --password=VALUE when it starts with '-'")
     group.add_argument("--ca-cert", default=None, help="CA bundle to verify TLS (env VISTAG_CA_CERT)")
     group.add_argument("--client-cert", default=None, help="client certificate (PEM) for mutual TLS")
     group.add_argument("--client-key", default=None, help="private key (PEM) of --client-cert")

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import string
 import subprocess
 import time
 from dataclasses import dataclass
@@ -137,6 +138,23 @@ class SecureSetup:
         return "vistag-admin", self.credentials["vistag-admin"]
 
 
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_password(length: int = 24) -> str:
+    """A random password of letters and digits (about 143 bits at the default length).
+
+    Letters and digits only, so it can be typed after ``--password``, into a URL or a shell
+    unquoted: a password that starts with ``-`` (as ``secrets.token_urlsafe`` gives one time in
+    64) makes argparse read it as an option.
+
+    Example:
+        >>> len(generate_password())
+        24
+    """
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+
+
 def load_or_create_setup(directory: Path) -> SecureSetup:
     """Certificates and generated passwords in ``directory`` (made once, then reused; files mode 600)."""
     certs = make_certificates(directory)
@@ -144,7 +162,7 @@ def load_or_create_setup(directory: Path) -> SecureSetup:
     try:
         credentials = json.loads(creds_file.read_text())
     except (OSError, ValueError):
-        credentials = {user: secrets.token_urlsafe(18) for user in USERS}
+        credentials = {user: generate_password() for user in USERS}
         creds_file.write_text(json.dumps(credentials, indent=2))
         os.chmod(creds_file, 0o600)
     return SecureSetup(directory=directory, ca_cert=certs.ca, credentials=credentials)
