@@ -80,3 +80,29 @@ def test_cli_says_where_it_fused(node, indexed, capsys):
     assert f"fusion: rrf, {expected}" in captured.err
     assert main([*args, "--fusion-site", "client"]) == 0
     assert "fusion: rrf, client-side" in capsys.readouterr().err
+
+
+def test_the_engine_hybrid_with_a_known_item_pin_is_one_round_trip(node, indexed, monkeypatch):
+    """With the known-item pin, BM25's two best ride in the same _msearch as the engine's hybrid
+    request (its answer carries only fused scores), and the result equals client-side fusion + pin."""
+    from vistag.search.queries import PIN_RATIO
+
+    searcher, queries = indexed
+    if node.engine == "elasticsearch":
+        pytest.skip(NO_FUSION)
+    calls: list[str] = []
+    for name in ("search", "msearch"):
+        original = getattr(searcher.client, name)
+        monkeypatch.setattr(searcher.client, name,
+                            lambda *a, _call=original, _name=name, **k: (calls.append(_name), _call(*a, **k))[1])
+    full_title = searcher.keyword(queries[3][0], size=1)[0].title
+    moved = 0
+    for text, tags, vector in [*queries, (full_title, queries[3][1], queries[3][2])]:
+        calls.clear()
+        engine = searcher.hybrid(text, tags, vector, size=5, offset=1, where="engine", pin_ratio=PIN_RATIO)
+        assert calls == ["msearch"], text
+        client = searcher.hybrid(text, tags, vector, size=5, offset=1, where="client", pin_ratio=PIN_RATIO)
+        assert [h.id for h in engine] == [h.id for h in client], text
+        unpinned = searcher.hybrid(text, tags, vector, size=5, offset=1, where="engine")
+        moved += [h.id for h in unpinned] != [h.id for h in engine]
+    assert moved, "the pin must move a hit for some query (the full title at least)"

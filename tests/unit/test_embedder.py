@@ -41,7 +41,13 @@ def test_flip_averages_the_image_and_its_mirror():
 
 
 def test_efficientnet_lite0_loads_packaged_weights():
-    embedder = create_embedder("efficientnet-lite0", device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        embedder = create_embedder("efficientnet-lite0", device="cpu")
+        assert torch.get_num_threads() == 1  # the caller's thread setting is left alone (was reset to cpu_count)
+    finally:
+        torch.set_num_threads(threads)
     vec = embedder.embed_images([Image.new("RGB", (60, 80), (200, 30, 30))])
     assert vec.shape == (1, 1840) and embedder.model_id == "efficientnet-lite0@1-128px-meanmidgrid"
 

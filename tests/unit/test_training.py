@@ -72,3 +72,37 @@ def test_train_save_load_predict(tmp_path):
 def test_load_rejects_a_non_model_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a vistag model directory"):
         TaggingModel.load(tmp_path)
+
+
+def test_training_is_reproducible_and_leaves_the_callers_random_state_alone():
+    # Heads and the text -> image projection seed torch for themselves; a library call must
+    # neither reset the caller's generator (was torch.manual_seed) nor depend on it.
+    from vistag.models.heads import HeadConfig
+    from vistag.models.text_image import TextImageProjection
+    from vistag.models.training import Split, train_head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 16)).astype(np.float32)
+    text = rng.normal(size=(200, 384)).astype(np.float32)  # sentence vectors
+    split = Split(x=x, targets={"t": (x[:, 0] > 0).astype(np.int64)})
+    config = TrainConfig(hidden=16, epochs=2, batch_size=32)
+
+    def state_after(run):
+        torch.manual_seed(123)
+        out = run()
+        return out, torch.rand(3)
+
+    runs = [
+        lambda: train_head(HeadConfig(in_dim=16, hidden=16, tasks={"t": 2}), split, None, config)[0].state_dict(),
+        lambda: TextImageProjection.fit(text, x, image_model_id="toy@1", epochs=1, batch_size=32,
+                                        hidden=16).module.state_dict(),
+    ]
+    torch.manual_seed(123)
+    untouched = torch.rand(3)
+    for run in runs:
+        (first, after_first), (second, after_second) = state_after(run), state_after(run)
+        assert torch.equal(after_first, untouched) and torch.equal(after_second, untouched)
+        assert all(torch.equal(first[k], second[k]) for k in first)
+        torch.manual_seed(7)  # a different caller state gives the same model
+        third = run()
+        assert all(torch.equal(first[k], third[k]) for k in first)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vistag.models.config import BackboneConfig
+from vistag.models.seeding import seeded
 
 
 class PooledFeatures(nn.Module):
@@ -144,15 +145,13 @@ def build_torchvision(config: BackboneConfig, weights: str | None = None) -> nn.
 
 def build_tiny_random(config: BackboneConfig, weights: str | None = None) -> nn.Module:
     """A small seeded random CNN: fast, deterministic, meaningless features (tests only)."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
     dim = config.embedding_dim
-    features = nn.Sequential(
-        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, dim, 3, stride=2, padding=1), nn.ReLU(),
-    )
-    torch.random.set_rng_state(generator_state)
+    with seeded(0):
+        features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, dim, 3, stride=2, padding=1), nn.ReLU(),
+        )
     if weights:
         features.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return PooledFeatures(features)

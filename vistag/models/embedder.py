@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -46,6 +45,9 @@ class ImageEmbedder:
         compile: run the model through ``torch.compile`` (a one-off compile of
             10-40 s; 2.7x the eager forward on this project's CPU benchmark). Partial
             batches are padded to ``batch_size`` so the graph compiles once.
+
+    On CPU the forward pass uses torch's own thread setting (``torch.set_num_threads`` or
+    ``OMP_NUM_THREADS``, by default one thread per physical core); the embedder does not change it.
     """
 
     def __init__(
@@ -60,8 +62,6 @@ class ImageEmbedder:
         self.config: BackboneConfig = get_config(name).with_input_size(input_size)
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        if self.device.type == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
         model = builder_for(name)(self.config, weights)
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
         self.compiled = compile

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vistag.models.seeding import seeded
 from vistag.vocabulary import normalize_tag
 
 logger = logging.getLogger(__name__)
@@ -214,7 +215,8 @@ class TextImageProjection:
         label_names = {col: sorted({str(v) for v in values if v not in (None, "")}) for col, values in (labels or {}).items()}
         config = TextImageConfig(image_model_id=image_model_id, image_dim=int(image_vectors.shape[1]),
                                  labels=label_names, **overrides)
-        proj = cls(config, ProjectionMLP(config), encoder)
+        with seeded(config.seed):  # the same initial weights for the same seed
+            proj = cls(config, ProjectionMLP(config), encoder)
         t = proj._as_text_vectors(texts, progress)
         v = np.asarray(image_vectors, np.float32)
         vt = proj._as_text_vectors(val_texts, progress) if val_texts is not None else None
@@ -233,7 +235,8 @@ class TextImageProjection:
                 v = np.concatenate([v, v])
                 codes = None if codes is None else np.concatenate([codes, codes])
                 targets = {col: np.concatenate([y, y]) for col, y in targets.items()}
-        proj._train(t, v, vt, None if val_vectors is None else np.asarray(val_vectors, np.float32), codes, targets)
+        with seeded(config.seed):  # reproducible, and the caller's torch random state is left as it was
+            proj._train(t, v, vt, None if val_vectors is None else np.asarray(val_vectors, np.float32), codes, targets)
         return proj
 
     def _as_text_vectors(self, texts, progress: bool = False) -> np.ndarray:
@@ -244,7 +247,6 @@ class TextImageProjection:
     def _train(self, t: np.ndarray, v: np.ndarray, vt: np.ndarray | None, vv: np.ndarray | None,
                groups: np.ndarray | None = None, targets: dict[str, np.ndarray] | None = None) -> None:
         c = self.config
-        torch.manual_seed(c.seed)
         generator = torch.Generator().manual_seed(c.seed)
         module = self.module
         x, y = torch.from_numpy(t), torch.from_numpy(v)

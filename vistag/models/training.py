@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from vistag.models.heads import HeadConfig, MultiTaskHead
+from vistag.models.seeding import seeded
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,12 @@ def train_head(head_config: HeadConfig, train: Split, val: Split | None, config:
         config: hyper-parameters.
         progress: show a progress bar over epochs.
     """
-    torch.manual_seed(config.seed)
+    with seeded(config.seed):  # reproducible, and the caller's torch random state is left as it was
+        return _train_head(head_config, train, val, config, progress)
+
+
+def _train_head(head_config: HeadConfig, train: Split, val: Split | None, config: TrainConfig,
+                progress: bool) -> tuple[MultiTaskHead, dict]:
     generator = torch.Generator().manual_seed(config.seed)
     head = MultiTaskHead(head_config)
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))

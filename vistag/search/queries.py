@@ -211,9 +211,9 @@ class Searcher:
             out.append(_hits(answer))
         return out
 
-    def _engine_hybrid(self, query, tag_weights, vector, size, offset, fusion, weights, window, category,
-                       attributes) -> list[Hit]:
-        """One ``hybrid`` request, fused by a search pipeline sent with it."""
+    def _engine_hybrid_body(self, query, tag_weights, vector, size, offset, fusion, weights, window, category,
+                            attributes) -> dict:
+        """The body of one ``hybrid`` request, with the search pipeline that fuses it."""
         body = self.body(hybrid, hybrid.params(query, tag_weights, vector, size, offset, window, category, attributes))
         if fusion == "rrf":
             body["search_pipeline"] = hybrid.pipelines()[HYBRID_RRF_PIPELINE]
@@ -223,7 +223,17 @@ class Searcher:
             body["query"]["hybrid"]["queries"].pop()  # the match_none: one weight per real sub-query
             body["search_pipeline"] = hybrid.weighted_pipeline([(weights or {}).get(n, 1.0) for n in present])
         body["search_pipeline"].pop("description", None)
-        return _hits(self.client.search(self.index, body))
+        return body
+
+    def _msearch_lists(self, bodies: Mapping[str, dict]) -> list[list[Hit]]:
+        """Each named body's hits, all sent in one ``_msearch``; a failed one raises, naming it."""
+        lists: list[list[Hit]] = []
+        for name, answer in zip(bodies, self.client.msearch([(self.index, b) for b in bodies.values()])):
+            if "error" in answer:
+                raise EngineError(f"the {name} list of a hybrid query on {self.index} failed: "
+                                  f"{json.dumps(answer['error'])[:500]}", answer.get("status"))
+            lists.append(_hits(answer))
+        return lists
 
     def run_hybrid_template(self, params: dict) -> list[Hit]:
         """The stored ``<index>-hybrid`` template, fused by the index's default pipeline: one call,
@@ -337,11 +347,16 @@ class Searcher:
             expanded = self.expand(tag_weights, relations, discount) if tag_weights else None
             vec = self.vector_of(vector).tolist() if vector is not None else None
             if not (pin_ratio and query):
-                return self._engine_hybrid(query, expanded, vec, size, offset, fusion, weights, window, category, attributes)
-            fused_hits = self._engine_hybrid(query, expanded, vec, offset + size, 0, fusion, weights, window, category,
-                                             attributes)
-            return pin_known_item(fused_hits, self.keyword(query, size=2, category=category, attributes=attributes),
-                                  pin_ratio, query)[offset:offset + size]
+                body = self._engine_hybrid_body(query, expanded, vec, size, offset, fusion, weights, window, category,
+                                                attributes)
+                return _hits(self.client.search(self.index, body))
+            # The fused answer carries only fused scores: BM25's two best, for the known-item
+            # check, ride in the same _msearch.
+            body = self._engine_hybrid_body(query, expanded, vec, offset + size, 0, fusion, weights, window, category,
+                                            attributes)
+            best_two = self.body(keyword, keyword.params(query, 2, 0, category, attributes))
+            fused_hits, bm25 = self._msearch_lists({"hybrid": body, "text": best_two})
+            return pin_known_item(fused_hits, bm25, pin_ratio, query)[offset:offset + size]
         window = max(window, offset + size)
         bodies: dict[str, dict] = {}  # every list in one _msearch: the engine runs them side by side
         if query:
@@ -354,12 +369,7 @@ class Searcher:
                                                             category=category, attributes=attributes))
         if not bodies:
             raise ValueError("a hybrid query needs text, tags or an image")
-        lists: dict[str, list[Hit]] = {}
-        for name, answer in zip(bodies, self.client.msearch([(self.index, b) for b in bodies.values()])):
-            if "error" in answer:
-                raise EngineError(f"the {name} list of a hybrid query on {self.index} failed: "
-                                  f"{json.dumps(answer['error'])[:500]}", answer.get("status"))
-            lists[name] = _hits(answer)
+        lists = dict(zip(bodies, self._msearch_lists(bodies)))
         by_id = {h.id: h for hits in lists.values() for h in hits}
         fused = FUSIONS[fusion]({name: [(h.id, h.score) for h in hits] for name, hits in lists.items()}, weights=weights)
         fused_hits = [Hit(doc_id, score, by_id[doc_id].title, by_id[doc_id].source) for doc_id, score in fused]
