@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--backbone", default="efficientnet-lite0")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-seed", type=int, default=0,
+                        help="the projection's seed (initial weights and batch order; TextImageConfig.seed)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--temperature", type=float, default=0.05)
@@ -135,7 +137,7 @@ def main() -> None:
         labels={c: [r[c] for r in fit_rows] for c in label_cols} or None, label_weight=args.label_weight,
         query_noise=args.query_noise,
         query_texts=None if queries_like is None else queries_like[[index_of[r["id"]] for r in fit_rows]],
-        epochs=args.epochs, hidden=args.hidden, temperature=args.temperature)
+        epochs=args.epochs, hidden=args.hidden, temperature=args.temperature, seed=args.train_seed)
     train_s = time.monotonic() - started
     best = max(proj.config.history, key=lambda h: h.get("val_recall@10", 0))
     print(f"trained in {train_s:.1f} s; best epoch {best}", flush=True)
