@@ -200,16 +200,9 @@ class Searcher:
         """
         if not len(vectors):
             return []
-        searches = [(self.index, self.body(image, image.params(np.asarray(vector, dtype=np.float32).tolist(), k,
-                                                                num_candidates, category=category, attributes=attributes)))
-                    for vector in vectors]
-        out = []
-        for answer in self.client.msearch(searches):
-            if "error" in answer:
-                raise EngineError(f"kNN search in {self.index} failed: {json.dumps(answer['error'])[:500]}",
-                                  answer.get("status"))
-            out.append(_hits(answer))
-        return out
+        return self._msearch_lists([(f"kNN search in {self.index}", self.body(image, image.params(
+            np.asarray(vector, dtype=np.float32).tolist(), k, num_candidates, category=category, attributes=attributes)))
+            for vector in vectors])
 
     def _engine_hybrid_body(self, query, tag_weights, vector, size, offset, fusion, weights, window, category,
                             attributes) -> dict:
@@ -225,15 +218,20 @@ class Searcher:
         body["search_pipeline"].pop("description", None)
         return body
 
-    def _msearch_lists(self, bodies: Mapping[str, dict]) -> list[list[Hit]]:
-        """Each named body's hits, all sent in one ``_msearch``; a failed one raises, naming it."""
+    def _msearch_lists(self, searches: Sequence[tuple[str, dict]]) -> list[list[Hit]]:
+        """The hits of each ``(what, body)`` search on this index, all sent in one ``_msearch``;
+        a failed one raises, saying ``what`` failed."""
         lists: list[list[Hit]] = []
-        for name, answer in zip(bodies, self.client.msearch([(self.index, b) for b in bodies.values()])):
+        for (what, _), answer in zip(searches, self.client.msearch([(self.index, body) for _, body in searches])):
             if "error" in answer:
-                raise EngineError(f"the {name} list of a hybrid query on {self.index} failed: "
-                                  f"{json.dumps(answer['error'])[:500]}", answer.get("status"))
+                raise EngineError(f"{what} failed: {json.dumps(answer['error'])[:500]}", answer.get("status"))
             lists.append(_hits(answer))
         return lists
+
+    def _hybrid_lists(self, bodies: Mapping[str, dict]) -> list[list[Hit]]:
+        """:meth:`_msearch_lists` for the named lists of a hybrid query."""
+        return self._msearch_lists([(f"the {name} list of a hybrid query on {self.index}", body)
+                                    for name, body in bodies.items()])
 
     def run_hybrid_template(self, params: dict) -> list[Hit]:
         """The stored ``<index>-hybrid`` template, fused by the index's default pipeline: one call,
@@ -355,7 +353,7 @@ class Searcher:
             body = self._engine_hybrid_body(query, expanded, vec, offset + size, 0, fusion, weights, window, category,
                                             attributes)
             best_two = self.body(keyword, keyword.params(query, 2, 0, category, attributes))
-            fused_hits, bm25 = self._msearch_lists({"hybrid": body, "text": best_two})
+            fused_hits, bm25 = self._hybrid_lists({"hybrid": body, "text": best_two})
             return pin_known_item(fused_hits, bm25, pin_ratio, query)[offset:offset + size]
         window = max(window, offset + size)
         bodies: dict[str, dict] = {}  # every list in one _msearch: the engine runs them side by side
@@ -369,7 +367,7 @@ class Searcher:
                                                             category=category, attributes=attributes))
         if not bodies:
             raise ValueError("a hybrid query needs text, tags or an image")
-        lists = dict(zip(bodies, self._msearch_lists(bodies)))
+        lists = dict(zip(bodies, self._hybrid_lists(bodies)))
         by_id = {h.id: h for hits in lists.values() for h in hits}
         fused = FUSIONS[fusion]({name: [(h.id, h.score) for h in hits] for name, hits in lists.items()}, weights=weights)
         fused_hits = [Hit(doc_id, score, by_id[doc_id].title, by_id[doc_id].source) for doc_id, score in fused]
