@@ -45,8 +45,8 @@ from bench_index import machine, require_data_dir  # noqa: E402
 from vistag.analyzers.knn_tagger import top_k_rows  # noqa: E402
 from vistag.config import ConnectionSettings, vistag_home  # noqa: E402
 from vistag.engine.connect import connect  # noqa: E402
-from vistag.engine import LocalNode  # noqa: E402
-from vistag.mappings.adapter import EngineAdapter  # noqa: E402
+from vistag.local.node import LocalNode  # noqa: E402
+from vistag.engine.adapter import EngineAdapter  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
 from vistag.models.registry import get_config  # noqa: E402
 

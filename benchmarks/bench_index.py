@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vistag.config import ConnectionSettings, default_data_dir  # noqa: E402
 from vistag.engine.connect import connect  # noqa: E402
-from vistag.engine import LocalNode  # noqa: E402
-from vistag.indexer.embedding import BatchEmbedder  # noqa: E402
+from vistag.local.node import LocalNode  # noqa: E402
+from vistag.models.embedding import BatchEmbedder  # noqa: E402
 from vistag.images import ImageStore  # noqa: E402
 from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
-from vistag.indexer.schema import CatalogSchema  # noqa: E402
+from vistag.catalog.schema import CatalogSchema  # noqa: E402
 from vistag.models import create_embedder  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
 

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import machine  # noqa: E402
 
 from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet  # noqa: E402
-from vistag.vocabulary import tags_from_labels  # noqa: E402
+from vistag.catalog.vocabulary import tags_from_labels  # noqa: E402
 from vistag.config import default_data_dir, vistag_home  # noqa: E402
-from vistag.indexer.schema import CatalogSchema  # noqa: E402
+from vistag.catalog.schema import CatalogSchema  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
 from vistag.models.registry import get_config  # noqa: E402
 

@@ -27,7 +27,7 @@ from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
 
 from vistag.config import ConnectionSettings  # noqa: E402
 from vistag.engine.connect import connect  # noqa: E402
-from vistag.engine import LocalNode  # noqa: E402
+from vistag.local.node import LocalNode  # noqa: E402
 
 
 def run_index(url: str, catalog: Path, images: Path, index: str, work: Path, extra: list[str]) -> tuple[dict, float, float]:

@@ -30,12 +30,12 @@ from bench_tagging import LABEL, MARGIN, write_paper_catalog  # noqa: E402
 from vistag.cli.commands.common import embedding_cache  # noqa: E402
 from vistag.config import default_data_dir  # noqa: E402
 from vistag.images import ImageStore  # noqa: E402
-from vistag.indexer.embedding import BatchEmbedder  # noqa: E402
-from vistag.indexer.schema import CatalogSchema  # noqa: E402
+from vistag.models.embedding import BatchEmbedder  # noqa: E402
+from vistag.catalog.schema import CatalogSchema  # noqa: E402
 from vistag.models import create_embedder  # noqa: E402
 from vistag.models.training import TrainConfig  # noqa: E402
-from vistag.workflows.dataset import TEST, assign_splits, embed_catalog  # noqa: E402
-from vistag.workflows.train import TrainSettings, train_model  # noqa: E402
+from vistag.models.dataset import TEST, assign_splits, embed_catalog  # noqa: E402
+from vistag.models.trainer import TrainSettings, train_model  # noqa: E402
 
 
 def main() -> None:

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
 
-from vistag.indexer.embedding import BatchEmbedder  # noqa: E402
+from vistag.models.embedding import BatchEmbedder  # noqa: E402
 from vistag.images import ImageStore  # noqa: E402
-from vistag.indexer.schema import CatalogSchema  # noqa: E402
-from vistag.indexer.catalog import read_catalog  # noqa: E402
+from vistag.catalog.schema import CatalogSchema  # noqa: E402
+from vistag.catalog.rows import read_catalog  # noqa: E402
 from vistag.models import create_embedder  # noqa: E402
 from vistag.models.cache import EmbeddingCache  # noqa: E402
 

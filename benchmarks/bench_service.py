@@ -161,13 +161,13 @@ def ingest(data: Path, count: int, port: int) -> None:
     import requests
 
     from vistag.config import ConnectionSettings
-    from vistag.engine import LocalNode
+    from vistag.local.node import LocalNode
     from vistag.engine.connect import connect
     from vistag.images import ImageStore
-    from vistag.indexer.embedding import BatchEmbedder
+    from vistag.models.embedding import BatchEmbedder
     from vistag.indexer.pipeline import IndexOptions, index_catalog
-    from vistag.indexer.schema import CatalogSchema
-    from vistag.mappings.inference import install_inference
+    from vistag.catalog.schema import CatalogSchema
+    from vistag.pipelines import install_inference
     from vistag.models import create_embedder
     from vistag.models.cache import EmbeddingCache
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_slice
-from vistag.engine import EngineClient, LocalNode
-from vistag.engine.cluster import LocalCluster
+from vistag.engine import EngineClient
+from vistag.local.node import LocalNode
+from vistag.local.cluster import LocalCluster
 from vistag.errors import EngineError
 
 ENGINES = ("opensearch", "elasticsearch")
@@ -34,8 +35,8 @@ def start_node(engine: str, version: str | None = None) -> LocalNode:
     key = (engine, version)
     if key not in _NODES:
         if version is not None:
-            from vistag.engine.java import find_java_home
-            from vistag.engine.versions import distribution
+            from vistag.local.java import find_java_home
+            from vistag.local.versions import distribution
             from vistag.errors import LocalEngineError
 
             try:

@@ -25,9 +25,9 @@ import pytest
 
 from tests.conftest import write_slice
 from tests.integration.conftest import wipe
-from vistag.engine.cluster import LocalCluster
+from vistag.local.cluster import LocalCluster
 from vistag.indexer.options import in_partition
-from vistag.mappings.strategies import image, keyword, tags
+from vistag.documents.strategies import image, keyword, tags
 from vistag.search import Searcher
 
 pytest.importorskip("torch")

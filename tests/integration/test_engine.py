@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from vistag.engine import LocalNode
+from vistag.local.node import LocalNode
 from vistag.errors import LocalEngineError
 
 

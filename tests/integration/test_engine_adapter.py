@@ -5,10 +5,10 @@ from __future__ import annotations
 from vistag.config import ConnectionSettings
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect
-from vistag.mappings import DocumentSpec
+from vistag.documents import DocumentSpec
 from vistag.errors import EngineError
-from vistag.mappings.install import install_index_template, install_search_templates, search_template_id
-from vistag.mappings.strategies import STRATEGIES
+from vistag.documents.templates import install_index_template, install_search_templates, search_template_id
+from vistag.documents.strategies import STRATEGIES
 
 
 class CountingWrites(EngineClient):

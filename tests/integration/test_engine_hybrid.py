@@ -8,7 +8,7 @@ import requests
 
 from vistag.cli.main import main
 from vistag.errors import ConfigError
-from vistag.mappings.strategies import hybrid
+from vistag.documents.strategies import hybrid
 from vistag.search import Searcher
 
 NO_FUSION = ("the Elasticsearch integ-test distribution has neither neural-search nor the rrf module: "

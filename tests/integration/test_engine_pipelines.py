@@ -16,7 +16,7 @@ import requests
 from tests.conftest import write_slice
 from tests.integration.test_service import Service
 from vistag.cli.main import main
-from vistag.engine import LocalNode
+from vistag.local.node import LocalNode
 
 pytest.importorskip("torch")
 pytestmark = [pytest.mark.opensearch, pytest.mark.slow]
@@ -32,7 +32,7 @@ def ml_node():
 
 @pytest.fixture(scope="module")
 def service(data_dir, tmp_path_factory):
-    from vistag.api import Tagger
+    from vistag.indexer.api import Tagger
     from vistag.models import create_embedder
     from vistag.service.app import ServiceConfig, create_app
     from vistag.service.model import InferenceModel
@@ -54,7 +54,7 @@ def _docs(url: str, index: str) -> dict[str, dict]:
 
 
 def test_raw_bulk_rows_are_tagged_by_the_engine_and_searchable_by_image(ml_node, service, data_dir, capsys):
-    from vistag.mappings.inference import image_query
+    from vistag.pipelines import image_query
 
     svc, reference, ref_images, tmp = service
     catalog, images, rows = write_slice(data_dir, tmp / "new", 12, start=21, step=877)

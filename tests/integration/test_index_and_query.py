@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from vistag.cli.main import main
-from vistag.mappings.strategies import image, keyword, tags
+from vistag.documents.strategies import image, keyword, tags
 from vistag.search import Searcher
 
 

@@ -13,11 +13,11 @@ import requests
 from tests.conftest import write_slice
 from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
-from vistag.engine import LocalNode
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.local.node import LocalNode
+from vistag.models.embedding import BatchEmbedder
 from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, index_catalog
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 pytest.importorskip("torch")
 
@@ -37,7 +37,7 @@ def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
         catalog, images, rows = write_slice(data_dir, tmp_path, 120, start=17)
         schema = CatalogSchema.bundled()
         # Pre-create the index with many shards; vistag's template supplies the mappings.
-        from vistag.mappings import DocumentSpec, install_index_template
+        from vistag.documents import DocumentSpec, install_index_template
 
         install_index_template(client, DocumentSpec(name="storm", vector_dim=1840))
         client.create_index("storm", {"settings": {"index": {"number_of_shards": 6, "number_of_replicas": 0}}})

@@ -19,7 +19,7 @@ import requests
 
 from tests.conftest import write_slice
 from vistag.cli.main import main
-from vistag.engine import LocalNode
+from vistag.local.node import LocalNode
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
 

@@ -17,8 +17,9 @@ import pytest
 from vistag.cli.main import main
 from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
-from vistag.engine.local import LocalNode
-from vistag.engine.security import INDEXER, STOREFRONT, load_or_create_setup, role_definitions, secure_options
+from vistag.local.node import LocalNode
+from vistag.engine.roles import INDEXER, STOREFRONT, role_definitions
+from vistag.local.security import load_or_create_setup, secure_options
 from vistag.errors import EngineError
 
 pytestmark = pytest.mark.slow
@@ -112,7 +113,7 @@ def test_storefront_runs_the_stored_search_templates(indexed):
     shop = _client(url, setup, "vistag-storefront")
     if not shop.info().has("lang-mustache"):
         pytest.skip("the Elasticsearch integ-test zip has no lang-mustache module: no stored search templates")
-    from vistag.mappings.strategies import keyword
+    from vistag.documents.strategies import keyword
     from vistag.search import Searcher
 
     searcher = Searcher(shop, "products")

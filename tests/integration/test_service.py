@@ -50,7 +50,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 def parts(data_dir, tmp_path_factory):
-    from vistag.api import Tagger
+    from vistag.indexer.api import Tagger
     from vistag.models import create_embedder
     from vistag.service.model import InferenceModel
 

@@ -45,8 +45,8 @@ def test_embed_then_image_query_finds_the_product_first(node, data_dir, tmp_path
 
         # The demo page on top of the service (`vistag serve --service URL`): no model in the page process.
         from vistag.search import Searcher
-        from vistag.serve import Storefront, serve_in_thread
-        from vistag.serve.remote import service_embedder
+        from vistag.service.storefront import Storefront, serve_in_thread
+        from vistag.service.remote import service_embedder
 
         page, page_url = serve_in_thread(Storefront(Searcher(node.client(), "products"), None,
                                                     service_embedder(service.url)))

@@ -10,8 +10,8 @@ import requests
 from vistag.cli.main import main
 from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
-from vistag.mappings import DocumentSpec, install_search_templates
-from vistag.mappings.strategies import similar
+from vistag.documents import DocumentSpec, install_search_templates
+from vistag.documents.strategies import similar
 from vistag.search import Searcher
 from vistag.search.fusion import FUSIONS, rrf
 

@@ -50,7 +50,7 @@ def test_storefront_search_chips_upload_and_similar(browser, small_catalog, tmp_
 
     from vistag.analyzers.relations import TagRelations
     from vistag.models import create_embedder
-    from vistag.serve import Storefront, serve_in_thread
+    from vistag.service.storefront import Storefront, serve_in_thread
 
     node = start_node("opensearch")
     wipe(node)

@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from vistag.cli.commands.common import connection_settings
-from vistag.engine.cluster import LocalCluster
-from vistag.engine.security import (
-    INDEXER, STOREFRONT, USERS, _yaml, console_text, generate_password, load_or_create_setup, role_definitions,
-)
+from vistag.local.cluster import LocalCluster
+from vistag.engine.roles import INDEXER, STOREFRONT, USERS, console_text, role_definitions
+from vistag.local.security import _yaml, generate_password, load_or_create_setup
 
 
 @pytest.mark.parametrize("engine,key", [("opensearch", "cluster.initial_cluster_manager_nodes"),

@@ -10,7 +10,7 @@ import requests
 from PIL import Image
 
 from vistag.images import ImageLoadError, ImageStore
-from vistag.serve.app import Storefront, serve_in_thread
+from vistag.service.storefront import Storefront, serve_in_thread
 
 
 def _jpeg(colour=(200, 10, 10)) -> bytes:

@@ -5,7 +5,7 @@ import pytest
 
 from vistag.evaluation.metrics import (classification_report, coverage_vs_error, ranked_tag_prf, set_metrics,
                                        topk_accuracy)
-from vistag.evaluation.thresholds import hamming_score, tune_global, tune_per_tag
+from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
 from vistag.models.labels import OTHER, Hierarchy, Vocabulary, tag_targets
 from vistag.models.validator import TypeValidator
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from vistag.mappings import DocumentSpec, EngineAdapter, index_template
-from vistag.mappings.install import render_search, search_templates
-from vistag.mappings.strategies import image, keyword, similar, tags
+from vistag.documents import DocumentSpec, EngineAdapter, index_template
+from vistag.documents.templates import render_search, search_templates
+from vistag.documents.strategies import image, keyword, similar, tags
 
 SPEC = DocumentSpec(name="products", vector_dim=8)
 ADAPTERS = [EngineAdapter.for_engine(e, full) for e in ("opensearch", "elasticsearch") for full in (True, False)]
@@ -78,7 +78,7 @@ def test_more_specific_index_names_get_higher_template_priority():
 
 
 def test_hybrid_template_nests_the_strategies_own_sub_queries():
-    from vistag.mappings.strategies import hybrid
+    from vistag.documents.strategies import hybrid
 
     adapter = EngineAdapter.for_engine("opensearch")
     filters = {"category": "Apparel", "attributes": {"gender": "Men"}}

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from vistag.mappings import mustache
+from vistag.documents import mustache
 
 
 def test_variables_are_json_escaped():

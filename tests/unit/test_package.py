@@ -4,11 +4,11 @@ import sys
 import pytest
 
 from vistag.cli.parser import build_parser
-from vistag.engine.versions import DISTRIBUTIONS
+from vistag.local.versions import DISTRIBUTIONS
 
 
 def test_import_does_not_import_torch():
-    code = ("import sys, vistag, vistag.engine, vistag.mappings, vistag.indexer, vistag.analyzers, vistag.models, "
+    code = ("import sys, vistag, vistag.engine, vistag.documents, vistag.indexer, vistag.analyzers, vistag.models, "
             "vistag.search, vistag.cli.parser; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -28,7 +28,7 @@ def test_env_defaults(monkeypatch):
 
 
 def test_pinned_plugins_match_their_distribution_and_majors_are_supported():
-    from vistag.engine.versions import SUPPORTED_MAJORS
+    from vistag.engine.client import SUPPORTED_MAJORS
 
     for name, dist in DISTRIBUTIONS.items():
         assert int(dist.version.split(".")[0]) in SUPPORTED_MAJORS[name]
@@ -39,7 +39,7 @@ def test_pinned_plugins_match_their_distribution_and_majors_are_supported():
 
 def test_import_vistag_is_lazy_and_exports_the_front_door():
     code = ("import sys, vistag; names = set(vistag.__all__); "
-            "print(any(m in sys.modules for m in ('torch', 'elasticsearch', 'opensearchpy', 'vistag.api')), "
+            "print(any(m in sys.modules for m in ('torch', 'elasticsearch', 'opensearchpy', 'vistag.indexer.api')), "
             "{'index_catalog', 'Searcher', 'Tagger', 'install_templates'} <= names, callable(vistag.index_catalog))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "True"]

@@ -90,7 +90,7 @@ def _jpeg(colour) -> bytes:
 @pytest.mark.parametrize("processes", [0, 1])
 def test_embed_stream_keeps_order_reports_bad_images_and_uses_the_cache(tmp_path, processes):
     pytest.importorskip("torch")
-    from vistag.indexer.embedding import BatchEmbedder
+    from vistag.models.embedding import BatchEmbedder
     from vistag.images import ImageStore
     from vistag.models import create_embedder
 

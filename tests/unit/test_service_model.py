@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from vistag.analyzers.taggers import DocumentTags
-from vistag.mappings.inference import ingest_pipeline_body
+from vistag.pipelines import ingest_pipeline_body
 from vistag.service.model import InferenceModel
 
 

@@ -4,8 +4,8 @@ import pytest
 
 from vistag.analyzers import normalize_tag, tags_from_labels
 from vistag.errors import ConfigError
-from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.rows import CatalogRow, MalformedRow, read_catalog
+from vistag.catalog.schema import CatalogSchema
 
 
 @pytest.mark.parametrize("value,tag", [("Navy Blue", "navy-blue"), ("T-Shirts", "t-shirts"), ("Café ", "cafe"),

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 from vistag.models.registry import get_config  # noqa: E402
 from vistag.models.tagging_model import TaggingModel  # noqa: E402
 from vistag.models.training import TrainConfig  # noqa: E402
-from vistag.workflows.dataset import EmbeddedCatalog, assign_splits  # noqa: E402
-from vistag.workflows.train import TrainSettings, train_model  # noqa: E402
+from vistag.models.dataset import EmbeddedCatalog, assign_splits  # noqa: E402
+from vistag.models.trainer import TrainSettings, train_model  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

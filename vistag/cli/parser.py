@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from vistag import __version__
+from vistag.version import __version__
 from vistag.config import ENGINES, default_engine
 
 

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 from vistag.engine.retry import RetryPolicy
-from vistag.engine.versions import SUPPORTED_MAJORS
 from vistag.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
+
+#: Major versions vistag supports; others work with a warning.
+SUPPORTED_MAJORS = {"opensearch": (2, 3), "elasticsearch": (8, 9)}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Markdown rendering of an evaluation report (the JSON of :mod:`vistag.workflows.evaluate`)."""
+"""Markdown rendering of an evaluation report (the JSON of :mod:`vistag.evaluation.evaluate`)."""
 
 from __future__ import annotations
 

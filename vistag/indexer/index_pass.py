@@ -15,14 +15,14 @@ from vistag.engine.client import EngineClient
 from vistag.engine.retry import RETRY_STATUSES
 from vistag.errors import EngineUnavailable
 from vistag.indexer.bulk import RetryCounter, parallel_bulk
-from vistag.indexer.catalog import CatalogRow, MalformedRow
-from vistag.indexer.deadletter import DeadLetters
-from vistag.indexer.documents import build_document
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.catalog.rows import CatalogRow, MalformedRow
+from vistag.catalog.deadletter import DeadLetters
+from vistag.documents.build import build_document
+from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.options import IndexOptions, IndexSummary
 from vistag.indexer.reference_pass import batches
 from vistag.indexer.row_log import RowRecord, with_records
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Two passes when the catalog is its own reference set (the default):
 
 1. *reference pass* -- every row is read and its image embedded (through the
-   embedding cache) by the :class:`~vistag.indexer.embedding.BatchEmbedder`
+   embedding cache) by the :class:`~vistag.models.embedding.BatchEmbedder`
    pipeline (I/O threads, decode processes, batched forward); labelled rows are
    appended to an on-disk reference set; bad rows go to the dead-letter file once;
    one small record per row (image hash and size, reference row) goes to a row log;
@@ -39,14 +39,14 @@ from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet
 from vistag.analyzers.taggers import DocumentTagger, KnnDocumentTagger, ModelDocumentTagger
 from vistag.engine.client import EngineClient
 from vistag.errors import EngineUnavailable
-from vistag.indexer.catalog import CatalogRow, MalformedRow, read_catalog
-from vistag.indexer.deadletter import DeadLetters
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.catalog.rows import CatalogRow, MalformedRow, read_catalog
+from vistag.catalog.deadletter import DeadLetters
+from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.index_pass import IndexPass
 from vistag.indexer.options import IndexOptions, IndexSummary, in_partition, parse_partition
 from vistag.indexer.reference_pass import build_reference
-from vistag.indexer.schema import CatalogSchema
-from vistag.mappings import DocumentSpec, create_index
+from vistag.catalog.schema import CatalogSchema
+from vistag.documents import DocumentSpec, create_index
 
 logger = logging.getLogger(__name__)
 

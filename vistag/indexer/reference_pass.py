@@ -10,12 +10,12 @@ import numpy as np
 from tqdm import tqdm
 
 from vistag.analyzers.knn_tagger import ReferenceBuilder, ReferenceSet
-from vistag.indexer.catalog import CatalogRow, MalformedRow
-from vistag.indexer.deadletter import DeadLetters
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.catalog.rows import CatalogRow, MalformedRow
+from vistag.catalog.deadletter import DeadLetters
+from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.row_log import RowRecord
-from vistag.indexer.schema import CatalogSchema
-from vistag.vocabulary import tags_from_labels
+from vistag.catalog.schema import CatalogSchema
+from vistag.catalog.vocabulary import tags_from_labels
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import numpy as np
 from vistag.engine.client import EngineClient
 from vistag.errors import ConfigError, EngineError
 from vistag.indexer.bulk import streaming_bulk
-from vistag.mappings import DocumentSpec, create_index
+from vistag.documents import DocumentSpec, create_index
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from vistag.indexer.catalog import CatalogRow, MalformedRow
-from vistag.indexer.embedding import ImageMeta
+from vistag.catalog.rows import CatalogRow, MalformedRow
+from vistag.models.embedding import ImageMeta
 
 
 @dataclass

@@ -39,14 +39,14 @@ from vistag.engine.client import EngineClient
 from vistag.errors import EngineUnavailable
 from vistag.images import ImageLoadError, sha256_of
 from vistag.indexer.bulk import bulk
-from vistag.indexer.catalog import CatalogRow, MalformedRow
-from vistag.indexer.deadletter import DeadLetters
-from vistag.indexer.documents import row_fields, row_hash
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.catalog.rows import CatalogRow, MalformedRow
+from vistag.catalog.deadletter import DeadLetters
+from vistag.documents.build import row_fields, row_hash
+from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.options import IndexOptions
 from vistag.indexer.pipeline import catalog_rows, index_catalog
 from vistag.indexer.reference_pass import batches
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vistag.vocabulary import normalize_tag
+from vistag.catalog.vocabulary import normalize_tag
 
 #: Label given to values rarer than the vocabulary's ``min_count``.
 OTHER = "other"

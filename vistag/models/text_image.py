@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vistag.models.seeding import seeded
-from vistag.vocabulary import normalize_tag
+from vistag.catalog.vocabulary import normalize_tag
 
 logger = logging.getLogger(__name__)
 

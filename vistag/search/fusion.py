@@ -2,7 +2,7 @@
 
 Used where the engine has no fusion of its own: OpenSearch without the neural-search
 plugin, and Elasticsearch (its ``rrf`` retriever is not in the integ-test
-distribution). Where neural-search is present, :mod:`vistag.mappings.strategies.hybrid`
+distribution). Where neural-search is present, :mod:`vistag.documents.strategies.hybrid`
 fuses inside the engine. Each input is a
 ranked list of ``(id, score)``; the output is a ranked list of ``(id, fused score)``.
 """
@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 Ranked = Sequence[tuple[str, float]]
 
-from vistag.mappings.adapter import RRF_RANK_CONSTANT
+from vistag.engine.adapter import RRF_RANK_CONSTANT
 
 #: The RRF constant of Cormack et al. (2009), also Elasticsearch's default and vistag's engine-side pipeline's.
 RRF_K = RRF_RANK_CONSTANT

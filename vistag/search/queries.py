@@ -1,7 +1,7 @@
 """Run the strategy templates against an index and return uniform hits.
 
 Queries are rendered from the same mustache templates the engine stores (see
-:mod:`vistag.mappings`), so ``vistag search`` and a storefront calling
+:mod:`vistag.documents`), so ``vistag search`` and a storefront calling
 ``_search/template`` get the same results.
 """
 
@@ -17,10 +17,10 @@ import numpy as np
 
 from vistag.engine.client import as_engine
 from vistag.errors import ConfigError, EngineError
-from vistag.mappings import DocumentSpec, EngineAdapter
-from vistag.mappings.install import render_search, search_template_id
-from vistag.mappings.adapter import HYBRID_RRF_PIPELINE
-from vistag.mappings.strategies import hybrid, image, keyword, similar, tags
+from vistag.documents import DocumentSpec, EngineAdapter
+from vistag.documents.templates import render_search, search_template_id
+from vistag.engine.adapter import HYBRID_RRF_PIPELINE
+from vistag.documents.strategies import hybrid, image, keyword, similar, tags
 from vistag.search.fusion import FUSIONS
 
 

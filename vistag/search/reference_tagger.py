@@ -9,7 +9,7 @@ import numpy as np
 from vistag.analyzers.knn_tagger import idw_tag_scores
 from vistag.analyzers.taggers import DocumentTags
 from vistag.search.queries import Searcher
-from vistag.vocabulary import tags_from_labels
+from vistag.catalog.vocabulary import tags_from_labels
 
 
 class EngineKnnDocumentTagger:
@@ -19,7 +19,7 @@ class EngineKnnDocumentTagger:
     already indexed elsewhere): each batch of rows is one ``_msearch`` of kNN
     queries, the row itself is never its own neighbour, and a neighbour's labels
     are read back from its document (category path and attributes, as
-    :func:`~vistag.indexer.documents.build_document` wrote them). Similarities are
+    :func:`~vistag.documents.build.build_document` wrote them). Similarities are
     recovered from the engines' cosine scores, ``(1 + cos) / 2``.
 
     Example:

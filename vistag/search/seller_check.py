@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from vistag.vocabulary import normalize_tag
+from vistag.catalog.vocabulary import normalize_tag
 from vistag.search.queries import Searcher
 
 

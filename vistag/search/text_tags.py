@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from vistag.vocabulary import normalize_tag
+from vistag.catalog.vocabulary import normalize_tag
 
 
 def _forms(slug: str) -> list[str]:

@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from vistag import __version__
+from vistag.version import __version__
 from vistag.service.batcher import Busy, MicroBatcher
 from vistag.service.fetch import UrlPolicy
 from vistag.service.inputs import ImageInput, InputError, Limits, check_urls, load_image, parse_request

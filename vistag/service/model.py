@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from vistag.analyzers.taggers import DocumentTagger
-from vistag.indexer.documents import tag_weights
-from vistag.mappings.document import category_fields
+from vistag.documents.build import tag_weights
+from vistag.documents.spec import category_fields
 
 logger = logging.getLogger(__name__)
 

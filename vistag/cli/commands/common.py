@@ -11,8 +11,8 @@ from pathlib import Path
 from vistag.config import ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect as connect_settings
-from vistag.engine.cluster import LocalCluster
-from vistag.engine.local import LocalNode
+from vistag.local.cluster import LocalCluster
+from vistag.local.node import LocalNode
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError
 

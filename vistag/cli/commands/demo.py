@@ -10,12 +10,12 @@ from pathlib import Path
 
 from vistag.cli.commands.common import embedding_cache, make_embedder, print_hits, print_summary
 from vistag.config import default_data_dir, vistag_home
-from vistag.engine.local import LocalNode
+from vistag.local.node import LocalNode
 from vistag.errors import ConfigError
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.models.embedding import BatchEmbedder
 from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, index_catalog
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 from vistag.search import Searcher
 from vistag.search.seller_check import check_seller_tags
 

@@ -6,8 +6,8 @@ import argparse
 
 from vistag.cli.commands.common import print_json
 from vistag.config import vistag_home
-from vistag.engine.cluster import CLUSTER_HEAP, LocalCluster
-from vistag.engine.local import DEFAULT_HEAP, LocalNode
+from vistag.local.cluster import CLUSTER_HEAP, LocalCluster
+from vistag.local.node import DEFAULT_HEAP, LocalNode
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     common: dict = {"extras": extras, "version": version}
     setup = None
     if getattr(args, "secure", False):
-        from vistag.engine.security import load_or_create_setup, secure_options
+        from vistag.local.security import load_or_create_setup, secure_options
 
         setup = load_or_create_setup(vistag_home() / "security" / args.engine)
         common.update(secure_options(args.engine, setup), name="secure")

@@ -9,11 +9,11 @@ from pathlib import Path
 from vistag.cli.commands.common import (connect, embedding_cache, is_model_dir, load_tagging_model, make_embedder,
                                        print_json, print_summary)
 from vistag.errors import ConfigError
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.options import parse_partition
 from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, IndexSummary, index_catalog
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -134,7 +134,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 def _spec_of(client, alias: str, quantization: str | None = None):
     """The document spec of an existing index (vector dimension and quantization from
     its mapping; ``quantization`` overrides the latter)."""
-    from vistag.mappings import DocumentSpec
+    from vistag.documents import DocumentSpec
 
     mapping = client.get_mapping(alias)
     meta = next(iter(mapping.values()))["mappings"].get("_meta", {})

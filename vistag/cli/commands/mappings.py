@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from vistag.cli.commands.common import connect, print_json
-from vistag.mappings import DocumentSpec, EngineAdapter, index_template, install_index_template, install_search_templates
-from vistag.mappings.install import search_templates
+from vistag.documents import DocumentSpec, EngineAdapter, index_template, install_index_template, install_search_templates
+from vistag.documents.templates import search_templates
 from vistag.models import get_config
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from vistag.cli.commands.common import embedding_cache, image_only, load_tagging_model, make_embedder, print_json
 from vistag.errors import ConfigError
 from vistag.images import ImageStore
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def _embedder(name: str, args: argparse.Namespace, input_size: int | None):
 
 
 def _embed(args: argparse.Namespace, embedder, catalog: str, images: str | None, schema: CatalogSchema):
-    from vistag.indexer.embedding import BatchEmbedder
-    from vistag.workflows.dataset import embed_catalog
+    from vistag.models.embedding import BatchEmbedder
+    from vistag.models.dataset import embed_catalog
 
     with ImageStore(images) as store:
         batch = BatchEmbedder(embedder, store, embedding_cache(embedder), workers=args.workers,
@@ -67,8 +67,8 @@ def read_label_columns(given: list[str] | None, settings) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train heads on a labelled catalog and write the model directory."""
     from vistag.models.training import TrainConfig
-    from vistag.workflows.dataset import assign_splits
-    from vistag.workflows.train import TrainSettings, train_model
+    from vistag.models.dataset import assign_splits
+    from vistag.models.trainer import TrainSettings, train_model
 
     started = time.monotonic()
     schema = CatalogSchema.load(args.schema)
@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                            "from_cache": batch.cache_hits, "rows": len(data)}
     model.info["training"]["total_seconds"] = round(time.monotonic() - started, 2)
     if args.text_image:
-        from vistag.workflows.train import train_text_image
+        from vistag.models.trainer import train_text_image
 
         if not schema.title:
             raise ConfigError("--text-image needs a title column in the schema")
@@ -127,8 +127,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from vistag.evaluation.plots import confusion_png
     from vistag.evaluation.report import markdown
-    from vistag.workflows.dataset import TEST, TRAIN, assign_splits
-    from vistag.workflows.evaluate import evaluate, robustness
+    from vistag.models.dataset import TEST, TRAIN, assign_splits
+    from vistag.evaluation.evaluate import evaluate, robustness
 
     model = load_tagging_model(args.model)
     schema = CatalogSchema.load(args.schema)

@@ -1,4 +1,4 @@
-"""``vistag pipelines install``: see :mod:`vistag.mappings.inference`."""
+"""``vistag pipelines install``: see :mod:`vistag.pipelines`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from vistag.cli.commands.common import connect, print_json
 
 def cmd_pipelines(args: argparse.Namespace) -> int:
     """Wire ``--index`` to a running ``vistag service``; prints what was created."""
-    from vistag.mappings.inference import image_query, install_inference
+    from vistag.pipelines import image_query, install_inference
 
     token = args.service_token or os.environ.get("VISTAG_SERVICE_TOKEN") or None
     setup = install_inference(connect(args), args.index, args.service, token)

@@ -10,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from vistag.vocabulary import tags_from_labels
+from vistag.catalog.vocabulary import tags_from_labels
 from vistag.cli.commands.common import connect, default_relations_path, load_relations, print_json
 from vistag.errors import ConfigError
-from vistag.indexer.catalog import CatalogRow, read_catalog
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.rows import CatalogRow, read_catalog
+from vistag.catalog.schema import CatalogSchema
 
 
 def cmd_relations(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vistag.cli.commands.common import print_json
-from vistag.engine.security import console_text, role_definitions
+from vistag.engine.roles import console_text, role_definitions
 
 
 def cmd_security(args: argparse.Namespace) -> int:

@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 def build_storefront(args: argparse.Namespace):
-    """The :class:`~vistag.serve.Storefront` the flags describe."""
-    from vistag.serve import Storefront
+    """The :class:`~vistag.service.storefront.Storefront` the flags describe."""
+    from vistag.service.storefront import Storefront
 
     client = connect(args)
     searcher = Searcher(client, args.index)
@@ -32,7 +32,7 @@ def build_storefront(args: argparse.Namespace):
 
         relations = TagRelations.load(path)
     if args.service:
-        from vistag.serve.remote import service_embedder
+        from vistag.service.remote import service_embedder
 
         token = args.service_token or os.environ.get("VISTAG_SERVICE_TOKEN") or None
         return Storefront(searcher, store, service_embedder(args.service, token), relations)
@@ -48,7 +48,7 @@ def build_storefront(args: argparse.Namespace):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the storefront until interrupted."""
-    from vistag.serve import serve
+    from vistag.service.storefront import serve
 
     app = build_storefront(args)
     server = serve(app, args.host, args.port)

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 def build_model(args: argparse.Namespace):
     """The :class:`~vistag.service.model.InferenceModel` the flags describe (loads torch)."""
     from vistag.analyzers.taggers import ModelDocumentTagger
-    from vistag.indexer.schema import CatalogSchema
+    from vistag.catalog.schema import CatalogSchema
     from vistag.service.model import InferenceModel
 
     trained = image_only(load_tagging_model(args.model) if is_model_dir(args.model) else None, "the inference service")
@@ -29,7 +29,7 @@ def build_model(args: argparse.Namespace):
     if trained is not None:
         tagger = ModelDocumentTagger(trained, None, top_d=args.top_d)
     elif args.reference:
-        from vistag.api import Tagger
+        from vistag.indexer.api import Tagger
 
         tagger = Tagger(args.reference, args.reference_images, schema=schema, model=embedder, k=args.k,
                         top_d=args.top_d, cache_dir=embedding_cache_dir()).document_tagger()

@@ -7,9 +7,9 @@ import argparse
 from vistag.cli.commands.common import connect, embedding_cache, make_embedder, print_json
 from vistag.cli.commands.index import reference_index_tagger
 from vistag.images import ImageStore
-from vistag.indexer.embedding import BatchEmbedder
+from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.options import IndexOptions
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 from vistag.indexer.sync import sync_catalog
 
 

@@ -9,8 +9,8 @@ A node is laid out in two folders below the engines home:
 The node binds to 127.0.0.1 only, with security off (loopback only), a small heap
 and ``discovery.type=single-node``. This module supervises the process (start, wait
 for health, stop, kill); laying out the distribution is in
-:mod:`vistag.engine.install`, Java discovery in :mod:`vistag.engine.java`, and the
-ports, processes and run-as-another-user helpers in :mod:`vistag.engine.host`.
+:mod:`vistag.local.install`, Java discovery in :mod:`vistag.local.java`, and the
+ports, processes and run-as-another-user helpers in :mod:`vistag.local.host`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from typing import Sequence
 from vistag.config import ENGINES, ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect
-from vistag.engine.host import (engine_user, engines_home, free_port, pid_alive, port_is_free, signal_group,
+from vistag.local.host import (engine_user, engines_home, free_port, pid_alive, port_is_free, signal_group,
                                 tail)
-from vistag.engine.install import install_distribution
-from vistag.engine.java import find_java_home, java_env
+from vistag.local.install import install_distribution
+from vistag.local.java import find_java_home, java_env
 from vistag.engine.retry import RetryPolicy
-from vistag.engine.versions import DISTRIBUTIONS, Distribution, distribution
+from vistag.local.versions import DISTRIBUTIONS, Distribution, distribution
 from vistag.errors import LocalEngineError, VistagError
 
 logger = logging.getLogger(__name__)
@@ -75,13 +75,13 @@ class LocalNode:
         extras: optional plugin sets of the distribution, e.g. ``("ml",)`` for
             ml-commons (OpenSearch); such a node lays out its own folder.
         version: a pinned version or major (``"3"``, ``"9.5.0"``); default the
-            engine's default line (see :mod:`vistag.engine.versions`).
+            engine's default line (see :mod:`vistag.local.versions`).
         after_launch: called with ``(node, process, url)`` once the process runs and
             before waiting for health (OpenSearch's security plugin loads its
             users and roles then); a cluster calls its first member's only.
         run_dir: the node's run folder (config, data, logs, ``node.json``); default
             ``run/<engine>[-name][-line]`` below the engines home. A member of a
-            :class:`~vistag.engine.cluster.LocalCluster` gets one inside the cluster's.
+            :class:`~vistag.local.cluster.LocalCluster` gets one inside the cluster's.
 
     A value of ``None`` in ``settings`` removes a default setting (a cluster member
     drops ``discovery.type=single-node``).

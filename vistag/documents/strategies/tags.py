@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from vistag.mappings.adapter import EngineAdapter
-from vistag.mappings.document import DocumentSpec
-from vistag.mappings.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
+from vistag.engine.adapter import EngineAdapter
+from vistag.documents.spec import DocumentSpec
+from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
 
 NAME = "tags"
 FIELD = "tag_weights"

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from vistag.mappings.adapter import HYBRID_RRF_PIPELINE, RRF_RANK_CONSTANT, EngineAdapter
-from vistag.mappings.document import DocumentSpec
-from vistag.mappings.strategies import image, keyword, tags
-from vistag.mappings.strategies.common import PAGING, filter_params, paging_params
+from vistag.engine.adapter import HYBRID_RRF_PIPELINE, RRF_RANK_CONSTANT, EngineAdapter
+from vistag.documents.spec import DocumentSpec
+from vistag.documents.strategies import image, keyword, tags
+from vistag.documents.strategies.common import PAGING, filter_params, paging_params
 
 NAME = "hybrid"
 

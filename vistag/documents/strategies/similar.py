@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from vistag.mappings.adapter import EngineAdapter
-from vistag.mappings.document import DocumentSpec
-from vistag.mappings.strategies import image
-from vistag.mappings.strategies.common import FILTER_CLAUSES, PAGING
-from vistag.mappings.strategies.image import FIELD as VECTOR
-from vistag.mappings.strategies.tags import FIELD as TAGS
+from vistag.engine.adapter import EngineAdapter
+from vistag.documents.spec import DocumentSpec
+from vistag.documents.strategies import image
+from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING
+from vistag.documents.strategies.image import FIELD as VECTOR
+from vistag.documents.strategies.tags import FIELD as TAGS
 
 NAME = "similar"
 DEFAULT_TAG_WEIGHT = 0.2

@@ -31,11 +31,11 @@ import numpy as np
 from PIL import Image
 
 from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet
-from vistag.vocabulary import tags_from_labels
+from vistag.catalog.vocabulary import tags_from_labels
 from vistag.evaluation.metrics import classification_report, coverage_vs_error, ranked_tag_prf, set_metrics
 from vistag.models.labels import OTHER, Vocabulary, clean_label
 from vistag.models.tagging_model import TaggingModel
-from vistag.workflows.dataset import EmbeddedCatalog
+from vistag.models.dataset import EmbeddedCatalog
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A local cluster of several nodes of one engine on loopback (tests, demos, fault drills).
 
-Each member is a :class:`~vistag.engine.local.LocalNode` with its own run folder
+Each member is a :class:`~vistag.local.node.LocalNode` with its own run folder
 (config, data, logs) inside the cluster's, its own HTTP and transport ports, and
 the same cluster name. The cluster forms through seed hosts (every member's
 transport port) and the list of initial cluster-manager (master) nodes; the
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vistag.config import vistag_home
-from vistag.engine.host import engine_user, engines_home, free_port, tail
-from vistag.engine.local import LocalNode, NodeStatus
+from vistag.local.host import engine_user, engines_home, free_port, tail
+from vistag.local.node import LocalNode, NodeStatus
 from vistag.engine.retry import RetryPolicy
-from vistag.engine.versions import DISTRIBUTIONS, distribution
+from vistag.local.versions import DISTRIBUTIONS, distribution
 from vistag.errors import LocalEngineError
 
 logger = logging.getLogger(__name__)

@@ -3,14 +3,14 @@
 One description of the product document (:class:`DocumentSpec`) is rendered for
 each engine by an :class:`EngineAdapter`. Each retrieval strategy keeps its field
 mapping, its query and its stored search template side by side in
-:mod:`vistag.mappings.strategies`. Queries are *always* produced by rendering the
+:mod:`vistag.documents.strategies`. Queries are *always* produced by rendering the
 same mustache template the engine stores, so the CLI and a storefront calling
 ``_search/template`` send identical queries.
 """
 
-from vistag.mappings.adapter import EngineAdapter
-from vistag.mappings.document import DocumentSpec
-from vistag.mappings.install import index_template, install_index_template, install_search_templates, create_index
+from vistag.engine.adapter import EngineAdapter
+from vistag.documents.spec import DocumentSpec
+from vistag.documents.templates import index_template, install_index_template, install_search_templates, create_index
 
 __all__ = [
     "DocumentSpec",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from vistag.errors import ConfigError
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 
 @dataclass

@@ -9,7 +9,7 @@ Elasticsearch, x-pack core/security). For OpenSearch we add the modules vistag
 needs from the jars OpenSearch publishes to Maven Central; Elasticsearch 8 does not
 publish its module jars, so its local node runs without ``mapper-extras``,
 ``lang-mustache`` and ``analysis-common`` and vistag adapts (see
-:mod:`vistag.mappings.capabilities`).
+:mod:`vistag.engine.adapter`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 OPENSEARCH_VERSION = "2.19.1"
 OPENSEARCH_KNN_VERSION = "2.19.1.0"
 ELASTICSEARCH_VERSION = "8.19.21"
-
-#: Major versions vistag supports; others work with a warning.
-SUPPORTED_MAJORS = {"opensearch": (2, 3), "elasticsearch": (8, 9)}
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from vistag.engine import artifacts
-from vistag.engine.java import find_java_home, java_env
-from vistag.engine.versions import Distribution
+from vistag.local import artifacts
+from vistag.local.java import find_java_home, java_env
+from vistag.local.versions import Distribution
 from vistag.errors import LocalEngineError
 
 logger = logging.getLogger(__name__)

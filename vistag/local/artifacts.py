@@ -5,7 +5,7 @@ checksums, so a corrupt download fails there). Without Maven the same repository
 path is fetched over plain HTTPS from ``$VISTAG_MAVEN_REPO`` (the base URL of
 Maven Central or a mirror of it). Either way the file's SHA-1 is checked against
 the ``.sha1`` file Maven publishes next to it, or, for the artifacts the repository
-has no ``.sha1`` for, against the SHA-256 pinned in :mod:`vistag.engine.versions`.
+has no ``.sha1`` for, against the SHA-256 pinned in :mod:`vistag.local.versions`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from vistag.engine.versions import Artifact
+from vistag.local.versions import Artifact
 from vistag.errors import LocalEngineError
 
 logger = logging.getLogger(__name__)

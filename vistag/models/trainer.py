@@ -9,15 +9,15 @@ from typing import Sequence
 
 import numpy as np
 
-from vistag.vocabulary import tags_from_labels
-from vistag.evaluation.thresholds import hamming_score, tune_global, tune_per_tag
+from vistag.catalog.vocabulary import tags_from_labels
+from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
 from vistag.models.config import BackboneConfig
 from vistag.models.heads import HeadConfig
 from vistag.models.labels import Hierarchy, Vocabulary, tag_targets
 from vistag.models.tagging_model import TaggingModel, sigmoid
 from vistag.models.training import TAGS, Split, TrainConfig, fit_temperatures, predict_logits, train_head
 from vistag.models.validator import TypeValidator
-from vistag.workflows.dataset import TRAIN, VAL, EmbeddedCatalog
+from vistag.models.dataset import TRAIN, VAL, EmbeddedCatalog
 
 logger = logging.getLogger(__name__)
 

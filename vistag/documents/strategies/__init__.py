@@ -8,7 +8,7 @@ Every strategy exposes:
 * ``params(...)`` -- the template parameters for a request, built from Python values.
 """
 
-from vistag.mappings.strategies import image, keyword, similar, tags
+from vistag.documents.strategies import image, keyword, similar, tags
 
 STRATEGIES = (keyword, tags, image, similar)
 

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from vistag.indexer.decode import DecodePool
+from vistag.models.decode_pool import DecodePool
 from vistag.images import ImageLoadError, ImageStore, image_size, sha256_of
 from vistag.models.cache import EmbeddingCache
 

@@ -8,17 +8,17 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from vistag import __version__
+from vistag.version import __version__
 from vistag.engine.client import EngineClient, as_engine
-from vistag.mappings import mustache
-from vistag.mappings.adapter import EngineAdapter
-from vistag.mappings.document import DocumentSpec
-from vistag.mappings.strategies import STRATEGIES, hybrid
+from vistag.documents import mustache
+from vistag.engine.adapter import EngineAdapter
+from vistag.documents.spec import DocumentSpec
+from vistag.documents.strategies import STRATEGIES, hybrid
 
 logger = logging.getLogger(__name__)
 
 
-#: The catalog row's digest (see :func:`vistag.indexer.documents.row_hash`), read back by `vistag sync`.
+#: The catalog row's digest (see :func:`vistag.documents.build.row_hash`), read back by `vistag sync`.
 ROW_HASH_MAPPING = {"type": "keyword", "index": False}
 
 

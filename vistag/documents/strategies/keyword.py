@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vistag.mappings.adapter import EngineAdapter
-from vistag.mappings.document import TEXT_FIELDS, DocumentSpec
-from vistag.mappings.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
+from vistag.engine.adapter import EngineAdapter
+from vistag.documents.spec import TEXT_FIELDS, DocumentSpec
+from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
 
 NAME = "keyword"
 

@@ -1,4 +1,4 @@
-"""Build the engine document of a catalog row (see :mod:`vistag.mappings.document`)."""
+"""Build the engine document of a catalog row (see :mod:`vistag.documents.spec`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vistag.vocabulary import normalize_tag
-from vistag.indexer.schema import CatalogSchema
-from vistag.mappings.document import category_fields
+from vistag.catalog.vocabulary import normalize_tag
+from vistag.catalog.schema import CatalogSchema
+from vistag.documents.spec import category_fields
 
 
 def row_hash(fields: Mapping[str, Any]) -> str:

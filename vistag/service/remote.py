@@ -13,7 +13,7 @@ from vistag.errors import VistagError
 
 
 def service_embedder(url: str, token: str | None = None, timeout: float = 30.0) -> Callable[[Image.Image], list[float]]:
-    """An ``embed`` function for :class:`~vistag.serve.Storefront` that calls ``POST {url}/v1/embed``.
+    """An ``embed`` function for :class:`~vistag.service.storefront.Storefront` that calls ``POST {url}/v1/embed``.
 
     Args:
         url: the service's base URL, e.g. ``http://127.0.0.1:8000``.

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vistag.indexer.catalog import MalformedRow, read_catalog
-from vistag.indexer.embedding import BatchEmbedder
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.rows import MalformedRow, read_catalog
+from vistag.models.embedding import BatchEmbedder
+from vistag.catalog.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
 

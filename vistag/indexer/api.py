@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from vistag.engine.client import as_engine
 from vistag.indexer.pipeline import IndexOptions, IndexSummary
-from vistag.indexer.schema import CatalogSchema
+from vistag.catalog.schema import CatalogSchema
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _batch_embedder(embedder: Any, images: str | Path | None, cache_dir: str | P
     """The embedding pipeline over ``images``; without a ``cache_dir`` the cache lives in a
     temporary folder (it still spares a second forward pass within the run)."""
     from vistag.images import ImageStore
-    from vistag.indexer.embedding import BatchEmbedder
+    from vistag.models.embedding import BatchEmbedder
 
     with tempfile.TemporaryDirectory(prefix="vistag-cache-") as scratch:
         cache = _cache(embedder, cache_dir or scratch)
@@ -219,7 +219,7 @@ class Tagger:
 
             from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet
             from vistag.images import ImageStore
-            from vistag.indexer.embedding import BatchEmbedder
+            from vistag.models.embedding import BatchEmbedder
             from vistag.indexer.pipeline import catalog_rows
             from vistag.indexer.reference_pass import build_reference
 
