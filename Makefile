@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install engines demo test unit bench
+.PHONY: install engines demo test unit lint docs bench
 
 $(BIN)/vistag: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,7 +28,18 @@ test: engines
 	$(BIN)/python -m pytest
 
 unit: install
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/unit vistag
+
+# The gates CI runs besides the tests: lint and format, types, the documentation site (strict: a broken
+# link or reference fails).
+lint: install
+	$(BIN)/ruff check vistag tests benchmarks
+	$(BIN)/ruff format --check vistag tests benchmarks
+	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: engines
 	$(BIN)/python benchmarks/bench_index.py

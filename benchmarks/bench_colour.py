@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_features(data: Path, rows: list[dict], cached_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(embeddings, colour features, usable mask) for ``rows``."""
-    from vistag.cli.commands.common import embedding_cache_dir
+    from vistag.config import embedding_cache_dir
 
     embedder = create_embedder("efficientnet-lite0")
     cache = EmbeddingCache(embedding_cache_dir(), embedder.model_id, embedder.dim)
@@ -66,7 +66,9 @@ def load_features(data: Path, rows: list[dict], cached_only: bool) -> tuple[np.n
             if not found[i]:
                 missing_images.append(image)
                 missing_index.append(i)
-    print(f"colour features: {time.perf_counter() - start:.1f}s for {len(rows) if not cached_only else found.sum()} images")
+    print(
+        f"colour features: {time.perf_counter() - start:.1f}s for {len(rows) if not cached_only else found.sum()} images"
+    )
     if missing_images:
         start = time.perf_counter()
         vectors = embedder.embed_images(missing_images)
@@ -77,16 +79,25 @@ def load_features(data: Path, rows: list[dict], cached_only: bool) -> tuple[np.n
     return emb.astype(np.float32), colour, found
 
 
-def evaluate(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, n_classes: int, hidden: int,
-             epochs: int) -> tuple[float, float, float]:
+def evaluate(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, n_classes: int, hidden: int, epochs: int
+) -> tuple[float, float, float]:
     """top-1, top-3 and mean per-class accuracy on ``test`` of a classifier trained on ``train``."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
     xs, yt = torch.tensor((x - mu) / sd, dtype=torch.float32), torch.tensor(y)
     layers = [torch.nn.Dropout(0.2)]
-    layers += [torch.nn.Linear(x.shape[1], hidden), torch.nn.GELU(), torch.nn.Dropout(0.3),
-               torch.nn.Linear(hidden, n_classes)] if hidden else [torch.nn.Linear(x.shape[1], n_classes)]
+    layers += (
+        [
+            torch.nn.Linear(x.shape[1], hidden),
+            torch.nn.GELU(),
+            torch.nn.Dropout(0.3),
+            torch.nn.Linear(hidden, n_classes),
+        ]
+        if hidden
+        else [torch.nn.Linear(x.shape[1], n_classes)]
+    )
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
     order = np.where(train)[0]
@@ -95,7 +106,7 @@ def evaluate(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, 
         model.train()
         rng.shuffle(order)
         for i in range(0, len(order), 256):
-            batch = order[i:i + 256]
+            batch = order[i : i + 256]
             loss = torch.nn.functional.cross_entropy(model(xs[batch]), yt[batch], label_smoothing=0.1)
             opt.zero_grad()
             loss.backward()
@@ -107,8 +118,11 @@ def evaluate(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, 
     truth = yt[test]
     top1 = (top[:, 0] == truth).float().mean().item()
     top3 = (top == truth[:, None]).any(1).float().mean().item()
-    per_class = [((top[:, 0] == truth) & (truth == c)).sum().item() / (truth == c).sum().item()
-                 for c in range(n_classes) if (truth == c).sum() > 0]
+    per_class = [
+        ((top[:, 0] == truth) & (truth == c)).sum().item() / (truth == c).sum().item()
+        for c in range(n_classes)
+        if (truth == c).sum() > 0
+    ]
     return top1, top3, float(np.mean(per_class))
 
 
@@ -127,14 +141,19 @@ def main(argv=None) -> int:
     usable &= y >= 0
     is_test = np.array([r["split"] == "test" for r in rows])
     train, test = usable & ~is_test, usable & is_test
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {len(classes)} colours; train {train.sum()}, test {test.sum()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {len(classes)} colours; train {train.sum()}, test {test.sum()}"
+    )
     for name, x in (("embedding", emb), ("colour", colour), ("embedding+colour", np.concatenate([emb, colour], 1))):
         for hidden in args.hidden:
             start = time.perf_counter()
             top1, top3, macc = evaluate(x, y, train, test, len(classes), hidden, args.epochs)
-            print(f"{name:17s} {'linear' if not hidden else f'mlp{hidden}':7s} top-1 {top1 * 100:5.1f}  "
-                  f"top-3 {top3 * 100:5.1f}  MACC {macc * 100:5.1f}  ({time.perf_counter() - start:.0f}s)", flush=True)
+            print(
+                f"{name:17s} {'linear' if not hidden else f'mlp{hidden}':7s} top-1 {top1 * 100:5.1f}  "
+                f"top-3 {top3 * 100:5.1f}  MACC {macc * 100:5.1f}  ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
     return 0
 
 

@@ -40,15 +40,15 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, require_data_dir  # noqa: E402
+from bench_index import machine, require_data_dir
 
-from vistag.analyzers.knn_tagger import top_k_rows  # noqa: E402
-from vistag.config import ConnectionSettings, vistag_home  # noqa: E402
-from vistag.engine.connect import connect  # noqa: E402
-from vistag.local.node import LocalNode  # noqa: E402
-from vistag.engine.adapter import EngineAdapter  # noqa: E402
-from vistag.models.cache import EmbeddingCache  # noqa: E402
-from vistag.models.registry import get_config  # noqa: E402
+from vistag.analyzers.knn_tagger import top_k_rows
+from vistag.config import ConnectionSettings, vistag_home
+from vistag.engine.adapter import EngineAdapter
+from vistag.engine.connect import connect
+from vistag.local.node import LocalNode
+from vistag.models.cache import EmbeddingCache
+from vistag.models.registry import get_config
 
 FIELD = "v"
 INDEX = "bench-hnsw"
@@ -63,8 +63,10 @@ def real_embeddings(model: str) -> np.ndarray:
     cache = EmbeddingCache(vistag_home() / "cache" / "embeddings", config.model_id, config.embedding_dim)
     vectors, found = cache.get_many(shas)
     if sum(found) < 0.9 * len(shas):
-        sys.exit(f"only {sum(found)} of {len(shas)} catalog embeddings are cached for {config.model_id}: "
-                 "run `vistag index` or `vistag train` over the full catalog first")
+        sys.exit(
+            f"only {sum(found)} of {len(shas)} catalog embeddings are cached for {config.model_id}: "
+            "run `vistag index` or `vistag train` over the full catalog first"
+        )
     return vectors[np.array(found)]
 
 
@@ -72,13 +74,17 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def make_corpus(real: np.ndarray, size: int, dim: int | None, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_corpus(
+    real: np.ndarray, size: int, dim: int | None, queries: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(corpus, queries), unit float32; queries are real vectors left out of the corpus."""
     rng = np.random.default_rng(seed)
     real = real[rng.permutation(len(real))]
     if dim:
         centred = real - real.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred[rng.choice(len(real), min(20000, len(real)), replace=False)], full_matrices=False)
+        _, _, vt = np.linalg.svd(
+            centred[rng.choice(len(real), min(20000, len(real)), replace=False)], full_matrices=False
+        )
         real = unit(centred @ vt[:dim].T)
     held, base = real[:queries], real[queries:]
     if size <= len(base):
@@ -91,7 +97,7 @@ def make_corpus(real: np.ndarray, size: int, dim: int | None, queries: int, seed
         # target cosine c to the source: noise of norm sqrt(1/c^2 - 1)
         cos = rng.uniform(0.75, 0.95, (n, 1)).astype(np.float32)
         noise = unit(rng.standard_normal((n, base.shape[1]), dtype=np.float32)) * np.sqrt(1 / cos**2 - 1)
-        corpus[start:start + n] = unit(src + noise)
+        corpus[start : start + n] = unit(src + noise)
     return corpus, held
 
 
@@ -108,11 +114,15 @@ def load(url: str, corpus: np.ndarray, batch: int, threads: int = 2) -> float:
         session = getattr(local, "s", None) or requests.Session()
         local.s = session
         lines = []
-        for i, row in enumerate(np.round(corpus[start:start + batch], 6).tolist()):
-            lines.append('{"index":{"_id":"%d"}}' % (start + i))
+        for i, row in enumerate(np.round(corpus[start : start + batch], 6).tolist()):
+            lines.append(json.dumps({"index": {"_id": str(start + i)}}, separators=(",", ":")))
             lines.append(json.dumps({FIELD: row}, separators=(",", ":")))
-        resp = session.post(f"{url}/{INDEX}/_bulk", data=("\n".join(lines) + "\n").encode(),
-                            headers={"Content-Type": "application/x-ndjson"}, timeout=600)
+        resp = session.post(
+            f"{url}/{INDEX}/_bulk",
+            data=("\n".join(lines) + "\n").encode(),
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=600,
+        )
         resp.raise_for_status()
         if resp.json()["errors"]:
             raise RuntimeError(json.dumps(resp.json()["items"][:2]))
@@ -124,7 +134,9 @@ def load(url: str, corpus: np.ndarray, batch: int, threads: int = 2) -> float:
 
 
 def file_sizes(url: str) -> dict[str, int]:
-    stats = requests.get(f"{url}/{INDEX}/_stats/segments", params={"include_segment_file_sizes": "true"}, timeout=60).json()
+    stats = requests.get(
+        f"{url}/{INDEX}/_stats/segments", params={"include_segment_file_sizes": "true"}, timeout=60
+    ).json()
     sizes = stats["indices"][INDEX]["primaries"]["segments"].get("file_sizes", {})
     return {ext: v["size_in_bytes"] for ext, v in sizes.items()}
 
@@ -135,12 +147,24 @@ def query_body(engine: str, vector: list[float], k: int, candidates: int, oversa
         if oversample:
             knn["rescore_vector"] = {"oversample": oversample}
         return {"size": k, "_source": False, "knn": knn}
-    return {"size": k, "_source": False,
-            "query": {"knn": {FIELD: {"vector": vector, "k": k, "method_parameters": {"ef_search": candidates}}}}}
+    return {
+        "size": k,
+        "_source": False,
+        "query": {"knn": {FIELD: {"vector": vector, "k": k, "method_parameters": {"ef_search": candidates}}}},
+    }
 
 
-def run_variant(engine: str, url: str, corpus: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                quantization: str, batch: int, k: int, candidates: int) -> list[dict]:
+def run_variant(
+    engine: str,
+    url: str,
+    corpus: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    quantization: str,
+    batch: int,
+    k: int,
+    candidates: int,
+) -> list[dict]:
     client = connect(ConnectionSettings(urls=(url,)))
     client.delete_index(INDEX)
     adapter = EngineAdapter(client.info())
@@ -156,27 +180,49 @@ def run_variant(engine: str, url: str, corpus: np.ndarray, queries: np.ndarray, 
     requests.post(f"{url}/{INDEX}/_forcemerge", params={"max_num_segments": 1}, timeout=7200).raise_for_status()
     requests.post(f"{url}/{INDEX}/_refresh", timeout=3600)
     merge_s = time.perf_counter() - started
-    store = requests.get(f"{url}/{INDEX}/_stats/store", timeout=60).json()["indices"][INDEX]["primaries"]["store"]["size_in_bytes"]
+    store = requests.get(f"{url}/{INDEX}/_stats/store", timeout=60).json()["indices"][INDEX]["primaries"]["store"][
+        "size_in_bytes"
+    ]
     files = file_sizes(url)
-    out = {"engine": engine, "quantization": quantization, "size": len(corpus), "dim": corpus.shape[1],
-           "load_s": round(load_s, 1), "merge_s": round(merge_s, 1), "store_mb": round(store / 2**20, 1),
-           "hot_mb": round((files.get("vex", 0) + (files.get("veq", 0) if quantization == "int8" else files.get("vec", 0))) / 2**20, 1),
-           "files_mb": {ext: round(b / 2**20, 1) for ext, b in sorted(files.items()) if b > 2**20}}
+    out = {
+        "engine": engine,
+        "quantization": quantization,
+        "size": len(corpus),
+        "dim": corpus.shape[1],
+        "load_s": round(load_s, 1),
+        "merge_s": round(merge_s, 1),
+        "store_mb": round(store / 2**20, 1),
+        "hot_mb": round(
+            (files.get("vex", 0) + (files.get("veq", 0) if quantization == "int8" else files.get("vec", 0))) / 2**20, 1
+        ),
+        "files_mb": {ext: round(b / 2**20, 1) for ext, b in sorted(files.items()) if b > 2**20},
+    }
     results = [{**out, **measure(engine, url, queries, truth, k, candidates)}]
     if engine == "elasticsearch" and quantization == "int8":
-        results.append({**out, "quantization": "int8+rescore x3", **measure(engine, url, queries, truth, k, candidates, 3.0)})
+        results.append(
+            {**out, "quantization": "int8+rescore x3", **measure(engine, url, queries, truth, k, candidates, 3.0)}
+        )
     return results
 
 
-def measure(engine: str, url: str, queries: np.ndarray, truth: np.ndarray, k: int, candidates: int,
-            oversample: float | None = None) -> dict:
+def measure(
+    engine: str,
+    url: str,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    k: int,
+    candidates: int,
+    oversample: float | None = None,
+) -> dict:
     """Recall@k and latency of the queries, one at a time."""
     session = requests.Session()
     wall, took, recall = [], [], []
     for i, q in enumerate(np.round(queries, 6).tolist()):
         body = json.dumps(query_body(engine, q, k, candidates, oversample))
         t0 = time.perf_counter()
-        resp = session.post(f"{url}/{INDEX}/_search", data=body, headers={"Content-Type": "application/json"}, timeout=60)
+        resp = session.post(
+            f"{url}/{INDEX}/_search", data=body, headers={"Content-Type": "application/json"}, timeout=60
+        )
         elapsed = time.perf_counter() - t0
         resp.raise_for_status()
         result = resp.json()
@@ -185,16 +231,22 @@ def measure(engine: str, url: str, queries: np.ndarray, truth: np.ndarray, k: in
             wall.append(elapsed * 1000)
             took.append(result["took"])
         recall.append(len(set(ids) & set(truth[i].tolist())) / k)
-    return {"recall_at_10": round(float(np.mean(recall)), 4),
-            "wall_ms_p50": round(float(np.percentile(wall, 50)), 2), "wall_ms_p95": round(float(np.percentile(wall, 95)), 2),
-            "took_ms_p50": float(np.percentile(took, 50)), "took_ms_p95": float(np.percentile(took, 95))}
+    return {
+        "recall_at_10": round(float(np.mean(recall)), 4),
+        "wall_ms_p50": round(float(np.percentile(wall, 50)), 2),
+        "wall_ms_p95": round(float(np.percentile(wall, 95)), 2),
+        "took_ms_p50": float(np.percentile(took, 50)),
+        "took_ms_p95": float(np.percentile(took, 95)),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=None, help="project onto this many principal components")
-    parser.add_argument("--queries", type=int, default=550, help="queries (the first 50 only warm up the latency figures)")
+    parser.add_argument(
+        "--queries", type=int, default=550, help="queries (the first 50 only warm up the latency figures)"
+    )
     parser.add_argument("--engines", nargs="+", default=["opensearch", "elasticsearch"])
     parser.add_argument("--quantization", nargs="+", default=["none", "int8"])
     parser.add_argument("--model", default="efficientnet-lite0")
@@ -207,8 +259,11 @@ def main() -> None:
     corpus, queries = make_corpus(real_embeddings(args.model), args.size, args.dim, args.queries)
     started = time.perf_counter()
     truth = exact_top(corpus, queries)
-    print(f"corpus {corpus.shape[0]} x {corpus.shape[1]}, {len(queries)} held-out queries; "
-          f"exact top-10 in numpy: {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"corpus {corpus.shape[0]} x {corpus.shape[1]}, {len(queries)} held-out queries; "
+        f"exact top-10 in numpy: {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     batch = args.batch if corpus.shape[1] > 512 else 2000
     for engine in args.engines:
         node = LocalNode(engine, name="bench-hnsw", heap=args.heap)
@@ -225,10 +280,13 @@ def main() -> None:
 def report(r: dict, json_path: str | None) -> None:
     """Print one result line (and append it to ``json_path``)."""
     name = "float" if r["quantization"] == "none" else r["quantization"]
-    print(f"{r['engine']} {name}: recall@10 {r['recall_at_10']:.3f}, "
-          f"latency p50/p95 {r['wall_ms_p50']:.1f}/{r['wall_ms_p95']:.1f} ms (took {r['took_ms_p50']:.0f}/"
-          f"{r['took_ms_p95']:.0f} ms), index {r['store_mb']:.0f} MB, HNSW hot set {r['hot_mb']:.0f} MB "
-          f"{r['files_mb']}, load {r['load_s']:.0f} s + merge {r['merge_s']:.0f} s", flush=True)
+    print(
+        f"{r['engine']} {name}: recall@10 {r['recall_at_10']:.3f}, "
+        f"latency p50/p95 {r['wall_ms_p50']:.1f}/{r['wall_ms_p95']:.1f} ms (took {r['took_ms_p50']:.0f}/"
+        f"{r['took_ms_p95']:.0f} ms), index {r['store_mb']:.0f} MB, HNSW hot set {r['hot_mb']:.0f} MB "
+        f"{r['files_mb']}, load {r['load_s']:.0f} s + merge {r['merge_s']:.0f} s",
+        flush=True,
+    )
     if json_path:
         with open(json_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({**r, "machine": machine()}) + "\n")

@@ -34,25 +34,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vistag.config import ConnectionSettings, default_data_dir  # noqa: E402
-from vistag.engine.connect import connect  # noqa: E402
-from vistag.local.node import LocalNode  # noqa: E402
-from vistag.models.embedding import BatchEmbedder  # noqa: E402
-from vistag.images import ImageStore  # noqa: E402
-from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
-from vistag.catalog.schema import CatalogSchema  # noqa: E402
-from vistag.models import create_embedder  # noqa: E402
-from vistag.models.cache import EmbeddingCache  # noqa: E402
+import contextlib
+
+from vistag.catalog.schema import CatalogSchema
+from vistag.config import ConnectionSettings, default_data_dir
+from vistag.engine.connect import connect
+from vistag.images import ImageStore
+from vistag.indexer.pipeline import IndexOptions, index_catalog
+from vistag.local.node import LocalNode
+from vistag.models import create_embedder
+from vistag.models.cache import EmbeddingCache
+from vistag.models.embedding import BatchEmbedder
 
 
 def machine() -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
@@ -108,8 +108,9 @@ def bytes_per_doc(docs: list[dict]) -> tuple[float, float]:
 
     ours = doubles = 0
     for d in docs:
-        action, source = expand_action({"_id": d["id"], **d, "image_vector": np.asarray(d["image_vector"], np.float32)},
-                                       "products")
+        action, source = expand_action(
+            {"_id": d["id"], **d, "image_vector": np.asarray(d["image_vector"], np.float32)}, "products"
+        )
         ours += len(action) + len(source)
         vector = [float(x) for x in np.asarray(d["image_vector"], np.float32)]
         doubles += len(action) + len(json.dumps({**d, "image_vector": vector}, separators=(",", ":")).encode()) + 1
@@ -147,8 +148,14 @@ def main() -> None:
                 """One ``vistag index`` run into a fresh index; returns the index pass's docs/s."""
                 client.delete_index("bench-products")
                 batch_embedder = BatchEmbedder(embedder, store, cache, workers=4)
-                options = IndexOptions(index="bench-products", progress=False, dead_letter=work / f"{engine}-{tag}-dl.jsonl",
-                                       batch_size=args.batch_size, bulk_threads=args.threads, chunk_size=args.chunk_size)
+                options = IndexOptions(
+                    index="bench-products",
+                    progress=False,
+                    dead_letter=work / f"{engine}-{tag}-dl.jsonl",
+                    batch_size=args.batch_size,
+                    bulk_threads=args.threads,
+                    chunk_size=args.chunk_size,
+                )
                 summary = index_catalog(client, catalog, schema, batch_embedder, options)
                 batch_embedder.close()
                 assert summary.ok and summary.indexed == args.rows, summary.to_dict()
@@ -172,13 +179,15 @@ def main() -> None:
             vistag, helper, layer = median(passes), median(rounds), median(layer_rounds)
             results[engine] = (vistag, helper)
             listed = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
-            print(f"{engine}: vistag index pass {vistag:.1f} docs/s (kNN tags + docs + bulk; median of {args.rounds}: "
-                  f"{listed(passes)}; first run on the fresh node {first:.0f}), "
-                  f"{client.library}.helpers.parallel_bulk {helper:.1f} docs/s (median: {listed(rounds)}), "
-                  f"ratio {vistag / helper:.2f}; "
-                  f"vistag bulk layer alone (same docs, no tagging) {layer:.1f} docs/s (median: {listed(layer_rounds)}), "
-                  f"ratio {layer / helper:.2f}; "
-                  f"bytes/doc {ours:.0f} (float32) vs {doubles:.0f} (doubles), {ours / doubles:.2f}x")
+            print(
+                f"{engine}: vistag index pass {vistag:.1f} docs/s (kNN tags + docs + bulk; median of {args.rounds}: "
+                f"{listed(passes)}; first run on the fresh node {first:.0f}), "
+                f"{client.library}.helpers.parallel_bulk {helper:.1f} docs/s (median: {listed(rounds)}), "
+                f"ratio {vistag / helper:.2f}; "
+                f"vistag bulk layer alone (same docs, no tagging) {layer:.1f} docs/s (median: {listed(layer_rounds)}), "
+                f"ratio {layer / helper:.2f}; "
+                f"bytes/doc {ours:.0f} (float32) vs {doubles:.0f} (doubles), {ours / doubles:.2f}x"
+            )
             LocalNode(engine, name="bench").stop()
 
 

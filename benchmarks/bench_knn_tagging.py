@@ -20,21 +20,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_index import machine  # noqa: E402
+from bench_index import machine
 
-from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet  # noqa: E402
-from vistag.catalog.vocabulary import tags_from_labels  # noqa: E402
-from vistag.config import default_data_dir, vistag_home  # noqa: E402
-from vistag.catalog.schema import CatalogSchema  # noqa: E402
-from vistag.models.cache import EmbeddingCache  # noqa: E402
-from vistag.models.registry import get_config  # noqa: E402
+from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet
+from vistag.catalog.schema import CatalogSchema
+from vistag.catalog.vocabulary import tags_from_labels
+from vistag.config import default_data_dir, vistag_home
+from vistag.models.cache import EmbeddingCache
+from vistag.models.registry import get_config
 
 
 def rate(tagger: KnnTagger, queries: np.ndarray, batch: int) -> float:
     tagger.tag(queries[:batch])  # warm up
     start = time.perf_counter()
     for i in range(0, len(queries), batch):
-        tagger.tag(queries[i:i + batch])
+        tagger.tag(queries[i : i + batch])
     return len(queries) / (time.perf_counter() - start)
 
 
@@ -54,26 +54,33 @@ def main() -> None:
     vectors, found = cache.get_many([r["sha256"] for r in rows])
     keep = np.nonzero(found)[0]
     schema = CatalogSchema.bundled()
-    ref = ReferenceSet([rows[i]["id"] for i in keep], vectors[keep], [tags_from_labels(rows[i], schema.tags) for i in keep])
+    ref = ReferenceSet(
+        [rows[i]["id"] for i in keep], vectors[keep], [tags_from_labels(rows[i], schema.tags) for i in keep]
+    )
     queries = vectors[keep[: args.queries]]
     real = rate(KnnTagger(ref, k=args.k), queries, args.batch)
-    print(f"real reference set: {len(ref)} x {config.embedding_dim}: {real:.0f} queries/s (batch {args.batch}, K={args.k})",
-          flush=True)
+    print(
+        f"real reference set: {len(ref)} x {config.embedding_dim}: {real:.0f} queries/s (batch {args.batch}, K={args.k})",
+        flush=True,
+    )
 
     rng = np.random.default_rng(0)
     path = Path(tempfile.mkdtemp(prefix="vistag-knn-")) / "vectors.f32"
-    synth = np.lib.format.open_memmap(path.with_suffix(".npy"), mode="w+", dtype=np.float32,
-                                      shape=(args.synthetic, config.embedding_dim))
+    synth = np.lib.format.open_memmap(
+        path.with_suffix(".npy"), mode="w+", dtype=np.float32, shape=(args.synthetic, config.embedding_dim)
+    )
     for start in range(0, args.synthetic, 65536):
         block = rng.standard_normal((min(65536, args.synthetic - start), config.embedding_dim), dtype=np.float32)
-        synth[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        synth[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     synth.flush()
     vocab = [f"tag{i}" for i in range(5000)]
     tags = [[vocab[j] for j in rng.integers(0, len(vocab), 7)] for _ in range(args.synthetic)]
     big = ReferenceSet([str(i) for i in range(args.synthetic)], synth, tags)
     synth_rate = rate(KnnTagger(big, k=args.k), queries[: args.queries], args.batch)
-    print(f"synthetic reference set: {args.synthetic} x {config.embedding_dim} (memory-mapped): {synth_rate:.1f} queries/s",
-          flush=True)
+    print(
+        f"synthetic reference set: {args.synthetic} x {config.embedding_dim} (memory-mapped): {synth_rate:.1f} queries/s",
+        flush=True,
+    )
     path.with_suffix(".npy").unlink()
 
 

@@ -23,17 +23,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
+from bench_index import machine, require_data_dir, sample_catalog
 
-from vistag.config import ConnectionSettings  # noqa: E402
-from vistag.engine.connect import connect  # noqa: E402
-from vistag.local.node import LocalNode  # noqa: E402
+from vistag.config import ConnectionSettings
+from vistag.engine.connect import connect
+from vistag.local.node import LocalNode
 
 
-def run_index(url: str, catalog: Path, images: Path, index: str, work: Path, extra: list[str]) -> tuple[dict, float, float]:
+def run_index(
+    url: str, catalog: Path, images: Path, index: str, work: Path, extra: list[str]
+) -> tuple[dict, float, float]:
     """Run ``vistag index``; return (summary, seconds, peak RSS in MB)."""
-    cmd = [sys.executable, "-m", "vistag", "-q", "index", "--url", url, "--catalog", str(catalog), "--images", str(images),
-           "--index", index, "--dead-letter", str(work / f"{index}-dl.jsonl"), "--json", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vistag",
+        "-q",
+        "index",
+        "--url",
+        url,
+        "--catalog",
+        str(catalog),
+        "--images",
+        str(images),
+        "--index",
+        index,
+        "--dead-letter",
+        str(work / f"{index}-dl.jsonl"),
+        "--json",
+        *extra,
+    ]
     start = time.perf_counter()
     with open(work / f"{index}.stderr", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -66,9 +85,12 @@ def main() -> None:
             client.delete_index(index)
             summary, seconds, peak = run_index(url, catalog, data / "images.tar", index, work, args.extra)
             peaks[rows] = peak
-            print(f"{summary['indexed']} rows: {seconds:.0f} s ({summary['indexed'] / seconds:.0f} docs/s), "
-                  f"{summary['embedded']} images embedded, {summary['cache_hits']} from the cache, "
-                  f"peak RSS {peak:.0f} MB", flush=True)
+            print(
+                f"{summary['indexed']} rows: {seconds:.0f} s ({summary['indexed'] / seconds:.0f} docs/s), "
+                f"{summary['embedded']} images embedded, {summary['cache_hits']} from the cache, "
+                f"peak RSS {peak:.0f} MB",
+                flush=True,
+            )
             client.delete_index(index)
     finally:
         node.stop()

@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_index import machine  # noqa: E402
-from bench_tagging import LABEL, MARGIN, write_paper_catalog  # noqa: E402
+from bench_index import machine
+from bench_tagging import LABEL, MARGIN, write_paper_catalog
 
-from vistag.cli.commands.common import embedding_cache  # noqa: E402
-from vistag.config import default_data_dir  # noqa: E402
-from vistag.images import ImageStore  # noqa: E402
-from vistag.models.embedding import BatchEmbedder  # noqa: E402
-from vistag.catalog.schema import CatalogSchema  # noqa: E402
-from vistag.models import create_embedder  # noqa: E402
-from vistag.models.training import TrainConfig  # noqa: E402
-from vistag.models.dataset import TEST, assign_splits, embed_catalog  # noqa: E402
-from vistag.models.trainer import TrainSettings, train_model  # noqa: E402
+from vistag.catalog.schema import CatalogSchema
+from vistag.config import default_data_dir
+from vistag.images import ImageStore
+from vistag.models import create_embedder
+from vistag.models.cache import model_cache as embedding_cache
+from vistag.models.dataset import TEST, assign_splits, embed_catalog
+from vistag.models.embedding import BatchEmbedder
+from vistag.models.trainer import TrainSettings, train_model
+from vistag.models.training import TrainConfig
 
 
 def main() -> None:
@@ -60,15 +60,24 @@ def main() -> None:
             finally:
                 batch.close()
         configs.append(embedder.config)
-        print(f"{embedder.model_id}: {len(parts[-1])} rows, {batch.computed} embedded, "
-              f"{time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"{embedder.model_id}: {len(parts[-1])} rows, {batch.computed} embedded, "
+            f"{time.monotonic() - started:.0f} s",
+            flush=True,
+        )
     if any(p.ids != parts[0].ids for p in parts):
         raise SystemExit("the backbones embedded different rows (an unreadable image?)")
     x = np.concatenate([p.x for p in parts], axis=1) / np.sqrt(len(parts))
     data = replace(parts[0], x=x.astype(np.float32))
     splits = assign_splits(data, "split", 0.1, 0.1, 0)
-    settings = TrainSettings(levels=[], attributes=list(schema.attributes), tag_columns=[], min_count=10,
-                             min_confidence=0.0, train=TrainConfig(class_weighting=args.class_weighting, seed=0))
+    settings = TrainSettings(
+        levels=[],
+        attributes=list(schema.attributes),
+        tag_columns=[],
+        min_count=10,
+        min_confidence=0.0,
+        train=TrainConfig(class_weighting=args.class_weighting, seed=0),
+    )
     started = time.monotonic()
     model = train_model(data, splits, replace(configs[0], embedding_dim=x.shape[1]), settings)
     test = data.subset(splits == TEST)
@@ -78,7 +87,9 @@ def main() -> None:
         labels = test.column(vocab.column)
         mask = np.array([bool(v) for v in labels])
         hit = pred.attributes[vocab.column].argmax(1) == np.asarray(vocab.encode(labels))
-        print(f"  {LABEL[vocab.column]:<26} top-1 {100 * hit[mask].mean():5.1f} %  (target + 1: {MARGIN[vocab.column]:.0f} %)")
+        print(
+            f"  {LABEL[vocab.column]:<26} top-1 {100 * hit[mask].mean():5.1f} %  (target + 1: {MARGIN[vocab.column]:.0f} %)"
+        )
 
 
 if __name__ == "__main__":

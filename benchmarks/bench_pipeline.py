@@ -26,14 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, require_data_dir, sample_catalog  # noqa: E402
+from bench_index import machine, require_data_dir, sample_catalog
 
-from vistag.models.embedding import BatchEmbedder  # noqa: E402
-from vistag.images import ImageStore  # noqa: E402
-from vistag.catalog.schema import CatalogSchema  # noqa: E402
-from vistag.catalog.rows import read_catalog  # noqa: E402
-from vistag.models import create_embedder  # noqa: E402
-from vistag.models.cache import EmbeddingCache  # noqa: E402
+from vistag.catalog.rows import read_catalog
+from vistag.catalog.schema import CatalogSchema
+from vistag.images import ImageStore
+from vistag.models import create_embedder
+from vistag.models.cache import EmbeddingCache
+from vistag.models.embedding import BatchEmbedder
 
 
 def bare_forward(embedder, batches: list, images: int) -> float:
@@ -59,7 +59,9 @@ def pipeline(embedder, store: ImageStore, refs: list[str], processes: int | None
         list(batch.embed_stream([(0, refs[0], None)]))
         computed = batch.computed
         start = time.perf_counter()
-        count = sum(1 for _, res in batch.embed_stream((i, r, None) for i, r in enumerate(refs[1:])) if res.vector is not None)
+        count = sum(
+            1 for _, res in batch.embed_stream((i, r, None) for i, r in enumerate(refs[1:])) if res.vector is not None
+        )
         seconds = time.perf_counter() - start
     assert batch.computed - computed == count, "every image must go through the model, none come from the cache"
     return count / seconds
@@ -87,22 +89,32 @@ def main() -> None:
     with ImageStore(data / "images.tar") as store:
         prepared = [embedder.prepare(store.load(r).image) for r in refs[: 8 * args.batch_size]]
     with torch.inference_mode():
-        batches = [embedder.prepared_batch(prepared[i:i + args.batch_size]).contiguous(memory_format=torch.channels_last)
-                   for i in range(0, len(prepared) - args.batch_size + 1, args.batch_size)]
+        batches = [
+            embedder.prepared_batch(prepared[i : i + args.batch_size]).contiguous(memory_format=torch.channels_last)
+            for i in range(0, len(prepared) - args.batch_size + 1, args.batch_size)
+        ]
         embedder.forward_batch(batches[0])  # warm-up (and compile)
     processes = args.decode_processes
-    print(f"model: {embedder.model_id} on {embedder.device}{' compiled' if args.compile else ''}, batch {args.batch_size}, "
-          f"{len(refs) - 1} images per pipeline round, decode processes: "
-          f"{'default' if processes is None else processes}", flush=True)
+    print(
+        f"model: {embedder.model_id} on {embedder.device}{' compiled' if args.compile else ''}, batch {args.batch_size}, "
+        f"{len(refs) - 1} images per pipeline round, decode processes: "
+        f"{'default' if processes is None else processes}",
+        flush=True,
+    )
     fwd, pipe = [], []
     with ImageStore(data / "images.tar") as store:
         for n in range(args.rounds):
             fwd.append(bare_forward(embedder, batches, len(refs) - 1))
             pipe.append(pipeline(embedder, store, refs, processes, work, n))
-            print(f"round {n + 1}: bare forward {fwd[-1]:.1f} img/s, pipeline {pipe[-1]:.1f} img/s, "
-                  f"ratio {pipe[-1] / fwd[-1]:.2f}", flush=True)
-    print(f"median: bare forward {statistics.median(fwd):.1f} img/s, pipeline {statistics.median(pipe):.1f} img/s, "
-          f"ratio {statistics.median(pipe) / statistics.median(fwd):.2f}")
+            print(
+                f"round {n + 1}: bare forward {fwd[-1]:.1f} img/s, pipeline {pipe[-1]:.1f} img/s, "
+                f"ratio {pipe[-1] / fwd[-1]:.2f}",
+                flush=True,
+            )
+    print(
+        f"median: bare forward {statistics.median(fwd):.1f} img/s, pipeline {statistics.median(pipe):.1f} img/s, "
+        f"ratio {statistics.median(pipe) / statistics.median(fwd):.2f}"
+    )
 
 
 if __name__ == "__main__":

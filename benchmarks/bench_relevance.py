@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import random
 import sys
 import tempfile
@@ -37,31 +36,26 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_index import machine  # noqa: E402
+from bench_index import machine
 
-from vistag.analyzers.relations import TagRelations  # noqa: E402
-from vistag.catalog.vocabulary import tags_from_labels  # noqa: E402
-from vistag.config import ConnectionSettings, default_data_dir, vistag_home  # noqa: E402
-from vistag.engine.connect import connect  # noqa: E402
-from vistag.local.node import LocalNode  # noqa: E402
-from vistag.models.embedding import BatchEmbedder  # noqa: E402
-from vistag.images import ImageStore  # noqa: E402
-from vistag.indexer.pipeline import IndexOptions, index_catalog  # noqa: E402
-from vistag.catalog.schema import CatalogSchema  # noqa: E402
-from vistag.models import create_embedder  # noqa: E402
-from vistag.models.cache import EmbeddingCache  # noqa: E402
-from vistag.models.text_image import TextImageProjection, query_like  # noqa: E402
-from vistag.search.fusion import rrf  # noqa: E402
-from vistag.search import Searcher  # noqa: E402
-from vistag.search.text_tags import tags_from_text  # noqa: E402
+from vistag.analyzers.relations import TagRelations
+from vistag.catalog.schema import CatalogSchema
+from vistag.catalog.vocabulary import tags_from_labels
+from vistag.config import ConnectionSettings, default_data_dir, vistag_home
+from vistag.engine.connect import connect
+from vistag.evaluation.ranking import capped_recall_at_k, ndcg_at_k
+from vistag.images import ImageStore
+from vistag.indexer.pipeline import IndexOptions, index_catalog
+from vistag.local.node import LocalNode
+from vistag.models import create_embedder
+from vistag.models.cache import EmbeddingCache
+from vistag.models.embedding import BatchEmbedder
+from vistag.models.text_image import TextImageProjection, query_like
+from vistag.search import Searcher
+from vistag.search.fusion import rrf
+from vistag.search.text_tags import tags_from_text
 
 K = 10
-
-
-def ndcg(flags: list[bool], n_relevant: int) -> float:
-    dcg = sum(1 / math.log2(i + 2) for i, f in enumerate(flags[:K]) if f)
-    ideal = sum(1 / math.log2(i + 2) for i in range(min(K, n_relevant)))
-    return dcg / ideal if ideal else 0.0
 
 
 def scores(ids: list[str], query: dict, rows: dict, counts: dict) -> dict:
@@ -71,8 +65,8 @@ def scores(ids: list[str], query: dict, rows: dict, counts: dict) -> dict:
         want = tuple(query[k] for k in key)
         flags = [tuple(rows[i][k] for k in key) == want for i in ids[:K]]
         n_rel = counts[name].get(want, 0) - 1  # the query product itself is excluded
-        out[f"recall@10 {name}"] = sum(flags) / max(1, min(K, n_rel))
-        out[f"nDCG@10 {name}"] = ndcg(flags, n_rel)
+        out[f"recall@10 {name}"] = capped_recall_at_k(flags, n_rel, K)
+        out[f"nDCG@10 {name}"] = ndcg_at_k(flags, max(n_rel, 0), K)
     return out
 
 
@@ -84,8 +78,9 @@ def timed(fn, latencies: list[float]):
 
 
 #: Weight grid tried for the client-side RRF of BM25 (always 1), tags and text->image lists.
-WEIGHT_GRID = [{"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
-               for i in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)]
+WEIGHT_GRID = [
+    {"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0) for i in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+]
 
 
 def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, relations, rows, counts, lat) -> dict:
@@ -101,20 +96,39 @@ def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, r
     def lists_for(q: dict, timing: bool) -> dict:
         text = query_like(q["productDisplayName"], rng)
         qtags = tags_from_text(text, df, n_docs)
-        vec = timed(lambda: projection.encode([text])[0], lat.setdefault("text->image encode", [])) if timing \
+        vec = (
+            timed(lambda: projection.encode([text])[0], lat.setdefault("text->image encode", []))
+            if timing
             else projection.encode([text])[0]
-        out = {"text": [(h.id, h.score) for h in searcher.keyword(text, size=100)],
-               "image": [(h.id, h.score) for h in (timed(lambda: searcher.image(vec, k=100), lat.setdefault(
-                   "text->image kNN", [])) if timing else searcher.image(vec, k=100))]}
+        )
+        out = {
+            "text": [(h.id, h.score) for h in searcher.keyword(text, size=100)],
+            "image": [
+                (h.id, h.score)
+                for h in (
+                    timed(lambda: searcher.image(vec, k=100), lat.setdefault("text->image kNN", []))
+                    if timing
+                    else searcher.image(vec, k=100)
+                )
+            ],
+        }
         if qtags:
             out["tags"] = [(h.id, h.score) for h in searcher.tags(qtags, size=100, relations=relations)]
         if timing:  # the default hybrid itself, as a storefront calls it: one method, its own requests
-            out["default"] = [(h.id, h.score) for h in timed(
-                lambda: searcher.text(text, projection, relations, size=K + 1), lat.setdefault("default hybrid", []))]
+            out["default"] = [
+                (h.id, h.score)
+                for h in timed(
+                    lambda: searcher.text(text, projection, relations, size=K + 1), lat.setdefault("default hybrid", [])
+                )
+            ]
         if reads_labels:  # the words that are tags merged with the tags the projection reads, as Searcher.text does
-            merged = timed(lambda: searcher.read_query(text, projection, relations)[0],
-                           lat.setdefault("query tags read", [])) if timing \
+            merged = (
+                timed(
+                    lambda: searcher.read_query(text, projection, relations)[0], lat.setdefault("query tags read", [])
+                )
+                if timing
                 else searcher.read_query(text, projection, relations)[0]
+            )
             if merged:  # nothing read with probability >= 0.2 and no word that is a tag: no list
                 out["query tags"] = [(h.id, h.score) for h in searcher.tags(merged, size=100, relations=relations)]
         return out
@@ -135,30 +149,45 @@ def text_image_fusions(searcher, projection, queries, tuning, rng, df, n_docs, r
     tag_list = "query tags" if reads_labels else "tags"
     grid = [{"text": w["text"], tag_list: w["tags"], "image": w["image"]} for w in WEIGHT_GRID]
     best = max(grid, key=objective)
-    print(f"weighted RRF tuned on {len(tuning)} other held-out queries: text {best['text']}, {tag_list} "
-          f"{best[tag_list]}, text->image {best['image']}", flush=True)
+    print(
+        f"weighted RRF tuned on {len(tuning)} other held-out queries: text {best['text']}, {tag_list} "
+        f"{best[tag_list]}, text->image {best['image']}",
+        flush=True,
+    )
     test_lists = [lists_for(q, True) for q in queries]
-    out = {"text: BM25 (the texts of the rows below)": measure(test_lists, queries, {"text": 1.0}),
-           "text->image kNN (HNSW)": measure(test_lists, queries, {"image": 1.0}),
-           "text: RRF BM25 + text->image": measure(test_lists, queries, {"text": 1.0, "image": 1.0}),
-           "text: RRF BM25 + tags + text->image": measure(test_lists, queries, {"text": 1.0, "tags": 1.0, "image": 1.0})}
+    out = {
+        "text: BM25 (the texts of the rows below)": measure(test_lists, queries, {"text": 1.0}),
+        "text->image kNN (HNSW)": measure(test_lists, queries, {"image": 1.0}),
+        "text: RRF BM25 + text->image": measure(test_lists, queries, {"text": 1.0, "image": 1.0}),
+        "text: RRF BM25 + tags + text->image": measure(test_lists, queries, {"text": 1.0, "tags": 1.0, "image": 1.0}),
+    }
     if reads_labels:
         out["query tags (words + read) alone"] = measure(test_lists, queries, {"query tags": 1.0})
         out["text: RRF BM25 + query tags + text->image"] = measure(
-            test_lists, queries, {"text": 1.0, "query tags": 1.0, "image": 1.0})
+            test_lists, queries, {"text": 1.0, "query tags": 1.0, "image": 1.0}
+        )
     known = {"BM25": [], "default hybrid": []}
     for q in queries:  # known-item: the product's own full title, as a shopper who copied it types it
-        for name, hits in (("BM25", searcher.keyword(q["productDisplayName"], size=K)),
-                           ("default hybrid", searcher.text(q["productDisplayName"], projection, relations, size=K))):
+        for name, hits in (
+            ("BM25", searcher.keyword(q["productDisplayName"], size=K)),
+            ("default hybrid", searcher.text(q["productDisplayName"], projection, relations, size=K)),
+        ):
             ids = [h.id for h in hits]
             known[name].append(1.0 / (1 + ids.index(q["id"])) if q["id"] in ids else 0.0)
-    print("known-item (full title -> the product itself): " + ", ".join(
-        f"{name} first {100 * np.mean([r == 1.0 for r in rr]):.1f}%, MRR@10 {np.mean(rr):.3f}" for name, rr in known.items()),
-        flush=True)
+    print(
+        "known-item (full title -> the product itself): "
+        + ", ".join(
+            f"{name} first {100 * np.mean([r == 1.0 for r in rr]):.1f}%, MRR@10 {np.mean(rr):.3f}"
+            for name, rr in known.items()
+        ),
+        flush=True,
+    )
     out["default hybrid: Searcher.text (RRF BM25 + query tags + text->image)"] = measure(
-        test_lists, queries, {"default": 1.0})
-    out[f"text: weighted RRF {best['text']:g}/{best[tag_list]:g}/{best['image']:g} (tuned)"] = \
-        measure(test_lists, queries, best)
+        test_lists, queries, {"default": 1.0}
+    )
+    out[f"text: weighted RRF {best['text']:g}/{best[tag_list]:g}/{best['image']:g} (tuned)"] = measure(
+        test_lists, queries, best
+    )
     return out
 
 
@@ -170,10 +199,16 @@ def per_query_wins(metrics: dict[str, list[dict]]) -> dict:
         for single in singles:
             for m in ("recall@10 type", "nDCG@10 type+colour"):
                 d = np.array([a[m] - b[m] for a, b in zip(metrics[name], metrics[single])])
-                c = {"wins": int((d > 1e-9).sum()), "ties": int((abs(d) <= 1e-9).sum()), "losses": int((d < -1e-9).sum())}
+                c = {
+                    "wins": int((d > 1e-9).sum()),
+                    "ties": int((abs(d) <= 1e-9).sum()),
+                    "losses": int((d < -1e-9).sum()),
+                }
                 counts[f"{name} vs {single}: {m}"] = c
-                lines.append(f"per query, {name} vs {single.split(' (')[0]}, {m}: {c['wins']} wins, {c['ties']} ties, "
-                             f"{c['losses']} losses (mean {100 * d.mean():+.1f})")
+                lines.append(
+                    f"per query, {name} vs {single.split(' (')[0]}, {m}: {c['wins']} wins, {c['ties']} ties, "
+                    f"{c['losses']} losses (mean {100 * d.mean():+.1f})"
+                )
     return {"lines": lines, "counts": counts}
 
 
@@ -184,9 +219,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="index only the first N rows (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backbone", default="efficientnet-lite0", help="image embedding (its cache must be full)")
-    parser.add_argument("--text-image", type=Path, default=None,
-                        help="a text->image projection folder (MODEL/text-image from `vistag train --text-image`): "
-                             "adds text->image kNN and its fusions, with weights tuned on other held-out queries")
+    parser.add_argument(
+        "--text-image",
+        type=Path,
+        default=None,
+        help="a text->image projection folder (MODEL/text-image from `vistag train --text-image`): "
+        "adds text->image kNN and its fusions, with weights tuned on other held-out queries",
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results-relevance.json"), help="figures as JSON")
     args = parser.parse_args()
     data = default_data_dir()
@@ -214,8 +253,9 @@ def main() -> None:
     if projection is not None and projection.config.image_model_id != embedder.model_id:
         raise SystemExit(f"{args.text_image} aims at {projection.config.image_model_id}, not {embedder.model_id}")
     picked = {q["id"] for q in queries}
-    tuning = random.Random(args.seed + 1).sample([r for r in test if r["id"] not in picked],
-                                                 min(args.queries, len(test) - len(picked)))
+    tuning = random.Random(args.seed + 1).sample(
+        [r for r in test if r["id"] not in picked], min(args.queries, len(test) - len(picked))
+    )
     cache = EmbeddingCache(vistag_home() / "cache" / "embeddings", embedder.model_id, embedder.dim)
     store = ImageStore(data / "images.tar")
     shas = [r.get("sha256") or store.load(r["file"]).sha256 for r in all_rows]  # labels.csv lists the file hashes
@@ -246,15 +286,22 @@ def main() -> None:
         for index, relations_file in variants:
             client.delete_index(index)
             batch = BatchEmbedder(embedder, store, cache, workers=2)
-            options = IndexOptions(index=index, progress=False, dead_letter=work / f"{engine}-{index}.jsonl",
-                                   relations=relations_file, chunk_size=1000)
+            options = IndexOptions(
+                index=index,
+                progress=False,
+                dead_letter=work / f"{engine}-{index}.jsonl",
+                relations=relations_file,
+                chunk_size=1000,
+            )
             summary = index_catalog(client, catalog, schema, batch, options)
             batch.close()
             assert summary.ok, summary.to_dict()
             print(f"{engine}: indexed {summary.indexed} into {index} in {summary.seconds:.0f}s", flush=True)
         searcher = Searcher(client, "bench-products")
         expanded_index = Searcher(client, "bench-products-exp") if engine == "opensearch" else None
-        lat: dict[str, list[float]] = {k: [] for k in ("keyword", "tags", "image", "similar", "hybrid", "hybrid-engine")}
+        lat: dict[str, list[float]] = {
+            k: [] for k in ("keyword", "tags", "image", "similar", "hybrid", "hybrid-engine")
+        }
         engine_fusion = searcher.fusion_site("rrf") == "engine"
         metrics: dict[str, list[dict]] = {}
         overlap = []
@@ -275,29 +322,61 @@ def main() -> None:
             add("text: BM25", [h.id for h in timed(lambda: searcher.keyword(text, size=K + 1), lat["keyword"])], q)
             if qtags:
                 add("text: tags", [h.id for h in timed(lambda: searcher.tags(qtags, size=K + 1), lat["tags"])], q)
-                add("text: tags + query expansion", [h.id for h in searcher.tags(qtags, size=K + 1, relations=relations)], q)
+                add(
+                    "text: tags + query expansion",
+                    [h.id for h in searcher.tags(qtags, size=K + 1, relations=relations)],
+                    q,
+                )
                 if expanded_index:
                     add("text: tags, index-time expansion", [h.id for h in expanded_index.tags(qtags, size=K + 1)], q)
             else:
-                for name in ("text: tags", "text: tags + query expansion") + (("text: tags, index-time expansion",) if expanded_index else ()):
+                for name in ("text: tags", "text: tags + query expansion") + (
+                    ("text: tags, index-time expansion",) if expanded_index else ()
+                ):
                     add(name, [], q)
-            hybrid = timed(lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", where="client"),
-                           lat["hybrid"])
+            hybrid = timed(
+                lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", where="client"),
+                lat["hybrid"],
+            )
             add("text: hybrid RRF", [h.id for h in hybrid], q)
-            add("text: hybrid weighted", [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1,
-                                                                         fusion="weighted", where="client")], q)
+            add(
+                "text: hybrid weighted",
+                [
+                    h.id
+                    for h in searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="weighted", where="client")
+                ],
+                q,
+            )
             if engine_fusion:
-                inside = timed(lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", where="engine"),
-                               lat["hybrid-engine"])
+                inside = timed(
+                    lambda: searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", where="engine"),
+                    lat["hybrid-engine"],
+                )
                 add("text: hybrid RRF, engine-side", [h.id for h in inside], q)
-                add("text: hybrid weighted, engine-side", [h.id for h in searcher.hybrid(
-                    text, qtags or None, None, size=K + 1, fusion="weighted", where="engine")], q)
-            add("text: hybrid RRF + query expansion",
-                [h.id for h in searcher.hybrid(text, qtags or None, None, size=K + 1, fusion="rrf", relations=relations,
-                                               where="client")], q)
+                add(
+                    "text: hybrid weighted, engine-side",
+                    [
+                        h.id
+                        for h in searcher.hybrid(
+                            text, qtags or None, None, size=K + 1, fusion="weighted", where="engine"
+                        )
+                    ],
+                    q,
+                )
+            add(
+                "text: hybrid RRF + query expansion",
+                [
+                    h.id
+                    for h in searcher.hybrid(
+                        text, qtags or None, None, size=K + 1, fusion="rrf", relations=relations, where="client"
+                    )
+                ],
+                q,
+            )
         if projection is not None:
-            fused_report = text_image_fusions(searcher, projection, queries, tuning, rng, df, len(all_rows), relations,
-                                              rows, counts, lat)
+            fused_report = text_image_fusions(
+                searcher, projection, queries, tuning, rng, df, len(all_rows), relations, rows, counts, lat
+            )
             for name, results in fused_report.items():
                 metrics[name] = results
         print(f"\n{engine} ({len(all_rows)} docs, {len(queries)} queries)")
@@ -309,17 +388,29 @@ def main() -> None:
         wins = per_query_wins(metrics)
         for line in wins["lines"]:
             print(line)
-        print("latency ms (p50 / p95): " + ", ".join(
-            f"{k} {1000 * np.percentile(v, 50):.1f} / {1000 * np.percentile(v, 95):.1f}" for k, v in lat.items() if v))
-        report[engine] = {"metrics": {k: {m: float(np.mean([r[m] for r in v])) for m in keys} for k, v in metrics.items()},
-                          "hnsw_overlap": float(np.mean(overlap)), "per_query": wins["counts"],
-                          "latency_ms": {k: [1000 * float(np.percentile(v, 50)), 1000 * float(np.percentile(v, 95))]
-                                         for k, v in lat.items() if v}}
+        print(
+            "latency ms (p50 / p95): "
+            + ", ".join(
+                f"{k} {1000 * np.percentile(v, 50):.1f} / {1000 * np.percentile(v, 95):.1f}"
+                for k, v in lat.items()
+                if v
+            )
+        )
+        report[engine] = {
+            "metrics": {k: {m: float(np.mean([r[m] for r in v])) for m in keys} for k, v in metrics.items()},
+            "hnsw_overlap": float(np.mean(overlap)),
+            "per_query": wins["counts"],
+            "latency_ms": {
+                k: [1000 * float(np.percentile(v, 50)), 1000 * float(np.percentile(v, 95))] for k, v in lat.items() if v
+            },
+        }
         node.stop()
     out = args.json
     import json
 
-    out.write_text(json.dumps({"machine": machine(), "docs": len(all_rows), "queries": len(queries), **report}, indent=1))
+    out.write_text(
+        json.dumps({"machine": machine(), "docs": len(all_rows), "queries": len(queries), **report}, indent=1)
+    )
     print(f"\nwritten {out}")
 
 

@@ -32,7 +32,10 @@ def sample_rows(labels: Path, n_train: int, n_test: int, seed: int) -> list[dict
     rng = np.random.default_rng(seed)
     train = [r for r in rows if r["split"] != "test"]
     test = [r for r in rows if r["split"] == "test"]
-    pick = lambda rs, n: [rs[i] for i in rng.choice(len(rs), size=min(n, len(rs)), replace=False)]
+
+    def pick(rs: list, n: int) -> list:
+        return [rs[i] for i in rng.choice(len(rs), size=min(n, len(rs)), replace=False)]
+
     return pick(train, n_train) + pick(test, n_test), rows
 
 
@@ -87,7 +90,9 @@ def main() -> None:
     store = ImageStore(args.data / "images.tar")
     images = [store.load(r["file"]).image for r in rows]
     is_test = np.array([r["split"] == "test" for r in rows])
-    print(f"sample: {len(rows)} images ({(~is_test).sum()} train, {is_test.sum()} test), {torch.get_num_threads()} threads")
+    print(
+        f"sample: {len(rows)} images ({(~is_test).sum()} train, {is_test.sum()} test), {torch.get_num_threads()} threads"
+    )
     print(f"{'px':>4} {'img/s':>7} {'feature':>9} {'dim':>5} {'articleType>=500':>17} {'baseColour':>11}")
     for size in args.sizes:
         config = get_config("efficientnet-lite0").with_input_size(size)
@@ -97,7 +102,7 @@ def main() -> None:
         start = time.perf_counter()
         with torch.inference_mode():
             for i in range(0, len(arrays), 64):
-                for name, f in features(net, torch.from_numpy(np.stack(arrays[i:i + 64]))).items():
+                for name, f in features(net, torch.from_numpy(np.stack(arrays[i : i + 64]))).items():
                     outs.setdefault(name, []).append(torch.nn.functional.normalize(f, dim=1).numpy())
         rate = len(arrays) / (time.perf_counter() - start)
         for name, parts in outs.items():

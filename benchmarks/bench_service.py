@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, require_data_dir  # noqa: E402
+from bench_index import machine, require_data_dir
 
 
 def catalog_images(data: Path, count: int) -> list[bytes]:
@@ -117,7 +117,7 @@ def load(port: int, images: list[bytes], clients: int, requests: int) -> tuple[f
 
 
 def pct(sorted_values: list[float], p: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))] * 1000
+    return sorted_values[min(len(sorted_values) - 1, round(p / 100 * (len(sorted_values) - 1)))] * 1000
 
 
 def main() -> None:
@@ -141,8 +141,11 @@ def main() -> None:
             load(port, images, 4, 32)  # warm-up
             for clients in args.clients:
                 rate, lat = load(port, images, clients, args.requests)
-                print(f"{'on' if batching else 'off':<9} {clients:>7} {rate:>8.1f} {pct(lat, 50):>8.1f} "
-                      f"{pct(lat, 95):>8.1f} {pct(lat, 99):>8.1f} {rate / bare:>7.2f}", flush=True)
+                print(
+                    f"{'on' if batching else 'off':<9} {clients:>7} {rate:>8.1f} {pct(lat, 50):>8.1f} "
+                    f"{pct(lat, 95):>8.1f} {pct(lat, 99):>8.1f} {rate / bare:>7.2f}",
+                    flush=True,
+                )
         finally:
             proc.terminate()
             proc.wait(30)
@@ -160,16 +163,16 @@ def ingest(data: Path, count: int, port: int) -> None:
 
     import requests
 
+    from vistag.catalog.schema import CatalogSchema
     from vistag.config import ConnectionSettings
-    from vistag.local.node import LocalNode
     from vistag.engine.connect import connect
     from vistag.images import ImageStore
-    from vistag.models.embedding import BatchEmbedder
     from vistag.indexer.pipeline import IndexOptions, index_catalog
-    from vistag.catalog.schema import CatalogSchema
-    from vistag.pipelines import install_inference
+    from vistag.local.node import LocalNode
     from vistag.models import create_embedder
     from vistag.models.cache import EmbeddingCache
+    from vistag.models.embedding import BatchEmbedder
+    from vistag.pipelines import install_inference
 
     work = Path(tempfile.mkdtemp(prefix="vistag-ingest-"))
     with open(data / "labels.csv", newline="", encoding="utf-8") as fh:
@@ -188,14 +191,33 @@ def ingest(data: Path, count: int, port: int) -> None:
         for index in ("bench-cli", "bench-raw"):
             client.delete_index(index)
         batch = BatchEmbedder(embedder, store, EmbeddingCache(work / "cache", embedder.model_id, embedder.dim))
-        summary = index_catalog(client, catalog, CatalogSchema.bundled(), batch,
-                                IndexOptions(index="bench-cli", progress=False, dead_letter=work / "dl.jsonl"))
+        summary = index_catalog(
+            client,
+            catalog,
+            CatalogSchema.bundled(),
+            batch,
+            IndexOptions(index="bench-cli", progress=False, dead_letter=work / "dl.jsonl"),
+        )
         batch.close()
     cli_rate = count / summary.seconds
     del embedder
-    svc = subprocess.Popen([sys.executable, "-m", "vistag", "service", "--port", str(port), "--reference", str(catalog),
-                            "--reference-images", str(data / "images.tar")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    svc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vistag",
+            "service",
+            "--port",
+            str(port),
+            "--reference",
+            str(catalog),
+            "--reference-images",
+            str(data / "images.tar"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -209,19 +231,27 @@ def ingest(data: Path, count: int, port: int) -> None:
         t0 = time.perf_counter()
         for start in range(0, count, 200):
             lines = []
-            for r in rows[start:start + 200]:
-                lines += [json.dumps({"index": {"_index": "bench-raw", "_id": r["id"]}}),
-                          json.dumps({"id": r["id"], "title": r["productDisplayName"], "image": payloads[r["id"]]})]
-            resp = requests.post(f"{url}/_bulk", data="\n".join(lines) + "\n", timeout=600,
-                                 headers={"Content-Type": "application/x-ndjson"}).json()
+            for r in rows[start : start + 200]:
+                lines += [
+                    json.dumps({"index": {"_index": "bench-raw", "_id": r["id"]}}),
+                    json.dumps({"id": r["id"], "title": r["productDisplayName"], "image": payloads[r["id"]]}),
+                ]
+            resp = requests.post(
+                f"{url}/_bulk",
+                data="\n".join(lines) + "\n",
+                timeout=600,
+                headers={"Content-Type": "application/x-ndjson"},
+            ).json()
             assert not resp["errors"], resp["items"][0]
         raw_rate = count / (time.perf_counter() - t0)
     finally:
         svc.terminate()
         svc.wait(30)
         node.stop()
-    print(f"ingest of {count} rows (cold: every image embedded): vistag index {cli_rate:.1f} docs/s; plain _bulk "
-          f"through the ml_inference pipeline calling vistag service {raw_rate:.1f} docs/s ({raw_rate / cli_rate:.2f}x)")
+    print(
+        f"ingest of {count} rows (cold: every image embedded): vistag index {cli_rate:.1f} docs/s; plain _bulk "
+        f"through the ml_inference pipeline calling vistag service {raw_rate:.1f} docs/s ({raw_rate / cli_rate:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -23,21 +23,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import machine, require_data_dir  # noqa: E402
+from bench_index import machine, require_data_dir
 
-from vistag.config import ConnectionSettings  # noqa: E402
-from vistag.local.node import LocalNode  # noqa: E402
-from vistag.engine.connect import connect  # noqa: E402
-from vistag.images import ImageStore  # noqa: E402
-from vistag.models.embedding import BatchEmbedder  # noqa: E402
-from vistag.indexer.options import IndexOptions  # noqa: E402
-from vistag.indexer.pipeline import index_catalog  # noqa: E402
-from vistag.catalog.schema import CatalogSchema  # noqa: E402
-from vistag.indexer.sync import sync_catalog  # noqa: E402
-from vistag.models import create_embedder  # noqa: E402
-from vistag.models.cache import EmbeddingCache  # noqa: E402
-from vistag.search.queries import Searcher  # noqa: E402
-from vistag.search.reference_tagger import EngineKnnDocumentTagger  # noqa: E402
+from vistag.catalog.schema import CatalogSchema
+from vistag.config import ConnectionSettings
+from vistag.engine.connect import connect
+from vistag.images import ImageStore
+from vistag.indexer.options import IndexOptions
+from vistag.indexer.pipeline import index_catalog
+from vistag.indexer.sync import sync_catalog
+from vistag.local.node import LocalNode
+from vistag.models import create_embedder
+from vistag.models.cache import EmbeddingCache
+from vistag.models.embedding import BatchEmbedder
+from vistag.search.queries import Searcher
+from vistag.search.reference_tagger import EngineKnnDocumentTagger
 
 
 def write(path: Path, rows: list[dict]) -> Path:
@@ -61,8 +61,8 @@ def main() -> None:
     rng = random.Random(0)
     n = max(6, int(len(rows) * args.changed))
     picked = rng.sample(range(len(rows)), n)
-    retitle, reimage, swap = picked[: n // 3], picked[n // 3: 2 * n // 3], picked[2 * n // 3:]
-    removed, added = swap[: len(swap) // 2], swap[len(swap) // 2:]
+    retitle, reimage, swap = picked[: n // 3], picked[n // 3 : 2 * n // 3], picked[2 * n // 3 :]
+    removed, added = swap[: len(swap) // 2], swap[len(swap) // 2 :]
     yesterday = [r for i, r in enumerate(rows) if i not in set(added)]
     today = []
     for i, r in enumerate(rows):
@@ -83,7 +83,9 @@ def main() -> None:
     options = IndexOptions(index="bench-sync", progress=False, dead_letter=work / "dl.jsonl")
     with ImageStore(data / "images.tar") as store:
         t0 = time.monotonic()
-        with BatchEmbedder(embedder, store, EmbeddingCache(work / "cache-full", embedder.model_id, embedder.dim)) as batch:
+        with BatchEmbedder(
+            embedder, store, EmbeddingCache(work / "cache-full", embedder.model_id, embedder.dim)
+        ) as batch:
             full = index_catalog(client, write(work / "yesterday.csv", yesterday), schema, batch, options)
         full_s = time.monotonic() - t0
         assert full.ok, full.to_dict()
@@ -95,17 +97,21 @@ def main() -> None:
             return tagger
 
         t0 = time.monotonic()
-        with BatchEmbedder(embedder, store, EmbeddingCache(work / "cache-sync", embedder.model_id, embedder.dim)) as batch:
+        with BatchEmbedder(
+            embedder, store, EmbeddingCache(work / "cache-sync", embedder.model_id, embedder.dim)
+        ) as batch:
             synced = sync_catalog(client, write(work / "today.csv", today), schema, batch, options, make_tagger)
         sync_s = time.monotonic() - t0
     client.refresh("bench-sync")
     count = client.count("bench-sync")
     node.stop()
-    print(f"sync to today's catalog ({n} rows changed: {len(retitle)} re-titled, {len(reimage)} new images, "
-          f"{len(removed)} removed, {len(added)} new): {sync_s:.1f}s = {sync_s / full_s:.3f} of the full index; "
-          f"added {synced.added}, re-tagged {synced.retagged}, updated {synced.updated}, deleted {synced.deleted}, "
-          f"unchanged {synced.unchanged}, failed {synced.failed}; {synced.embedded} images embedded; "
-          f"index count {count} (catalog {len(today)})")
+    print(
+        f"sync to today's catalog ({n} rows changed: {len(retitle)} re-titled, {len(reimage)} new images, "
+        f"{len(removed)} removed, {len(added)} new): {sync_s:.1f}s = {sync_s / full_s:.3f} of the full index; "
+        f"added {synced.added}, re-tagged {synced.retagged}, updated {synced.updated}, deleted {synced.deleted}, "
+        f"unchanged {synced.unchanged}, failed {synced.failed}; {synced.embedded} images embedded; "
+        f"index count {count} (catalog {len(today)})"
+    )
 
 
 if __name__ == "__main__":

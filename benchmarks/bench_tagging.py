@@ -62,8 +62,17 @@ def write_paper_catalog(labels: Path, out_dir: Path, min_images: int) -> tuple[P
             values = [fn(r) if fn(r) in kept[name] else "" for name, fn in columns.items()]
             writer.writerow([r["id"], r["file"], r["split"], r["productDisplayName"], *values])
     schema = out_dir / "paper.schema.json"  # the title is read only by a --title-aware model
-    schema.write_text(json.dumps({"id": "id", "title": "productDisplayName", "image": "file",
-                                  "attributes": list(columns), "extra": ["split"]}))
+    schema.write_text(
+        json.dumps(
+            {
+                "id": "id",
+                "title": "productDisplayName",
+                "image": "file",
+                "attributes": list(columns),
+                "extra": ["split"],
+            }
+        )
+    )
     return out, schema, {k: sorted(v) for k, v in kept.items()}
 
 
@@ -82,12 +91,16 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="start from an empty embedding cache")
     parser.add_argument("--min-images", type=int, default=500, help="paper class filter (default %(default)s)")
     parser.add_argument("--robustness", type=int, default=500, help="images for the robustness check")
-    parser.add_argument("--backbone", default=None,
-                        help="backbone name for both models (default: vistag train's default)")
+    parser.add_argument(
+        "--backbone", default=None, help="backbone name for both models (default: vistag train's default)"
+    )
     parser.add_argument("--train-args", default="", help="extra `vistag train` flags for both models, one string")
-    parser.add_argument("--title-aware", action="store_true",
-                        help="the models also read the titles (`vistag train --title-aware`; opt-in); the paper "
-                             "setting is then run image-only too and both are printed (Li et al. read images only)")
+    parser.add_argument(
+        "--title-aware",
+        action="store_true",
+        help="the models also read the titles (`vistag train --title-aware`; opt-in); the paper "
+        "setting is then run image-only too and both are printed (Li et al. read images only)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_index import machine
@@ -104,13 +117,44 @@ def main() -> None:
     extra = (["--backbone", args.backbone] if args.backbone else []) + args.train_args.split()
     full = args.out / "model-full"
     times["train_full (embedding pass included when --cold)"] = run(
-        ["train", "--catalog", str(data / "labels.csv"), "--images", images, "--split-col", "split", "--out", str(full), *extra,
-         *(["--title-aware"] if args.title_aware else [])], env)
+        [
+            "train",
+            "--catalog",
+            str(data / "labels.csv"),
+            "--images",
+            images,
+            "--split-col",
+            "split",
+            "--out",
+            str(full),
+            *extra,
+            *(["--title-aware"] if args.title_aware else []),
+        ],
+        env,
+    )
     times["eval_full"] = run(
-        ["eval", "--model", str(full), "--catalog", str(data / "labels.csv"), "--images", images,
-         "--json", str(args.out / "eval-full.json"), "--report", str(args.out / "eval-full.md"),
-         "--confusion-png", str(args.out / "confusion-articleType.png"), "--robustness", str(args.robustness),
-         "--attribute-confusion-png", "baseColour", str(args.out / "confusion-baseColour.png")], env)
+        [
+            "eval",
+            "--model",
+            str(full),
+            "--catalog",
+            str(data / "labels.csv"),
+            "--images",
+            images,
+            "--json",
+            str(args.out / "eval-full.json"),
+            "--report",
+            str(args.out / "eval-full.md"),
+            "--confusion-png",
+            str(args.out / "confusion-articleType.png"),
+            "--robustness",
+            str(args.robustness),
+            "--attribute-confusion-png",
+            "baseColour",
+            str(args.out / "confusion-baseColour.png"),
+        ],
+        env,
+    )
     paper_runs = {"image only": ("model-paper", [])}
     if args.title_aware:
         paper_runs["title-aware"] = ("model-paper-title-aware", ["--title-aware"])
@@ -118,31 +162,73 @@ def main() -> None:
     for name, (directory, flags) in paper_runs.items():
         paper = args.out / directory
         times[f"train_paper {name} (embeddings from the cache)"] = run(
-            ["train", "--catalog", str(catalog), "--images", images, "--schema", str(schema), "--split-col", "split",
-             "--levels", "--tag-columns", "--out", str(paper), *extra, *flags], env)
+            [
+                "train",
+                "--catalog",
+                str(catalog),
+                "--images",
+                images,
+                "--schema",
+                str(schema),
+                "--split-col",
+                "split",
+                "--levels",
+                "--tag-columns",
+                "--out",
+                str(paper),
+                *extra,
+                *flags,
+            ],
+            env,
+        )
         times[f"eval_paper {name}"] = run(
-            ["eval", "--model", str(paper), "--catalog", str(catalog), "--images", images, "--schema", str(schema),
-             "--json", str(args.out / f"{directory}.json"), "--report", str(args.out / f"{directory}.md")], env)
+            [
+                "eval",
+                "--model",
+                str(paper),
+                "--catalog",
+                str(catalog),
+                "--images",
+                images,
+                "--schema",
+                str(schema),
+                "--json",
+                str(args.out / f"{directory}.json"),
+                "--report",
+                str(args.out / f"{directory}.md"),
+            ],
+            env,
+        )
         paper_ev[name] = json.loads((args.out / f"{directory}.json").read_text())
 
     full_ev = json.loads((args.out / "eval-full.json").read_text())
     for name, ev in paper_ev.items():
-        print(f"\nPaper setting, {name}. Split: the catalog's `split` column (test = id % 10 == 0): "
-              f"{ev['split']['test_rows']} test rows, classes with >= {args.min_images} images")
-        print(f"{'task':<26} {'classes':>7} {'Li et al. VGG-19':>16} {'target':>7} {'+1':>6} {'vistag top-1':>13} "
-              f"{'top-5':>6} {'MACC':>6}")
+        print(
+            f"\nPaper setting, {name}. Split: the catalog's `split` column (test = id % 10 == 0): "
+            f"{ev['split']['test_rows']} test rows, classes with >= {args.min_images} images"
+        )
+        print(
+            f"{'task':<26} {'classes':>7} {'Li et al. VGG-19':>16} {'target':>7} {'+1':>6} {'vistag top-1':>13} "
+            f"{'top-5':>6} {'MACC':>6}"
+        )
         for col, paper_acc in PAPER.items():
             b = ev["attributes"][col]
-            print(f"{LABEL[col]:<26} {len(kept[col]):>7} {paper_acc:>15.1f}% {TARGET[col]:>6.1f}% {MARGIN[col]:>5.1f}% "
-                  f"{100 * b['top1']:>12.1f}% {100 * b['top5']:>5.1f}% {100 * b['macc']:>5.1f}%")
+            print(
+                f"{LABEL[col]:<26} {len(kept[col]):>7} {paper_acc:>15.1f}% {TARGET[col]:>6.1f}% {MARGIN[col]:>5.1f}% "
+                f"{100 * b['top1']:>12.1f}% {100 * b['top5']:>5.1f}% {100 * b['macc']:>5.1f}%"
+            )
     print("\nFull problem (hierarchy decoded consistently):")
     for col, b in full_ev["levels"].items():
-        print(f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-5 {100 * b['top5']:.1f}%  "
-              f"MACC {100 * b['macc']:.1f}%  (independent argmax top-1 {100 * b['top1_independent']:.1f}%)")
+        print(
+            f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-5 {100 * b['top5']:.1f}%  "
+            f"MACC {100 * b['macc']:.1f}%  (independent argmax top-1 {100 * b['top1_independent']:.1f}%)"
+        )
     print("\nAttributes (independent heads):")
     for col, b in full_ev["attributes"].items():
-        print(f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-3 {100 * b.get('top3', 0):.1f}%  "
-              f"top-5 {100 * b['top5']:.1f}%  MACC {100 * b['macc']:.1f}%")
+        print(
+            f"  {col:<16} {b['classes']:>4} classes  top-1 {100 * b['top1']:.1f}%  top-3 {100 * b.get('top3', 0):.1f}%  "
+            f"top-5 {100 * b['top5']:.1f}%  MACC {100 * b['macc']:.1f}%"
+        )
     print("\nTags F1@K (%):")
     for tagger, block in full_ev["tags"].items():
         print(f"  {tagger:<9} " + "  ".join(f"F1@{k} {100 * block['at_k'][k]['f1']:.1f}" for k in ("1", "3", "5", "7")))

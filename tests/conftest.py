@@ -20,7 +20,9 @@ def data_dir() -> Path:
     return path
 
 
-def write_slice(data_dir: Path, out_dir: Path, count: int, start: int = 0, step: int = 37) -> tuple[Path, Path, list[dict]]:
+def write_slice(
+    data_dir: Path, out_dir: Path, count: int, start: int = 0, step: int = 37
+) -> tuple[Path, Path, list[dict]]:
     """Extract ``count`` rows spread over the catalog, with their images, into ``out_dir``.
 
     Returns:

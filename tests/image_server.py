@@ -35,7 +35,7 @@ class _ImageHandler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.server.seen.append(self.path)
         if self.path.startswith("/redirect?to="):
             self.send_response(302)
@@ -44,8 +44,9 @@ class _ImageHandler(BaseHTTPRequestHandler):
             return
         if self.path == "/slow":
             time.sleep(2)
-        body = {"/img.jpg": jpeg(), "/text": b"<html>not an image</html>", "/big": b"x" * 300_000,
-                "/slow": jpeg()}.get(self.path)
+        body = {"/img.jpg": jpeg(), "/text": b"<html>not an image</html>", "/big": b"x" * 300_000, "/slow": jpeg()}.get(
+            self.path
+        )
         if body is None:
             self.send_response(404)
             self.end_headers()

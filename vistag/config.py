@@ -64,7 +64,7 @@ class ConnectionSettings:
         http_compress: gzip request bodies.
         timeout: request timeout in seconds.
 
-    Example:
+    Examples:
         >>> ConnectionSettings(urls=("http://127.0.0.1:9200",)).url
         'http://127.0.0.1:9200'
     """
@@ -91,9 +91,10 @@ class ConnectionSettings:
         return self.urls[0] if self.urls else None
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "ConnectionSettings":
+    def from_env(cls, **overrides: object) -> ConnectionSettings:
         """Build settings from ``VISTAG_*`` variables (``VISTAG_URL`` may list several, comma-separated) and
-        ``AWS_REGION``; non-``None`` overrides win."""
+        ``AWS_REGION``; non-``None`` overrides win.
+        """
         env_urls = tuple(u.strip() for u in os.environ.get("VISTAG_URL", "").split(",") if u.strip())
         values: dict[str, object] = {
             "urls": env_urls,
@@ -106,7 +107,18 @@ class ConnectionSettings:
             "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-        if isinstance(values.get("urls"), str):
-            values["urls"] = (values["urls"],)
-        values["urls"] = tuple(u.rstrip("/") for u in values["urls"])  # type: ignore[union-attr]
-        return cls(**values)  # type: ignore[arg-type]
+        urls = values.get("urls") or ()
+        if isinstance(urls, str):
+            urls = (urls,)
+        values["urls"] = tuple(str(u).rstrip("/") for u in urls)  # type: ignore[attr-defined]  # a str or a tuple
+        return cls(**values)  # type: ignore[arg-type]  # values are typed by their keys, checked by the dataclass
+
+
+def embedding_cache_dir() -> Path:
+    """Where the CLI keeps embedding caches: ``$VISTAG_HOME/cache/embeddings`` (one folder per model below it)."""
+    return vistag_home() / "cache" / "embeddings"
+
+
+def default_relations_path() -> Path:
+    """Where ``vistag relations build`` writes, and search and the storefront look, by default."""
+    return vistag_home() / "relations" / "tag-relations.npz"

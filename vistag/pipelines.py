@@ -22,7 +22,7 @@
 The processor calls the service once per document (about 30 at a time within one
 bulk), so the service must answer single images fast.
 
-Example:
+Examples:
     >>> install_inference(OpenSearch("http://127.0.0.1:9200"), "products", "http://127.0.0.1:8000")  # doctest: +SKIP
     InferenceSetup(connector_id='...', model_id='...', ingest_pipeline='vistag-ingest-products', ...)
 """
@@ -66,19 +66,28 @@ class InferenceSetup:
 
 def ingest_pipeline_body(model_id: str, with_predictions: bool = False) -> dict:
     """The ingest pipeline: one ``ml_inference`` call per document that has an ``image`` string."""
-    outputs = {"image_vector": "embedding", "tags": "tags", "tag_weights": "tag_weights", "model": "model",
-               "image": "image"}
+    outputs = {
+        "image_vector": "embedding",
+        "tags": "tags",
+        "tag_weights": "tag_weights",
+        "model": "model",
+        "image": "image",
+    }
     if with_predictions:  # a trained model: its predicted fields, and the predicted path as the category
         outputs.update(predicted="predicted", category="category_fields")
     return {
         "description": "vistag: embed and tag the product image through vistag service",
-        "processors": [{"ml_inference": {
-            "model_id": model_id,
-            "if": "ctx.image instanceof String",  # rows already tagged by vistag index carry an image object
-            "input_map": [{"image": "image"}],
-            "output_map": [outputs],
-            "override": True,
-        }}],
+        "processors": [
+            {
+                "ml_inference": {
+                    "model_id": model_id,
+                    "if": "ctx.image instanceof String",  # rows already tagged by vistag index carry an image object
+                    "input_map": [{"image": "image"}],
+                    "output_map": [outputs],
+                    "override": True,
+                }
+            }
+        ],
     }
 
 
@@ -86,11 +95,15 @@ def search_pipeline_body(model_id: str) -> dict:
     """The search pipeline: the request's ``ext.ml_inference.image`` becomes the kNN query vector."""
     return {
         "description": "vistag: query by image; the engine embeds the image through vistag service",
-        "request_processors": [{"ml_inference": {
-            "model_id": model_id,
-            "input_map": [{"image": "ext.ml_inference.image"}],
-            "output_map": [{"query.knn.image_vector.vector": "embedding"}],
-        }}],
+        "request_processors": [
+            {
+                "ml_inference": {
+                    "model_id": model_id,
+                    "input_map": [{"image": "ext.ml_inference.image"}],
+                    "output_map": [{"query.knn.image_vector.vector": "embedding"}],
+                }
+            }
+        ],
     }
 
 
@@ -99,20 +112,25 @@ def image_query(image: str, k: int = 10, filters: list[dict] | None = None) -> d
     knn: dict[str, Any] = {"vector": PLACEHOLDER_VECTOR, "k": k}
     if filters:
         knn["filter"] = {"bool": {"filter": filters}}
-    return {"size": k, "_source": {"excludes": ["image_vector"]}, "query": {"knn": {"image_vector": knn}},
-            "ext": {"ml_inference": {"image": image}}}
+    return {
+        "size": k,
+        "_source": {"excludes": ["image_vector"]},
+        "query": {"knn": {"image_vector": knn}},
+        "ext": {"ml_inference": {"image": image}},
+    }
 
 
 def _is_private(host: str) -> bool:
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except socket.gaierror:
         return False
     return any(not ipaddress.ip_address(a.split("%", 1)[0]).is_global for a in addresses)
 
 
-def install_inference(client: Any, index: str, service_url: str, token: str | None = None,
-                      wait: float = 120.0) -> InferenceSetup:
+def install_inference(
+    client: Any, index: str, service_url: str, token: str | None = None, wait: float = 120.0
+) -> InferenceSetup:
     """Register ``service_url`` as a remote model and install the ingest and search pipelines of ``index``.
 
     Args:
@@ -129,10 +147,14 @@ def install_inference(client: Any, index: str, service_url: str, token: str | No
     engine: EngineClient = as_engine(client)
     info = engine.info()
     if info.engine != "opensearch" or not info.has("opensearch-ml"):
-        raise ConfigError(f"{engine.label} has no ml-commons plugin: engine-side pipelines need OpenSearch with it "
-                          "(locally `vistag engine start --with ml`); otherwise call /v1/embed, then the image query")
+        raise ConfigError(
+            f"{engine.label} has no ml-commons plugin: engine-side pipelines need OpenSearch with it "
+            "(locally `vistag engine start --with ml`); otherwise call /v1/embed, then the image query"
+        )
     if not engine.index_exists(index):
-        raise ConfigError(f"index {index!r} does not exist: create it first (`vistag mappings install` or `vistag index`)")
+        raise ConfigError(
+            f"index {index!r} does not exist: create it first (`vistag mappings install` or `vistag index`)"
+        )
     base = service_url.rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -142,18 +164,38 @@ def install_inference(client: Any, index: str, service_url: str, token: str | No
         settings["plugins.ml_commons.connector.private_ip_enabled"] = True
     engine.perform("PUT", "/_cluster/settings", {"persistent": settings})
 
-    connector = engine.perform("POST", "/_plugins/_ml/connectors/_create", {
-        "name": f"vistag-{index}", "description": f"vistag service at {base}", "version": 1, "protocol": "http",
-        "parameters": {}, "credential": {"token": token or "unused"},  # 2.19 refuses an empty credential
-        "actions": [{
-            "action_type": "predict", "method": "POST", "url": f"{base}/v1/analyze",
-            "headers": {"content-type": "application/json", "Authorization": "Bearer ${credential.token}"},
-            "request_body": '{ "image": "${parameters.image}" }',
-        }],
-    })["connector_id"]
-    registered = engine.perform("POST", "/_plugins/_ml/models/_register", {
-        "name": f"vistag-{index}", "function_name": "remote", "connector_id": connector,
-        "description": f"vistag service at {base}"}, params={"deploy": "true"})
+    connector = engine.perform(
+        "POST",
+        "/_plugins/_ml/connectors/_create",
+        {
+            "name": f"vistag-{index}",
+            "description": f"vistag service at {base}",
+            "version": 1,
+            "protocol": "http",
+            "parameters": {},
+            "credential": {"token": token or "unused"},  # 2.19 refuses an empty credential
+            "actions": [
+                {
+                    "action_type": "predict",
+                    "method": "POST",
+                    "url": f"{base}/v1/analyze",
+                    "headers": {"content-type": "application/json", "Authorization": "Bearer ${credential.token}"},
+                    "request_body": '{ "image": "${parameters.image}" }',
+                }
+            ],
+        },
+    )["connector_id"]
+    registered = engine.perform(
+        "POST",
+        "/_plugins/_ml/models/_register",
+        {
+            "name": f"vistag-{index}",
+            "function_name": "remote",
+            "connector_id": connector,
+            "description": f"vistag service at {base}",
+        },
+        params={"deploy": "true"},
+    )
     model_id = registered.get("model_id") or _wait_task(engine, registered["task_id"], wait)
     analyzed = _wait_predict(engine, model_id, wait)
     with_predictions = str(analyzed.get("model", {}).get("tagger", "")).startswith(("heads", "ensemble"))
@@ -163,8 +205,15 @@ def install_inference(client: Any, index: str, service_url: str, token: str | No
     engine.perform("PUT", f"/{index}/_settings", {"index": {"default_pipeline": ingest}})
     search = f"vistag-image-{index}"
     engine.put_search_pipeline(search, search_pipeline_body(model_id))
-    logger.info("%s: model %s calls %s; ingest pipeline %s is %s's default; search pipeline %s",
-                engine.label, model_id, base, ingest, index, search)
+    logger.info(
+        "%s: model %s calls %s; ingest pipeline %s is %s's default; search pipeline %s",
+        engine.label,
+        model_id,
+        base,
+        ingest,
+        index,
+        search,
+    )
     return InferenceSetup(connector, model_id, ingest, search, base)
 
 
@@ -186,7 +235,9 @@ def _wait_predict(engine: EngineClient, model_id: str, wait: float) -> dict:
     last = ""
     while time.monotonic() < deadline:
         try:
-            resp = engine.perform("POST", f"/_plugins/_ml/models/{model_id}/_predict", {"parameters": {"image": _PROBE}})
+            resp = engine.perform(
+                "POST", f"/_plugins/_ml/models/{model_id}/_predict", {"parameters": {"image": _PROBE}}
+            )
             return resp["inference_results"][0]["output"][0]["dataAsMap"]
         except EngineError as exc:
             last = str(exc)

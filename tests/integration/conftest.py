@@ -7,15 +7,16 @@ end; every test starts with no indices or vistag index templates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_slice
 from vistag.engine import EngineClient
-from vistag.local.node import LocalNode
-from vistag.local.cluster import LocalCluster
 from vistag.errors import EngineError
+from vistag.local.cluster import LocalCluster
+from vistag.local.node import LocalNode
 
 ENGINES = ("opensearch", "elasticsearch")
 #: Every test with the ``node`` fixture runs on each line: the defaults and the current majors
@@ -35,9 +36,9 @@ def start_node(engine: str, version: str | None = None) -> LocalNode:
     key = (engine, version)
     if key not in _NODES:
         if version is not None:
+            from vistag.errors import LocalEngineError
             from vistag.local.java import find_java_home
             from vistag.local.versions import distribution
-            from vistag.errors import LocalEngineError
 
             try:
                 find_java_home(distribution(engine, version).min_java)
@@ -56,9 +57,9 @@ def _stop_nodes():
         node.stop()
 
 
-def wipe(node: "LocalNode | LocalCluster") -> None:
-    """Delete every non-system index and vistag index template of a node or cluster (stored scripts stay;
-    installs overwrite them)."""
+def wipe(node: LocalNode | LocalCluster) -> None:
+    """Delete every non-system index, vistag index template, stored script (search template) and vistag
+    search pipeline of a node or cluster: each test starts from nothing and leaves nothing behind."""
     client = node.client()
     for index in client.indices("*"):
         if not index.startswith("."):
@@ -69,24 +70,44 @@ def wipe(node: "LocalNode | LocalCluster") -> None:
         templates = {}
     for tpl in templates.get("index_templates", []):
         client.delete_index_template(tpl["name"])
+    state = client.perform("GET", "/_cluster/state/metadata", params={"filter_path": "metadata.stored_scripts"})
+    for script_id in (state.get("metadata") or {}).get("stored_scripts") or {}:
+        client.perform("DELETE", f"/_scripts/{script_id}")
+    if client.engine == "opensearch":
+        try:
+            pipelines = client.perform("GET", "/_search/pipeline/vistag-*")
+        except EngineError:  # 404: none
+            pipelines = {}
+        for pipeline_id in pipelines:
+            client.perform("DELETE", f"/_search/pipeline/{pipeline_id}")
     client.close()
 
 
-@pytest.fixture(params=[pytest.param(line, marks=getattr(pytest.mark, line[0]),
-                                     id=line[0] if line[1] is None else f"{line[0]}-{line[1]}") for line in LINES])
-def node(request) -> LocalNode:
-    """A running, empty node of each engine line in turn."""
+@pytest.fixture(
+    params=[
+        pytest.param(
+            line, marks=getattr(pytest.mark, line[0]), id=line[0] if line[1] is None else f"{line[0]}-{line[1]}"
+        )
+        for line in LINES
+    ]
+)
+def node(request) -> Iterator[LocalNode]:
+    """A running, empty node of each engine line in turn, emptied again after the test."""
     node = start_node(*request.param)
     if not node.health():
         node.restart()
     wipe(node)
-    return node
+    yield node
+    if node.health():
+        wipe(node)
 
 
 @pytest.fixture
-def client(node) -> EngineClient:
+def client(node) -> Iterator[EngineClient]:
     """A client for :func:`node`."""
-    return node.client()
+    client = node.client()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import http.client
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-Intercept = Callable[[str, str, object, bytes], Optional[tuple[int, bytes]]]
+Intercept = Callable[[str, str, object, bytes], tuple[int, bytes] | None]
 
 
 class ForwardingProxy(ThreadingHTTPServer):
@@ -41,7 +41,7 @@ class ForwardingProxy(ThreadingHTTPServer):
         with self.lock:
             return [p for _, p, i in self.seen if intercepted is None or i == intercepted]
 
-    def __enter__(self) -> "ForwardingProxy":
+    def __enter__(self) -> ForwardingProxy:
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
@@ -70,7 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
         upstream.request(self.command, self.path, body=body or None, headers=headers)
         resp = upstream.getresponse()
         data = resp.read()
-        keep = [(k, v) for k, v in resp.getheaders() if k.lower() not in ("transfer-encoding", "connection", "content-length")]
+        keep = [
+            (k, v)
+            for k, v in resp.getheaders()
+            if k.lower() not in ("transfer-encoding", "connection", "content-length")
+        ]
         self._reply(resp.status, keep, data)
         upstream.close()
 

@@ -25,9 +25,9 @@ import pytest
 
 from tests.conftest import write_slice
 from tests.integration.conftest import wipe
-from vistag.local.cluster import LocalCluster
-from vistag.indexer.options import in_partition
+from vistag.catalog.rows import in_partition
 from vistag.documents.strategies import image, keyword, tags
+from vistag.local.cluster import LocalCluster
 from vistag.search import Searcher
 
 pytest.importorskip("torch")
@@ -36,8 +36,13 @@ pytestmark = pytest.mark.slow
 ROWS = 1500
 
 
-@pytest.fixture(scope="module", params=[pytest.param("opensearch", marks=pytest.mark.opensearch),
-                                        pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("opensearch", marks=pytest.mark.opensearch),
+        pytest.param("elasticsearch", marks=pytest.mark.elasticsearch),
+    ],
+)
 def cluster(request):
     cluster = LocalCluster(request.param, nodes=3, name="pytest")
     cluster.start()
@@ -48,7 +53,9 @@ def cluster(request):
 def _exact(client, index: str = "products") -> tuple[int, int]:
     """(documents, distinct ids) of the index."""
     client.refresh(index)
-    resp = client.search(index, {"size": 0, "track_total_hits": True, "aggs": {"ids": {"cardinality": {"field": "id"}}}})
+    resp = client.search(
+        index, {"size": 0, "track_total_hits": True, "aggs": {"ids": {"cardinality": {"field": "id"}}}}
+    )
     return resp["hits"]["total"]["value"], int(resp["aggregations"]["ids"]["value"])
 
 
@@ -87,7 +94,7 @@ class QueryLoop(threading.Thread):
                 shards = resp["_shards"]
                 if shards.get("failed") or resp.get("timed_out") or not resp["hits"]["hits"]:
                     self.failures.append(f"{name}: partial or empty answer {shards}")
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+            except Exception as exc:
                 self.failures.append(f"{name}: {type(exc).__name__}: {exc}")
             self.latencies[name].append(time.perf_counter() - start)
             time.sleep(0.02)
@@ -97,16 +104,40 @@ class QueryLoop(threading.Thread):
         for name, values in self.latencies.items():
             ordered = sorted(values)
             p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("nan")
-            parts.append(f"{name} n={len(values)} p50={statistics.median(ordered) * 1000:.0f}ms "
-                         f"p95={p95 * 1000:.0f}ms max={max(ordered) * 1000:.0f}ms")
+            parts.append(
+                f"{name} n={len(values)} p50={statistics.median(ordered) * 1000:.0f}ms "
+                f"p95={p95 * 1000:.0f}ms max={max(ordered) * 1000:.0f}ms"
+            )
         return "; ".join(parts)
 
 
 def _index_cmd(cluster, catalog, images, reference, ref_images, dead_letter) -> list[str]:
-    return [sys.executable, "-m", "vistag", "-q", "index", "--url", ",".join(cluster.urls), "--catalog", str(catalog),
-            "--images", str(images), "--reference", str(reference), "--reference-images", str(ref_images),
-            "--batch-size", "16", "--chunk-size", "50", "--decode-processes", "0", "--json",
-            "--dead-letter", str(dead_letter)]
+    return [
+        sys.executable,
+        "-m",
+        "vistag",
+        "-q",
+        "index",
+        "--url",
+        ",".join(cluster.urls),
+        "--catalog",
+        str(catalog),
+        "--images",
+        str(images),
+        "--reference",
+        str(reference),
+        "--reference-images",
+        str(ref_images),
+        "--batch-size",
+        "16",
+        "--chunk-size",
+        "50",
+        "--decode-processes",
+        "0",
+        "--json",
+        "--dead-letter",
+        str(dead_letter),
+    ]
 
 
 def test_kill_the_cluster_manager_mid_index_then_it_returns(cluster, data_dir, tmp_path, capsys):
@@ -123,11 +154,13 @@ def test_kill_the_cluster_manager_mid_index_then_it_returns(cluster, data_dir, t
         try:
             if client.index_exists("products") and client.count("products") >= 300:
                 break
-        except Exception:  # noqa: BLE001 - the index is being created
+        except Exception:
             pass
         time.sleep(0.2)
     assert proc.poll() is None, "indexing finished before the node could be killed:\n" + proc.stderr.read()[-2000:]
-    vector = client.search("products", {"size": 1, "query": {"match_all": {}}})["hits"]["hits"][0]["_source"]["image_vector"]
+    vector = client.search("products", {"size": 1, "query": {"match_all": {}}})["hits"]["hits"][0]["_source"][
+        "image_vector"
+    ]
     loop = QueryLoop(cluster, vector)
     loop.start()
     time.sleep(1.0)
@@ -160,9 +193,11 @@ def test_kill_the_cluster_manager_mid_index_then_it_returns(cluster, data_dir, t
     assert _exact(client) == (ROWS, ROWS)
     client.close()
     with capsys.disabled():
-        print(f"\n[{cluster.engine} 3 nodes] killed {victim.name} (cluster manager) at {indexed_at_kill} of {ROWS} "
-              f"documents; the run finished {run_seconds:.1f}s later with all {ROWS}, retries {summary.get('retries')}; "
-              f"green {green_after:.1f}s after the restart; queries: {loop.report()}")
+        print(
+            f"\n[{cluster.engine} 3 nodes] killed {victim.name} (cluster manager) at {indexed_at_kill} of {ROWS} "
+            f"documents; the run finished {run_seconds:.1f}s later with all {ROWS}, retries {summary.get('retries')}; "
+            f"green {green_after:.1f}s after the restart; queries: {loop.report()}"
+        )
 
 
 def test_three_partitions_at_once_into_the_cluster(cluster, data_dir, tmp_path):
@@ -170,10 +205,35 @@ def test_three_partitions_at_once_into_the_cluster(cluster, data_dir, tmp_path):
     catalog, images, rows = write_slice(data_dir, tmp_path, 45, start=19, step=977)
     env = {**os.environ, "VISTAG_HOME": str(tmp_path / "home")}
     url = ",".join(cluster.urls)
-    jobs = [subprocess.Popen([sys.executable, "-m", "vistag", "-q", "index", "--url", url, "--catalog", str(catalog),
-                              "--images", str(images), "--partition", f"{i}/3", "--json", "--decode-processes", "0",
-                              "--dead-letter", str(tmp_path / f"dl{i}.jsonl")],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2, 3)]
+    jobs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vistag",
+                "-q",
+                "index",
+                "--url",
+                url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--partition",
+                f"{i}/3",
+                "--json",
+                "--decode-processes",
+                "0",
+                "--dead-letter",
+                str(tmp_path / f"dl{i}.jsonl"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2, 3)
+    ]
     for i, job in enumerate(jobs, start=1):
         out, err = job.communicate(timeout=600)
         assert job.returncode == 0, err[-2000:]

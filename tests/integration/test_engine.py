@@ -2,8 +2,8 @@ import socket
 
 import pytest
 
-from vistag.local.node import LocalNode
 from vistag.errors import LocalEngineError
+from vistag.local.node import LocalNode
 
 
 def test_detects_engine_version_and_modules(node, client):
@@ -12,6 +12,9 @@ def test_detects_engine_version_and_modules(node, client):
     assert info.version == node.dist.version
     if node.engine == "opensearch":
         assert {"opensearch-knn", "mapper-extras", "lang-mustache", "analysis-common"} <= info.modules
+    else:  # the integ-test zip: x-pack core and security, none of the modules vistag adapts to
+        assert {"x-pack-core", "x-pack-security"} <= info.modules
+        assert not {"mapper-extras", "lang-mustache", "analysis-common"} & info.modules
 
 
 def test_start_twice_reuses_the_running_node(node):

@@ -7,26 +7,44 @@ import pytest
 import requests
 
 from vistag.cli.main import main
-from vistag.errors import ConfigError
 from vistag.documents.strategies import hybrid
+from vistag.errors import ConfigError
 from vistag.search import Searcher
 
-NO_FUSION = ("the Elasticsearch integ-test distribution has neither neural-search nor the rrf module: "
-             "hybrid queries are fused client-side there")
+NO_FUSION = (
+    "the Elasticsearch integ-test distribution has neither neural-search nor the rrf module: "
+    "hybrid queries are fused client-side there"
+)
 
 
 @pytest.fixture
 def indexed(node, small_catalog, tmp_path, capsys):
     catalog, images, rows = small_catalog
-    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images),
-                 "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                "--url",
+                node.url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--dead-letter",
+                str(tmp_path / "dl.jsonl"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     client = node.client()
     queries = []
     for row in rows[:10]:
         src = client.get_source("products", row["id"], ["image_vector", "tag_weights", "title"])
-        queries.append((" ".join(src["title"].split()[:2]), dict(list(src["tag_weights"].items())[:2]),
-                        src["image_vector"]))
+        queries.append(
+            (" ".join(src["title"].split()[:2]), dict(list(src["tag_weights"].items())[:2]), src["image_vector"])
+        )
     return Searcher(client, "products"), queries
 
 
@@ -93,8 +111,9 @@ def test_the_engine_hybrid_with_a_known_item_pin_is_one_round_trip(node, indexed
     calls: list[str] = []
     for name in ("search", "msearch"):
         original = getattr(searcher.client, name)
-        monkeypatch.setattr(searcher.client, name,
-                            lambda *a, _call=original, _name=name, **k: (calls.append(_name), _call(*a, **k))[1])
+        monkeypatch.setattr(
+            searcher.client, name, lambda *a, _call=original, _name=name, **k: (calls.append(_name), _call(*a, **k))[1]
+        )
     full_title = searcher.keyword(queries[3][0], size=1)[0].title
     moved = 0
     for text, tags, vector in [*queries, (full_title, queries[3][1], queries[3][2])]:

@@ -23,11 +23,41 @@ def test_reference_index_tags_match_the_scanned_reference(node, data_dir, tmp_pa
     common = ["-q", "index", "--url", node.url, "--dead-letter", str(tmp_path / "dl.jsonl"), "--json"]
     assert main([*common, "--catalog", str(reference), "--images", str(ref_images), "--index", "reference"]) == 0
     capsys.readouterr()
-    assert main([*common, "--catalog", str(catalog), "--images", str(images), "--index", "scanned",
-                 "--reference", str(reference), "--reference-images", str(ref_images)]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--index",
+                "scanned",
+                "--reference",
+                str(reference),
+                "--reference-images",
+                str(ref_images),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main([*common, "--catalog", str(catalog), "--images", str(images), "--index", "by-engine",
-                 "--reference-index", "reference"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--index",
+                "by-engine",
+                "--reference-index",
+                "reference",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["indexed"] == len(rows) and summary["reference_size"] == 80
     assert summary["tagger"] == "knn-engine:reference:k=10" and summary["embedded"] == 0  # vectors from the cache
@@ -49,7 +79,21 @@ def test_reference_index_tags_match_the_scanned_reference(node, data_dir, tmp_pa
 
 def test_reference_index_must_exist(node, data_dir, tmp_path, capsys):
     catalog, images, _ = write_slice(data_dir, tmp_path, 5, start=1)
-    code = main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images),
-                 "--reference-index", "no-such-index", "--dead-letter", str(tmp_path / "dl.jsonl")])
+    code = main(
+        [
+            "-q",
+            "index",
+            "--url",
+            node.url,
+            "--catalog",
+            str(catalog),
+            "--images",
+            str(images),
+            "--reference-index",
+            "no-such-index",
+            "--dead-letter",
+            str(tmp_path / "dl.jsonl"),
+        ]
+    )
     assert code != 0
     assert "no-such-index" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def ml_node():
 
 @pytest.fixture(scope="module")
 def service(data_dir, tmp_path_factory):
-    from vistag.indexer.api import Tagger
+    from vistag.analyzers.tagger import Tagger
     from vistag.models import create_embedder
     from vistag.service.app import ServiceConfig, create_app
     from vistag.service.model import InferenceModel
@@ -40,8 +40,9 @@ def service(data_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipelines")
     reference, ref_images, _ = write_slice(data_dir, tmp / "ref", 50, start=4, step=173)
     embedder = create_embedder("efficientnet-lite0", device="cpu")
-    model = InferenceModel(embedder, Tagger(reference, ref_images, schema="fashion-product-images",
-                                            model=embedder).document_tagger())
+    model = InferenceModel(
+        embedder, Tagger(reference, ref_images, schema="fashion-product-images", model=embedder).document_tagger()
+    )
     svc = Service(create_app(model, ServiceConfig()))
     yield svc, reference, ref_images, tmp
     svc.stop()
@@ -62,9 +63,29 @@ def test_raw_bulk_rows_are_tagged_by_the_engine_and_searchable_by_image(ml_node,
     for index in ("products", "products-cli"):
         requests.delete(f"{url}/{index}", timeout=30)
     # What `vistag index` writes for these rows, tagged from the same reference catalog.
-    assert main(["-q", "index", "--url", url, "--catalog", str(catalog), "--images", str(images), "--index",
-                 "products-cli", "--reference", str(reference), "--reference-images", str(ref_images),
-                 "--dead-letter", str(tmp / "dl.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                "--url",
+                url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--index",
+                "products-cli",
+                "--reference",
+                str(reference),
+                "--reference-images",
+                str(ref_images),
+                "--dead-letter",
+                str(tmp / "dl.jsonl"),
+            ]
+        )
+        == 0
+    )
     assert main(["-q", "mappings", "install", "--url", url, "--index", "products"]) == 0
     requests.put(f"{url}/products", timeout=30).raise_for_status()
     capsys.readouterr()
@@ -75,10 +96,13 @@ def test_raw_bulk_rows_are_tagged_by_the_engine_and_searchable_by_image(ml_node,
     lines = []
     for row in rows:
         b64 = base64.b64encode((images / f"{row['id']}.jpg").read_bytes()).decode()
-        lines += [json.dumps({"index": {"_index": "products", "_id": row["id"]}}),
-                  json.dumps({"id": row["id"], "title": row["productDisplayName"], "image": b64})]
-    resp = requests.post(f"{url}/_bulk", data="\n".join(lines) + "\n", timeout=300,
-                         headers={"Content-Type": "application/x-ndjson"}).json()
+        lines += [
+            json.dumps({"index": {"_index": "products", "_id": row["id"]}}),
+            json.dumps({"id": row["id"], "title": row["productDisplayName"], "image": b64}),
+        ]
+    resp = requests.post(
+        f"{url}/_bulk", data="\n".join(lines) + "\n", timeout=300, headers={"Content-Type": "application/x-ndjson"}
+    ).json()
     assert not resp["errors"], [i["index"].get("error") for i in resp["items"] if "error" in i["index"]][:2]
 
     engine_side, by_cli = _docs(url, "products"), _docs(url, "products-cli")

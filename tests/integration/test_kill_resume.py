@@ -27,9 +27,33 @@ def test_kill_mid_bulk_then_resume(node, data_dir, tmp_path):
     catalog, images, rows = write_slice(data_dir, tmp_path / "cat", 600, start=11, step=53)
     reference, ref_images, _ = write_slice(data_dir, tmp_path / "ref", 40, start=3, step=101)
     env = {**os.environ, "VISTAG_HOME": str(tmp_path / "home")}  # empty embedding cache: embedding paces the bulk
-    cmd = [sys.executable, "-m", "vistag", "-q", "index", "--url", node.url, "--catalog", str(catalog),
-           "--images", str(images), "--reference", str(reference), "--reference-images", str(ref_images),
-           "--batch-size", "8", "--chunk-size", "8", "--max-retries", "2", "--decode-processes", "0", "--dead-letter", str(tmp_path / "dl.jsonl")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vistag",
+        "-q",
+        "index",
+        "--url",
+        node.url,
+        "--catalog",
+        str(catalog),
+        "--images",
+        str(images),
+        "--reference",
+        str(reference),
+        "--reference-images",
+        str(ref_images),
+        "--batch-size",
+        "8",
+        "--chunk-size",
+        "8",
+        "--max-retries",
+        "2",
+        "--decode-processes",
+        "0",
+        "--dead-letter",
+        str(tmp_path / "dl.jsonl"),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 240
     while _count(node.url) < 24 and time.monotonic() < deadline and proc.poll() is None:

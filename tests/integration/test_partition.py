@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import write_slice
-from vistag.indexer.options import in_partition
+from vistag.catalog.rows import in_partition
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
@@ -21,10 +21,35 @@ pytestmark = pytest.mark.slow
 def test_three_partitions_at_once_give_the_exact_catalog(node, data_dir, tmp_path):
     catalog, images, rows = write_slice(data_dir, tmp_path, 45, start=19, step=977)
     env = {**os.environ, "VISTAG_HOME": str(tmp_path / "home")}
-    jobs = [subprocess.Popen([sys.executable, "-m", "vistag", "-q", "index", "--url", node.url, "--catalog", str(catalog),
-                              "--images", str(images), "--partition", f"{i}/3", "--json", "--decode-processes", "0",
-                              "--dead-letter", str(tmp_path / f"dl{i}.jsonl")],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2, 3)]
+    jobs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vistag",
+                "-q",
+                "index",
+                "--url",
+                node.url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--partition",
+                f"{i}/3",
+                "--json",
+                "--decode-processes",
+                "0",
+                "--dead-letter",
+                str(tmp_path / f"dl{i}.jsonl"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2, 3)
+    ]
     summaries = []
     for i, job in enumerate(jobs, start=1):
         out, err = job.communicate(timeout=600)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import write_slice
-from tests.integration.conftest import start_node, wipe
 
 pytest.importorskip("torch")
-
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _users_client(engine: str, url: str):
@@ -49,13 +42,15 @@ def test_index_and_query_by_image_with_the_users_own_client(node, catalog200):
 
 @pytest.mark.slow
 def test_dict_rows_with_in_memory_images_and_bad_rows_kept_in_the_summary(node, catalog200, tmp_path, monkeypatch):
-    import vistag
     from PIL import Image
+
+    import vistag
 
     _, images, rows = catalog200
     monkeypatch.chdir(tmp_path)
-    dict_rows = [{"id": r["id"], "title": r["productDisplayName"], "image": (images / r["file"]).read_bytes()}
-                 for r in rows[:6]]
+    dict_rows = [
+        {"id": r["id"], "title": r["productDisplayName"], "image": (images / r["file"]).read_bytes()} for r in rows[:6]
+    ]
     dict_rows[1]["image"] = Image.open(images / rows[1]["file"])
     dict_rows.append({"id": "broken", "title": "no picture", "image": b"not an image"})
     dict_rows.append({"title": "no id"})
@@ -67,28 +62,22 @@ def test_dict_rows_with_in_memory_images_and_bad_rows_kept_in_the_summary(node, 
 
 
 @pytest.mark.slow
-@pytest.mark.opensearch
-def test_readme_python_block_runs_as_written(catalog200, tmp_path, monkeypatch):
-    """The README's "Use from Python" block, run as it stands in a folder with the files it names
-    (on the local OpenSearch node; the test above covers an Elasticsearch client)."""
-    catalog, images, rows = catalog200
-    node = start_node("opensearch")
-    wipe(node)
-    block = re.search(r"## Use from Python.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
-    assert 'OpenSearch("http://127.0.0.1:9200")' in block
-    shutil.copy(catalog, tmp_path / "catalog.csv")
-    shutil.copytree(images, tmp_path / "images")
-    shutil.copy(images / rows[7]["file"], tmp_path / "photo.jpg")
-    shutil.copy(images / rows[8]["file"], tmp_path / "a.jpg")
-    monkeypatch.chdir(tmp_path)
+def test_the_tagger_tags_a_path_a_pil_image_and_bytes_alike_with_no_engine(catalog200):
+    """``vistag.Tagger`` (no engine): the same picture as a path, a PIL image and raw bytes gets the same
+    tags, scores within [MIN_TAG_SCORE, 1], and the product's own type among them."""
     import PIL.Image
 
-    scope = {"PIL": PIL}
-    exec(compile(block.replace("http://127.0.0.1:9200", node.url), "README.md", "exec"), scope)  # noqa: S102
-    assert scope["summary"].indexed == 200
-    assert scope["hits"][0].id == rows[7]["id"]
-    tags = scope["tags"]
-    assert len(tags) == 3  # a path, a PIL image and raw bytes of the same picture tag alike
+    import vistag
+    from vistag.analyzers import MIN_TAG_SCORE
+
+    catalog, images, rows = catalog200
+    photo = images / rows[8]["file"]
+    tagger = vistag.Tagger(reference=catalog, images=images, schema="fashion-product-images")
+    tags = tagger.tag([str(photo), PIL.Image.open(photo), photo.read_bytes()])
+    assert len(tags) == 3
     assert tags[1] == pytest.approx(tags[0], abs=1e-4)
     assert tags[2] == pytest.approx(tags[0], abs=1e-4)
     assert rows[8]["articleType"].lower().replace(" ", "-") in tags[0]
+    assert all(MIN_TAG_SCORE <= score <= 1.0 for score in tags[0].values())
+    with pytest.raises(vistag.VistagError, match="image 1: .*not a decodable image"):
+        tagger.tag([str(photo), b"not an image"])

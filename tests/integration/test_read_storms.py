@@ -22,10 +22,21 @@ from vistag.cli.main import main
 
 pytestmark = pytest.mark.slow
 
-REJECTED = (429, json.dumps({
-    "error": {"root_cause": [{"type": "rejected_execution_exception", "reason": "rejected execution (queue capacity 1000)"}],
-              "type": "rejected_execution_exception", "reason": "rejected execution (queue capacity 1000)"},
-    "status": 429}).encode())
+REJECTED = (
+    429,
+    json.dumps(
+        {
+            "error": {
+                "root_cause": [
+                    {"type": "rejected_execution_exception", "reason": "rejected execution (queue capacity 1000)"}
+                ],
+                "type": "rejected_execution_exception",
+                "reason": "rejected execution (queue capacity 1000)",
+            },
+            "status": 429,
+        }
+    ).encode(),
+)
 
 
 class Storm:
@@ -65,11 +76,40 @@ def test_storms_on_msearch_and_mget_end_in_clean_resumable_stops(node, data_dir,
     reference, ref_images, _ = write_slice(data_dir, tmp_path / "ref", 40, start=2, step=211)
     catalog, images, rows = write_slice(data_dir, tmp_path / "new", 48, start=7, step=389)
     common = ["-q", "index", "--json", "--dead-letter", str(tmp_path / "dl.jsonl"), "--max-retries", "2"]
-    assert main([*common, "--url", node.url, "--catalog", str(reference), "--images", str(ref_images),
-                 "--index", "reference"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--url",
+                node.url,
+                "--catalog",
+                str(reference),
+                "--images",
+                str(ref_images),
+                "--index",
+                "reference",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    run = [*common, "--catalog", str(catalog), "--images", str(images), "--index", "products",
-           "--reference-index", "reference", "--knn-batch", "8", "--chunk-size", "8", "--bulk-threads", "1"]
+    run = [
+        *common,
+        "--catalog",
+        str(catalog),
+        "--images",
+        str(images),
+        "--index",
+        "products",
+        "--reference-index",
+        "reference",
+        "--knn-batch",
+        "8",
+        "--chunk-size",
+        "8",
+        "--bulk-threads",
+        "1",
+    ]
 
     # 1. _msearch: the first scan is rejected twice and goes through on the third try (2 retries
     #    allowed); the second scan goes through; then the node rejects every scan.

@@ -37,8 +37,11 @@ def test_reindex_swaps_the_alias_while_queries_keep_answering(node, data_dir, tm
         session = requests.Session()
         while not stop.is_set():
             try:
-                resp = session.post(f"{node.url}/shop/_search", json={"size": 0, "track_total_hits": True,
-                                                                       "query": {"match_all": {}}}, timeout=10)
+                resp = session.post(
+                    f"{node.url}/shop/_search",
+                    json={"size": 0, "track_total_hits": True, "query": {"match_all": {}}},
+                    timeout=10,
+                )
                 if resp.status_code != 200:
                     failures.append(resp.status_code)
                 else:
@@ -73,8 +76,17 @@ def test_reindex_swaps_the_alias_while_queries_keep_answering(node, data_dir, tm
 
 def test_reindex_over_a_concrete_index_name(node, data_dir, tmp_path, capsys):
     catalog, images, _ = write_slice(data_dir, tmp_path, 12, start=9)
-    base = ["--url", node.url, "--catalog", str(catalog), "--images", str(images), "--json",
-            "--dead-letter", str(tmp_path / "dead.jsonl")]
+    base = [
+        "--url",
+        node.url,
+        "--catalog",
+        str(catalog),
+        "--images",
+        str(images),
+        "--json",
+        "--dead-letter",
+        str(tmp_path / "dead.jsonl"),
+    ]
     assert main(["-q", "index", *base, "--index", "legacy"]) == 0
     capsys.readouterr()
     assert main(["-q", "reindex", *base, "--alias", "legacy"]) == 0

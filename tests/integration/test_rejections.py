@@ -11,25 +11,28 @@ import pytest
 import requests
 
 from tests.conftest import write_slice
+from vistag.catalog.schema import CatalogSchema
 from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
-from vistag.local.node import LocalNode
-from vistag.models.embedding import BatchEmbedder
 from vistag.images import ImageStore
 from vistag.indexer.pipeline import IndexOptions, index_catalog
-from vistag.catalog.schema import CatalogSchema
+from vistag.local.node import LocalNode
+from vistag.models.embedding import BatchEmbedder
 
 pytest.importorskip("torch")
 
 
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in ("opensearch", "elasticsearch")])
+@pytest.mark.parametrize(
+    "engine", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in ("opensearch", "elasticsearch")]
+)
 @pytest.mark.slow
 def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
-    from vistag.cli.commands.common import embedding_cache
     from vistag.models import create_embedder
+    from vistag.models.cache import model_cache as embedding_cache
 
-    node = LocalNode(engine, heap="512m", name="storm",
-                     settings={"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"})
+    node = LocalNode(
+        engine, heap="512m", name="storm", settings={"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"}
+    )
     url = node.start()
     try:
         client = connect(ConnectionSettings(urls=(url,)))
@@ -44,8 +47,15 @@ def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
         embedder = create_embedder("efficientnet-lite0", device="cpu")
         with ImageStore(images) as store:
             batch = BatchEmbedder(embedder, store, embedding_cache(embedder))
-            options = IndexOptions(index="storm", progress=False, dead_letter=tmp_path / "dead.jsonl", chunk_size=120,
-                                   initial_backoff=0.05, max_backoff=0.5, max_retries=200)
+            options = IndexOptions(
+                index="storm",
+                progress=False,
+                dead_letter=tmp_path / "dead.jsonl",
+                chunk_size=120,
+                initial_backoff=0.05,
+                max_backoff=0.5,
+                max_retries=200,
+            )
             summary = index_catalog(client, catalog, schema, batch, options)
             batch.close()
         stats = requests.get(f"{url}/_nodes/stats/thread_pool", timeout=10).json()
@@ -55,7 +65,9 @@ def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
         assert summary.retries > 0, "rejected items were resent but the retries counter did not count them"
         client.refresh("storm")
         assert client.count("storm") == 120
-        ids = requests.post(f"{url}/storm/_search", json={"size": 200, "_source": False}, timeout=10).json()["hits"]["hits"]
+        ids = requests.post(f"{url}/storm/_search", json={"size": 200, "_source": False}, timeout=10).json()["hits"][
+            "hits"
+        ]
         assert sorted(h["_id"] for h in ids) == sorted(r["id"] for r in rows)
     finally:
         node.stop()

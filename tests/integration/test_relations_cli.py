@@ -16,8 +16,10 @@ def test_relations_are_built_stored_and_expanded(node, data_dir, tmp_path, capsy
     pytest.importorskip("sentence_transformers")
     catalog, _, rows = write_slice(data_dir, tmp_path, 400, step=97)
     out = tmp_path / "rel.npz"
-    assert main(["-q", "relations", "build", "--catalog", str(catalog), "--out", str(out), "--install",
-                 "--url", node.url]) == 0
+    assert (
+        main(["-q", "relations", "build", "--catalog", str(catalog), "--out", str(out), "--install", "--url", node.url])
+        == 0
+    )
     assert "co-occurrence + semantic" in capsys.readouterr().out
 
     # A storefront reads the relations with a plain HTTP GET.
@@ -26,8 +28,9 @@ def test_relations_are_built_stored_and_expanded(node, data_dir, tmp_path, capsy
     assert "topwear" in doc["related_tags"][:5]
     first = doc["related"][0]
     assert set(first) == {"tag", "score", "cooccurrence", "semantic"} and first["score"] > 0
-    related_to = requests.post(f"{node.url}/tag_relations/_search",
-                               json={"query": {"term": {"related_tags": "tshirts"}}}, timeout=10).json()
+    related_to = requests.post(
+        f"{node.url}/tag_relations/_search", json={"query": {"term": {"related_tags": "tshirts"}}}, timeout=10
+    ).json()
     assert related_to["hits"]["total"]["value"] > 0
 
     assert main(["expand-tags", "tshirts", "men", "--relations", str(out), "--explain", "--json"]) == 0
@@ -49,9 +52,28 @@ def test_index_time_expansion_finds_related_products_below_exact_ones(client, da
     catalog, images, rows = write_slice(data_dir, tmp_path, 80, step=211)
     relations = tmp_path / "rel.npz"
     assert main(["-q", "relations", "build", "--catalog", str(catalog), "--out", str(relations), "--no-semantic"]) == 0
-    assert main(["-q", "index", "--url", client.label, "--catalog", str(catalog), "--images", str(images),
-                 "--expand-relations", str(relations), "--expand-discount", "0.5", "--json",
-                 "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                "--url",
+                client.label,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--expand-relations",
+                str(relations),
+                "--expand-discount",
+                "0.5",
+                "--json",
+                "--dead-letter",
+                str(tmp_path / "dead.jsonl"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     hits = Searcher(client, "products").tags({"tshirts": 1.0}, size=80)
     exact = [h for h in hits if "tshirts" in h.source["tags"]]

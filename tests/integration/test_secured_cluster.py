@@ -33,12 +33,40 @@ def make_certs(directory: Path) -> Path:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=vistag-test-ca")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vistag-test-ca",
+    )
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=localhost")
     (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "node.pem",
-        "-days", "2", "-extfile", "ext.cnf")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
     return directory / "ca.pem"
 
 
@@ -55,8 +83,9 @@ def secured(tmp_path_factory):
         for name in ("ca.pem", "node.pem", "node.key"):
             shutil.copy(certs / name, target / name)
         tool = node.install_dir / "bin" / "elasticsearch-users"
-        subprocess.run([str(tool), "useradd", USER, "-p", PASSWORD, "-r", "superuser"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [str(tool), "useradd", USER, "-p", PASSWORD, "-r", "superuser"], env=env, check=True, capture_output=True
+        )
 
     settings = {
         "xpack.security.enabled": "true",
@@ -65,8 +94,16 @@ def secured(tmp_path_factory):
         "xpack.security.http.ssl.certificate": "certs/node.pem",
         "xpack.security.http.ssl.certificate_authorities": "certs/ca.pem",
     }
-    node = LocalNode("elasticsearch", heap="512m", name="secured", settings=settings, configure=configure,
-                     scheme="https", auth=(USER, PASSWORD), ca_cert=str(ca))
+    node = LocalNode(
+        "elasticsearch",
+        heap="512m",
+        name="secured",
+        settings=settings,
+        configure=configure,
+        scheme="https",
+        auth=(USER, PASSWORD),
+        ca_cert=str(ca),
+    )
     url = node.start()
     yield url, str(ca)
     node.stop()
@@ -81,8 +118,23 @@ def test_tls_basic_auth_and_api_key(secured, data_dir, tmp_path, capsys, caplog)
 
     catalog, images, _ = write_slice(data_dir, tmp_path, 10, start=21)
     auth = ["--url", url, "--ca-cert", ca, "--user", USER, "--password", PASSWORD]
-    assert main(["-vv", "index", *auth, "--catalog", str(catalog), "--images", str(images), "--json",
-                 "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-vv",
+                "index",
+                *auth,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--json",
+                "--dead-letter",
+                str(tmp_path / "dead.jsonl"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert json.loads(out.out)["indexed"] == 10
 
@@ -95,8 +147,24 @@ def test_tls_basic_auth_and_api_key(secured, data_dir, tmp_path, capsys, caplog)
     assert "401" in searched.err and "security_exception" in searched.err
 
     # Wrong credentials: a clear error, without the secret in it.
-    assert main(["search", "--url", url, "--ca-cert", ca, "--user", USER, "--password", "wrong-" + PASSWORD,
-                 "--query", "shirt"]) == 1
+    assert (
+        main(
+            [
+                "search",
+                "--url",
+                url,
+                "--ca-cert",
+                ca,
+                "--user",
+                USER,
+                "--password",
+                "wrong-" + PASSWORD,
+                "--query",
+                "shirt",
+            ]
+        )
+        == 1
+    )
     failed = capsys.readouterr()
     assert "401" in failed.err
     everything = out.out + out.err + searched.out + searched.err + failed.out + failed.err + caplog.text

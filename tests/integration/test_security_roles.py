@@ -17,16 +17,21 @@ import pytest
 from vistag.cli.main import main
 from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
-from vistag.local.node import LocalNode
 from vistag.engine.roles import INDEXER, STOREFRONT, role_definitions
-from vistag.local.security import load_or_create_setup, secure_options
 from vistag.errors import EngineError
+from vistag.local.node import LocalNode
+from vistag.local.security import load_or_create_setup, secure_options
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=[pytest.param("opensearch", marks=pytest.mark.opensearch),
-                                        pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("opensearch", marks=pytest.mark.opensearch),
+        pytest.param("elasticsearch", marks=pytest.mark.elasticsearch),
+    ],
+)
 def secured(request, tmp_path_factory):
     engine = request.param
     setup = load_or_create_setup(tmp_path_factory.mktemp(f"security-{engine}"))
@@ -38,14 +43,26 @@ def secured(request, tmp_path_factory):
 
 
 def _client(url, setup, user, password=None):
-    settings = ConnectionSettings(urls=(url,), username=user, ca_cert=str(setup.ca_cert),
-                                  password=password if password is not None else setup.credentials[user])
+    settings = ConnectionSettings(
+        urls=(url,),
+        username=user,
+        ca_cert=str(setup.ca_cert),
+        password=password if password is not None else setup.credentials[user],
+    )
     return connect(settings)
 
 
 def _cli_auth(url, setup, user, password=None) -> list[str]:
-    return ["--url", url, "--ca-cert", str(setup.ca_cert), "--user", user,
-            "--password", password if password is not None else setup.credentials[user]]
+    return [
+        "--url",
+        url,
+        "--ca-cert",
+        str(setup.ca_cert),
+        "--user",
+        user,
+        "--password",
+        password if password is not None else setup.credentials[user],
+    ]
 
 
 def _status(call) -> int:
@@ -60,8 +77,22 @@ def indexed(secured, small_catalog, tmp_path_factory):
     engine, url, setup = secured
     catalog, images, rows = small_catalog
     dead = tmp_path_factory.mktemp("dl") / "dead.jsonl"
-    assert main(["-q", "index", *_cli_auth(url, setup, "vistag-indexer"), "--catalog", str(catalog),
-                 "--images", str(images), "--dead-letter", str(dead)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                *_cli_auth(url, setup, "vistag-indexer"),
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--dead-letter",
+                str(dead),
+            ]
+        )
+        == 0
+    )
     admin = _client(url, setup, "vistag-admin")
     # "other": neither role's; "products-archive": the indexer's prefix, but not the storefront's alias.
     for other in ("other", "products-archive"):
@@ -80,7 +111,10 @@ def test_the_installed_roles_are_the_printed_ones(secured, capsys):
         for name in (INDEXER, STOREFRONT):
             installed = admin.perform("GET", f"/_plugins/_security/api/roles/{name}")[name]
             assert installed["cluster_permissions"] == printed[name]["cluster_permissions"]
-            assert installed["index_permissions"][0]["allowed_actions"] == printed[name]["index_permissions"][0]["allowed_actions"]
+            assert (
+                installed["index_permissions"][0]["allowed_actions"]
+                == printed[name]["index_permissions"][0]["allowed_actions"]
+            )
         admin.close()
     else:  # file-realm roles are not served by the role API; the role names resolve instead
         admin = _client(url, setup, "vistag-admin")
@@ -118,16 +152,33 @@ def test_storefront_runs_the_stored_search_templates(indexed):
 
     searcher = Searcher(shop, "products")
     params = keyword.params("shirt", 5, 0, None, None)
-    assert [h.id for h in searcher.run_stored_template(keyword, params)] == [h.id for h in searcher.keyword("shirt", size=5)]
-    assert _status(lambda: shop.perform("POST", "/_render/template", {"id": "products-keyword", "params": params})) == 403
+    assert [h.id for h in searcher.run_stored_template(keyword, params)] == [
+        h.id for h in searcher.keyword("shirt", size=5)
+    ]
+    assert (
+        _status(lambda: shop.perform("POST", "/_render/template", {"id": "products-keyword", "params": params})) == 403
+    )
     shop.close()
 
 
 def test_storefront_cannot_bulk_index(indexed, small_catalog, tmp_path, capsys):
     engine, url, setup, rows = indexed
     catalog, images, _ = small_catalog
-    code = main(["-q", "index", *_cli_auth(url, setup, "vistag-storefront"), "--catalog", str(catalog),
-                 "--images", str(images), "--index", "products", "--dead-letter", str(tmp_path / "dl.jsonl")])
+    code = main(
+        [
+            "-q",
+            "index",
+            *_cli_auth(url, setup, "vistag-storefront"),
+            "--catalog",
+            str(catalog),
+            "--images",
+            str(images),
+            "--index",
+            "products",
+            "--dead-letter",
+            str(tmp_path / "dl.jsonl"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "403" in captured.err and "privilege" in captured.err
@@ -141,7 +192,12 @@ def test_indexer_cannot_touch_other_indices(indexed):
     assert _status(lambda: indexer.search("other", {"query": {"match_all": {}}})) == 403
     assert _status(lambda: indexer.delete_index("other", missing_ok=False)) == 403
     assert _status(lambda: indexer.create_index("catalog-of-someone-else")) == 403
-    assert _status(lambda: indexer.perform("PUT", "/_cluster/settings", {"persistent": {"action.auto_create_index": "true"}})) == 403
+    assert (
+        _status(
+            lambda: indexer.perform("PUT", "/_cluster/settings", {"persistent": {"action.auto_create_index": "true"}})
+        )
+        == 403
+    )
     indexer.create_index("products-scratch")  # its prefix: allowed
     indexer.delete_index("products-scratch")
     indexer.close()
@@ -151,8 +207,9 @@ def test_wrong_or_missing_credentials_are_a_clear_401_without_secrets(indexed, c
     engine, url, setup, rows = indexed
     wrong = "Wr0ng-but-secret-7731"
     with caplog.at_level(logging.DEBUG):
-        code = main(["search", *_cli_auth(url, setup, "vistag-storefront", wrong), "--engine", engine,
-                     "--query", "shirt"])
+        code = main(
+            ["search", *_cli_auth(url, setup, "vistag-storefront", wrong), "--engine", engine, "--query", "shirt"]
+        )
     captured = capsys.readouterr()
     assert code == 1
     assert "401" in captured.err and "credentials" in captured.err, captured.err

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,33 +23,21 @@ uvicorn = pytest.importorskip("uvicorn")
 
 
 class Service:
-    """A uvicorn server on a free loopback port, in a thread."""
+    """The app on a real uvicorn server in a thread (:class:`vistag.service.server.ServerThread`), ready when /readyz is."""
 
     def __init__(self, app):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the service did not become ready")
+        from vistag.service.server import ServerThread
+
+        self.server = ServerThread(app, ready_path="/readyz")
+        self.url = self.server.url
 
     def stop(self):
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def parts(data_dir, tmp_path_factory):
-    from vistag.indexer.api import Tagger
+    from vistag.analyzers.tagger import Tagger
     from vistag.models import create_embedder
     from vistag.service.model import InferenceModel
 
@@ -76,8 +63,12 @@ def service(parts, image_server):
     from vistag.service.fetch import UrlPolicy
     from vistag.service.inputs import Limits
 
-    config = ServiceConfig(limits=Limits(max_body_bytes=2_000_000, max_pixels=4_000_000, max_images=8),
-                           urls=UrlPolicy(("127.0.0.1",), allow_private=True, timeout=3), max_batch=16, max_wait_ms=20)
+    config = ServiceConfig(
+        limits=Limits(max_body_bytes=2_000_000, max_pixels=4_000_000, max_images=8),
+        urls=UrlPolicy(("127.0.0.1",), allow_private=True, timeout=3),
+        max_batch=16,
+        max_wait_ms=20,
+    )
     svc = Service(create_app(parts[0], config))
     yield svc
     svc.stop()
@@ -117,14 +108,17 @@ def test_analyze_a_batch_mixing_bytes_and_urls(parts, service, image_server):
     assert "/img.jpg" in image_server.seen
 
 
-@pytest.mark.parametrize("body,status,match", [
-    ({"image": "http://evil.example/x.jpg"}, 400, "not allowed"),
-    ({"image": "http://localhost:{port}/img.jpg"}, 400, "'localhost' is not allowed"),
-    ({"image": "http://127.0.0.1:{port}/redirect?to=http://localhost:{port}/img.jpg"}, 400, "not allowed"),
-    ({"image": "http://127.0.0.1:{port}/text"}, 422, "not a decodable image"),
-    ({"images": ["aGk="] * 9}, 413, "over the limit of 8"),
-    ({"image": "file:///etc/passwd"}, 400, "scheme 'file'"),
-])
+@pytest.mark.parametrize(
+    "body,status,match",
+    [
+        ({"image": "http://evil.example/x.jpg"}, 400, "not allowed"),
+        ({"image": "http://localhost:{port}/img.jpg"}, 400, "'localhost' is not allowed"),
+        ({"image": "http://127.0.0.1:{port}/redirect?to=http://localhost:{port}/img.jpg"}, 400, "not allowed"),
+        ({"image": "http://127.0.0.1:{port}/text"}, 422, "not a decodable image"),
+        ({"images": ["aGk="] * 9}, 413, "over the limit of 8"),
+        ({"image": "file:///etc/passwd"}, 400, "scheme 'file'"),
+    ],
+)
 def test_refusals_are_4xx_with_a_message_and_no_fetch(service, image_server, body, status, match):
     port = image_server.server_address[1]
     body = json.loads(json.dumps(body).replace("{port}", str(port)))
@@ -132,18 +126,24 @@ def test_refusals_are_4xx_with_a_message_and_no_fetch(service, image_server, bod
     resp = requests.post(f"{service.url}/v1/embed", json=body, timeout=30)
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"] == "application/json" and match.replace("\\", "") in resp.json()["error"]
-    fetched = image_server.seen[len(before):]
+    fetched = image_server.seen[len(before) :]
     assert all(p in ("/text",) or p.startswith("/redirect") for p in fetched), fetched  # never the forbidden target
 
 
 def test_bombs_oversized_bodies_and_garbage(service):
     bomb = io.BytesIO()
     Image.new("1", (3000, 3000)).save(bomb, "PNG")  # 9 MP over the 4 MP limit, a few kB
-    resp = requests.post(f"{service.url}/v1/embed", data=bomb.getvalue(), headers={"Content-Type": "image/png"}, timeout=30)
+    resp = requests.post(
+        f"{service.url}/v1/embed", data=bomb.getvalue(), headers={"Content-Type": "image/png"}, timeout=30
+    )
     assert resp.status_code == 422 and "pixel limit" in resp.json()["error"]
-    resp = requests.post(f"{service.url}/v1/embed", data=b"x" * 2_100_000, headers={"Content-Type": "image/png"}, timeout=30)
+    resp = requests.post(
+        f"{service.url}/v1/embed", data=b"x" * 2_100_000, headers={"Content-Type": "image/png"}, timeout=30
+    )
     assert resp.status_code == 413
-    resp = requests.post(f"{service.url}/v1/tag", data=b"\x00garbage", headers={"Content-Type": "image/jpeg"}, timeout=30)
+    resp = requests.post(
+        f"{service.url}/v1/tag", data=b"\x00garbage", headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
     assert resp.status_code == 422 and "Traceback" not in resp.text
     resp = requests.post(f"{service.url}/v1/tag", data="{", headers={"Content-Type": "application/json"}, timeout=30)
     assert resp.status_code == 400
@@ -158,8 +158,16 @@ def test_concurrent_requests_are_micro_batched(parts, service):
 
     before = requests.get(f"{service.url}/metrics", timeout=10).text
     with ThreadPoolExecutor(12) as pool:
-        codes = list(pool.map(lambda d: requests.post(f"{service.url}/v1/embed", data=d, timeout=60,
-                                                      headers={"Content-Type": "image/jpeg"}).status_code, payloads))
+        codes = list(
+            pool.map(
+                lambda d: (
+                    requests.post(
+                        f"{service.url}/v1/embed", data=d, timeout=60, headers={"Content-Type": "image/jpeg"}
+                    ).status_code
+                ),
+                payloads,
+            )
+        )
     assert codes == [200] * len(payloads)
     after = requests.get(f"{service.url}/metrics", timeout=10).text
     images_done = metric(after, "vistag_batch_size_sum") - metric(before, "vistag_batch_size_sum")
@@ -210,10 +218,26 @@ def test_cli_serves_until_stopped(parts, tmp_path, data_dir):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "vistag", "service", "--reference", str(reference),
-                             "--reference-images", str(ref_images), "--port", str(port), "--max-images", "2"],
-                            env={**os.environ, "VISTAG_HOME": str(tmp_path / "home")},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vistag",
+            "service",
+            "--reference",
+            str(reference),
+            "--reference-images",
+            str(ref_images),
+            "--port",
+            str(port),
+            "--max-images",
+            "2",
+        ],
+        env={**os.environ, "VISTAG_HOME": str(tmp_path / "home")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -17,10 +17,16 @@ pytest.importorskip("torch")
 def _image_query(engine: str, vector: list[float], k: int = 5) -> dict:
     """The body the README gives for each engine (vistag's products-image template, rendered)."""
     if engine == "elasticsearch":
-        return {"size": k, "_source": {"excludes": ["image_vector"]},
-                "knn": {"field": "image_vector", "query_vector": vector, "k": k, "num_candidates": 50}}
-    return {"size": k, "_source": {"excludes": ["image_vector"]},
-            "query": {"knn": {"image_vector": {"vector": vector, "k": k}}}}
+        return {
+            "size": k,
+            "_source": {"excludes": ["image_vector"]},
+            "knn": {"field": "image_vector", "query_vector": vector, "k": k, "num_candidates": 50},
+        }
+    return {
+        "size": k,
+        "_source": {"excludes": ["image_vector"]},
+        "query": {"knn": {"image_vector": {"vector": vector, "k": k}}},
+    }
 
 
 def test_embed_then_image_query_finds_the_product_first(node, data_dir, tmp_path, capsys):
@@ -29,27 +35,45 @@ def test_embed_then_image_query_finds_the_product_first(node, data_dir, tmp_path
     from vistag.service.model import InferenceModel
 
     catalog, images, rows = write_slice(data_dir, tmp_path, 40, start=9, step=457)
-    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images),
-                 "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                "--url",
+                node.url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--dead-letter",
+                str(tmp_path / "dl.jsonl"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     service = Service(create_app(InferenceModel(create_embedder("efficientnet-lite0", device="cpu")), ServiceConfig()))
     try:
         for row in rows[:5]:
             photo = (images / f"{row['id']}.jpg").read_bytes()
-            vector = requests.post(f"{service.url}/v1/embed", data=photo, headers={"Content-Type": "image/jpeg"},
-                                   timeout=30).json()["vectors"][0]
-            hits = requests.post(f"{node.url}/products/_search", json=_image_query(node.engine, vector),
-                                 timeout=30).json()["hits"]["hits"]
+            vector = requests.post(
+                f"{service.url}/v1/embed", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=30
+            ).json()["vectors"][0]
+            hits = requests.post(
+                f"{node.url}/products/_search", json=_image_query(node.engine, vector), timeout=30
+            ).json()["hits"]["hits"]
             assert hits[0]["_id"] == row["id"], (row["id"], [h["_id"] for h in hits])
             assert "image_vector" not in hits[0]["_source"]
 
         # The demo page on top of the service (`vistag serve --service URL`): no model in the page process.
         from vistag.search import Searcher
-        from vistag.service.storefront import Storefront, serve_in_thread
         from vistag.service.remote import service_embedder
+        from vistag.service.storefront import Storefront, serve_in_thread
 
-        page, page_url = serve_in_thread(Storefront(Searcher(node.client(), "products"), None,
-                                                    service_embedder(service.url)))
+        page, page_url = serve_in_thread(
+            Storefront(Searcher(node.client(), "products"), None, service_embedder(service.url))
+        )
         try:
             photo = (images / f"{rows[7]['id']}.jpg").read_bytes()
             found = requests.post(f"{page_url}/api/search-image", data=photo, timeout=30)

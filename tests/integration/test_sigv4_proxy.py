@@ -15,8 +15,10 @@ botocore = pytest.importorskip("botocore")
 pytest.importorskip("torch")
 
 KEY, SECRET, REGION = "AKIAVISTAGTEST000000", "vistag/test/secret/key/000000000000000000", "eu-west-1"
-AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                  r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$")
+AUTH = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+    r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$"
+)
 
 
 def signature_ok(method: str, path: str, headers, body: bytes) -> bool:
@@ -31,8 +33,12 @@ def signature_ok(method: str, path: str, headers, body: bytes) -> bool:
     signed = match.group(5).split(";")
     if "host" not in signed or "x-amz-date" not in signed:
         return False
-    request = AWSRequest(method=method, url=f"http://{headers['Host']}{path}", data=body,
-                         headers={name: headers[name] for name in signed})
+    request = AWSRequest(
+        method=method,
+        url=f"http://{headers['Host']}{path}",
+        data=body,
+        headers={name: headers[name] for name in signed},
+    )
     request.context["timestamp"] = headers["X-Amz-Date"]
     signer = SigV4Auth(Credentials(KEY, SECRET), "es", REGION)
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
@@ -56,8 +62,8 @@ def proxy():
 
 @pytest.mark.opensearch
 def test_unsigned_and_badly_signed_requests_are_refused(proxy):
-    from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
     from botocore.credentials import Credentials
+    from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
 
     from vistag.engine.client import EngineClient
     from vistag.engine.retry import RetryPolicy
@@ -83,14 +89,48 @@ def test_cli_signs_every_request_bulk_threads_included(proxy, small_catalog, tmp
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    code = main(["-q", "index", "--url", proxy.url, "--aws-sigv4", "es", "--aws-region", REGION,
-                 "--catalog", str(catalog), "--images", str(images), "--bulk-threads", "3", "--chunk-size", "10",
-                 "--dead-letter", str(tmp_path / "dead.jsonl")])
+    code = main(
+        [
+            "-q",
+            "index",
+            "--url",
+            proxy.url,
+            "--aws-sigv4",
+            "es",
+            "--aws-region",
+            REGION,
+            "--catalog",
+            str(catalog),
+            "--images",
+            str(images),
+            "--bulk-threads",
+            "3",
+            "--chunk-size",
+            "10",
+            "--dead-letter",
+            str(tmp_path / "dead.jsonl"),
+        ]
+    )
     assert code == 0
     bulks = [p for p in proxy.paths() if p == "/_bulk"]
     assert len(bulks) >= len(rows) // 10  # every chunk went through the proxy ...
     assert not proxy.paths(intercepted=True), proxy.paths(intercepted=True)[:3]  # ... signed
     assert {"/_bulk", "/products/_refresh"} <= set(proxy.paths())
-    assert main(["-q", "search", "--url", proxy.url, "--aws-sigv4", "es", "--aws-region", REGION,
-                 "--query", rows[0]["productDisplayName"]]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "search",
+                "--url",
+                proxy.url,
+                "--aws-sigv4",
+                "es",
+                "--aws-region",
+                REGION,
+                "--query",
+                rows[0]["productDisplayName"],
+            ]
+        )
+        == 0
+    )
     assert not proxy.paths(intercepted=True)

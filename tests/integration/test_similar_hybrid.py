@@ -9,9 +9,9 @@ import requests
 
 from vistag.cli.main import main
 from vistag.config import ConnectionSettings
-from vistag.engine.connect import connect
 from vistag.documents import DocumentSpec, install_search_templates
 from vistag.documents.strategies import similar
+from vistag.engine.connect import connect
 from vistag.search import Searcher
 from vistag.search.fusion import FUSIONS, rrf
 
@@ -19,8 +19,24 @@ from vistag.search.fusion import FUSIONS, rrf
 @pytest.fixture
 def indexed(node, small_catalog, tmp_path, capsys):
     catalog, images, rows = small_catalog
-    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--json",
-                 "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                "--url",
+                node.url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--json",
+                "--dead-letter",
+                str(tmp_path / "dead.jsonl"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     return node, rows
 
@@ -52,8 +68,11 @@ def test_stored_similar_template_gives_the_same_hits_as_the_cli(indexed):
     install_search_templates(client, DocumentSpec(name="products", vector_dim=1840))
     src = client.get_source("products", target["id"])
     params = similar.params(target["id"], src["image_vector"], src["tag_weights"], k=5)
-    resp = requests.post(f"{node.url}/products/_search/template",  # a storefront's plain HTTP call
-                         json={"id": "products-similar", "params": params}, timeout=10).json()
+    resp = requests.post(
+        f"{node.url}/products/_search/template",  # a storefront's plain HTTP call
+        json={"id": "products-similar", "params": params},
+        timeout=10,
+    ).json()
     assert [h["_id"] for h in resp["hits"]["hits"]] == [h.id for h in searcher.similar(target["id"], k=5)]
 
 
@@ -82,8 +101,27 @@ def test_hybrid_fuses_text_tags_and_image(indexed, capsys):
     only_men = searcher.hybrid("shirt", None, vector, size=10, attributes={"gender": "Men"})
     assert only_men and all(h.source["attributes"]["gender"] == "Men" for h in only_men)
 
-    assert main(["search", "--url", node.url, "--query", "shirt", "--tags", "shirts", "--fusion", "weighted",
-                 "--fusion-weights", "text=1,tags=2", "--k", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--url",
+                node.url,
+                "--query",
+                "shirt",
+                "--tags",
+                "shirts",
+                "--fusion",
+                "weighted",
+                "--fusion-weights",
+                "text=1,tags=2",
+                "--k",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)) == 3
 
 
@@ -104,7 +142,22 @@ def test_seller_tag_check_flags_spam_tags_and_suggests_missing_ones(indexed, sma
     assert result.unknown == ["bestseller"] and result.neighbours == 10
     assert {"apparel", "topwear"} <= {t["tag"] for t in result.suggested}
 
-    assert main(["check-tags", "--url", node.url, "--image", str(images / target["file"]),
-                 "--tags", "tshirts", spam_tag, "--k", "10"]) == 0
+    assert (
+        main(
+            [
+                "check-tags",
+                "--url",
+                node.url,
+                "--image",
+                str(images / target["file"]),
+                "--tags",
+                "tshirts",
+                spam_tag,
+                "--k",
+                "10",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["supported"][0]["tag"] == "tshirts" and out["contradicted"][0]["tag"] == spam_tag

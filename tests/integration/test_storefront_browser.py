@@ -27,7 +27,13 @@ def browser():
         pytest.skip("Debian packages chromium and chromium-driver are not installed")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     yield driver
@@ -55,14 +61,34 @@ def test_storefront_search_chips_upload_and_similar(browser, small_catalog, tmp_
     node = start_node("opensearch")
     wipe(node)
     catalog, images, rows = small_catalog
-    assert main(["-q", "index", "--url", node.url, "--catalog", str(catalog), "--images", str(images), "--json",
-                 "--dead-letter", str(tmp_path / "dead.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "index",
+                "--url",
+                node.url,
+                "--catalog",
+                str(catalog),
+                "--images",
+                str(images),
+                "--json",
+                "--dead-letter",
+                str(tmp_path / "dead.jsonl"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     client = connect(ConnectionSettings(urls=(node.url,)))
     tag_sets = [h["_source"]["tags"] for h in client.search("products", {"size": 100})["hits"]["hits"]]
     embedder = create_embedder("efficientnet-lite0", device="cpu")
-    app = Storefront(Searcher(client, "products"), ImageStore(images),
-                     lambda im: embedder.embed_images([im])[0].tolist(), TagRelations.fit(tag_sets))
+    app = Storefront(
+        Searcher(client, "products"),
+        ImageStore(images),
+        lambda im: embedder.embed_images([im])[0].tolist(),
+        TagRelations.fit(tag_sets),
+    )
     server, url = serve_in_thread(app)
     try:
         browser.get(url + "/")
@@ -75,9 +101,12 @@ def test_storefront_search_chips_upload_and_similar(browser, small_catalog, tmp_
         cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), what="results")
         assert "keyword" in browser.find_element(By.ID, "status").text
         assert "shirt" in cards[0].text.lower(), cards[0].text  # the best keyword hit is a shirt
-        wait_for(lambda: browser.execute_script(
-            "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"),
-            what="thumbnails")
+        wait_for(
+            lambda: browser.execute_script(
+                "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+            ),
+            what="thumbnails",
+        )
 
         # A tag chip turns the query hybrid and shows the expanded tags.
         chip = next(c for c in chips if c.get_attribute("data-tag") == "apparel")

@@ -34,7 +34,17 @@ def test_sync_does_only_what_changed(node, data_dir, tmp_path, capsys, monkeypat
     monkeypatch.setenv("VISTAG_HOME", str(tmp_path / "home"))  # an empty embedding cache: `embedded` counts real work
     catalog, images, rows = write_slice(data_dir, tmp_path / "v1", 30, start=13, step=1301)
     extra_catalog, extra_images, extra = write_slice(data_dir, tmp_path / "extra", 5, start=77, step=2203)
-    common = ["-q", "sync", "--url", node.url, "--images", str(images), "--json", "--dead-letter", str(tmp_path / "dl.jsonl")]
+    common = [
+        "-q",
+        "sync",
+        "--url",
+        node.url,
+        "--images",
+        str(images),
+        "--json",
+        "--dead-letter",
+        str(tmp_path / "dl.jsonl"),
+    ]
 
     def sync(path, *more):
         assert main([*common, "--catalog", str(path), *more]) == 0
@@ -94,7 +104,8 @@ def test_python_sync_with_the_users_client_and_a_generator(node, data_dir, tmp_p
     user_client = node.client().raw  # the official Elasticsearch / OpenSearch object a user has
     first = vistag.sync(user_client, rows, images=images, schema="fashion-product-images", cache_dir=tmp_path / "c")
     assert first.added == 6 and first.ok
-    second = vistag.sync(user_client, (r for r in rows[1:]), images=images, schema="fashion-product-images",
-                         cache_dir=tmp_path / "c")
+    second = vistag.sync(
+        user_client, (r for r in rows[1:]), images=images, schema="fashion-product-images", cache_dir=tmp_path / "c"
+    )
     assert (second.deleted, second.unchanged, second.embedded) == (1, 5, 0) and second.ok
     assert rows[0]["id"] not in _docs(node.url)

@@ -31,7 +31,7 @@ class ScriptedBulkClient(OpenSearch):
         self.threads: set[str] = set()
         self._lock = threading.Lock()
 
-    def bulk(self, body, params=None, **kwargs):  # noqa: D102 - the official signature's keywords
+    def bulk(self, body, params=None, **kwargs):
         lines = [json.loads(line) for line in body.decode().splitlines() if line]
         actions = [line for line in lines if set(line) & {"index", "create", "update", "delete"}]
         with self._lock:
@@ -46,8 +46,10 @@ class ScriptedBulkClient(OpenSearch):
             status = step if isinstance(step, int) else (step.get(i, 201) if isinstance(step, dict) else 201)
             item = {"_id": meta.get("_id"), "status": status}
             if status >= 300:
-                item["error"] = {"type": "es_rejected_execution_exception" if status == 429 else "mapper_parsing_exception",
-                                 "reason": "scripted"}
+                item["error"] = {
+                    "type": "es_rejected_execution_exception" if status == 429 else "mapper_parsing_exception",
+                    "reason": "scripted",
+                }
             items.append({op: item})
         return {"errors": any(i[next(iter(i))]["status"] >= 300 for i in items), "items": items}
 
@@ -75,15 +77,24 @@ def test_backoff_is_exponential_and_capped():
     pauses = []
     result = bulk(engine, _docs(2), "products", sleep=pauses.append, initial_backoff=1.0, max_backoff=3.0)
     assert result.indexed == 2 and result.retries == 10
-    assert all(0.5 * min(3.0, 2 ** i) <= p <= min(3.0, 2 ** i) for i, p in enumerate(pauses))
+    assert all(0.5 * min(3.0, 2**i) <= p <= min(3.0, 2**i) for i, p in enumerate(pauses))
     assert max(pauses) <= 3.0
 
 
 def test_give_up_yields_the_item_with_its_doc():
     engine, _ = _engine([429, 429, 429])
     out = list(streaming_bulk(engine, _docs(1), "products", max_retries=2, sleep=lambda s: None))
-    assert out == [(False, {"_id": "0", "status": 429, "error": "es_rejected_execution_exception: scripted",
-                            "doc": {"_id": "0", "title": "t0"}})]
+    assert out == [
+        (
+            False,
+            {
+                "_id": "0",
+                "status": 429,
+                "error": "es_rejected_execution_exception: scripted",
+                "doc": {"_id": "0", "title": "t0"},
+            },
+        )
+    ]
 
 
 def test_permanent_errors_are_not_retried_and_raise_on_request():
@@ -125,12 +136,18 @@ def test_parallel_bulk_sends_every_chunk_through_the_users_client_and_reports_lo
 
 def test_op_types_routing_and_deletes_of_missing_docs():
     engine, raw = _engine([{1: 404}])
-    docs = [{"_id": "a", "_op_type": "create", "_routing": "r1", "x": 1}, {"_id": "b", "_op_type": "delete"},
-            {"_id": "c", "_op_type": "update", "x": 2}]
+    docs = [
+        {"_id": "a", "_op_type": "create", "_routing": "r1", "x": 1},
+        {"_id": "b", "_op_type": "delete"},
+        {"_id": "c", "_op_type": "update", "x": 2},
+    ]
     result = bulk(engine, docs, "products", sleep=lambda s: None)
     assert result.indexed == 3  # a delete of a missing document is done, not an error
-    assert raw.calls[0] == [{"create": {"_index": "products", "_id": "a", "routing": "r1"}},
-                            {"delete": {"_index": "products", "_id": "b"}}, {"update": {"_index": "products", "_id": "c"}}]
+    assert raw.calls[0] == [
+        {"create": {"_index": "products", "_id": "a", "routing": "r1"}},
+        {"delete": {"_index": "products", "_id": "b"}},
+        {"update": {"_index": "products", "_id": "c"}},
+    ]
     assert expand_action(docs[2], "products")[1] == b'{"doc":{"x":2}}\n'
     assert expand_action(docs[1], "products")[1] is None
     with pytest.raises(ValueError, match="unknown _op_type"):
@@ -158,8 +175,13 @@ def test_a_failing_source_still_sends_and_reports_what_it_built(threads):
     engine, raw = _engine([])
     results = []
     with pytest.raises(EngineUnavailable, match="msearch"):
-        for result in parallel_bulk(engine, _failing_source(7, EngineUnavailable("POST _msearch -> HTTP 429", 429)),
-                                    "p", threads=threads, chunk_size=3):
+        for result in parallel_bulk(
+            engine,
+            _failing_source(7, EngineUnavailable("POST _msearch -> HTTP 429", 429)),
+            "p",
+            threads=threads,
+            chunk_size=3,
+        ):
             results.append(result)
     assert [item["_id"] for ok, item in results if ok] == [str(i) for i in range(7)]
     assert [len(c) for c in raw.calls] == [3, 3, 1]

@@ -8,14 +8,17 @@ import json
 import pytest
 import yaml
 
-from vistag.cli.commands.common import connection_settings
-from vistag.local.cluster import LocalCluster
+from vistag.cli.options import connection_settings
 from vistag.engine.roles import INDEXER, STOREFRONT, USERS, console_text, role_definitions
+from vistag.errors import LocalEngineError
+from vistag.local.cluster import LocalCluster
 from vistag.local.security import _yaml, generate_password, load_or_create_setup
 
 
-@pytest.mark.parametrize("engine,key", [("opensearch", "cluster.initial_cluster_manager_nodes"),
-                                        ("elasticsearch", "cluster.initial_master_nodes")])
+@pytest.mark.parametrize(
+    "engine,key",
+    [("opensearch", "cluster.initial_cluster_manager_nodes"), ("elasticsearch", "cluster.initial_master_nodes")],
+)
 def test_members_form_one_cluster_through_seed_hosts(tmp_path, engine, key):
     cluster = LocalCluster(engine, nodes=3, home=tmp_path, name="unit")
     state = {"nodes": 3, "transport_ports": [9301, 9302, 9303], "http_ports": [9201, 9202, 9203]}
@@ -28,7 +31,7 @@ def test_members_form_one_cluster_through_seed_hosts(tmp_path, engine, key):
         assert settings["discovery.seed_hosts"] == "127.0.0.1:9301,127.0.0.1:9302,127.0.0.1:9303"
         assert settings[key] == ",".join(names)
         assert settings["discovery.type"] is None  # removes single-node discovery
-    with pytest.raises(Exception, match="at least 2 nodes"):
+    with pytest.raises(LocalEngineError, match="at least 2 nodes"):
         LocalCluster(engine, nodes=1, home=tmp_path)
 
 

@@ -9,8 +9,15 @@ from PIL import Image
 from vistag.models.colour import ColourConfig, colour_features, foreground_mask, srgb_to_lab
 
 
-@pytest.mark.parametrize("rgb,lab", [((255, 255, 255), (100.0, 0.0, 0.0)), ((0, 0, 0), (0.0, 0.0, 0.0)),
-                                     ((255, 0, 0), (53.24, 80.09, 67.20)), ((0, 0, 255), (32.30, 79.19, -107.86))])
+@pytest.mark.parametrize(
+    "rgb,lab",
+    [
+        ((255, 255, 255), (100.0, 0.0, 0.0)),
+        ((0, 0, 0), (0.0, 0.0, 0.0)),
+        ((255, 0, 0), (53.24, 80.09, 67.20)),
+        ((0, 0, 255), (32.30, 79.19, -107.86)),
+    ],
+)
 def test_srgb_to_lab_matches_reference_values(rgb, lab):
     assert srgb_to_lab(np.array(rgb, np.uint8)) == pytest.approx(lab, abs=0.3)
 

@@ -10,7 +10,9 @@ from vistag.errors import ConfigError
 
 
 def test_settings_build_the_right_client_with_their_auth():
-    es = connect(ConnectionSettings(urls=("https://a:9200", "https://b:9200"), api_key="aWQ6a2V5"), engine="elasticsearch")
+    es = connect(
+        ConnectionSettings(urls=("https://a:9200", "https://b:9200"), api_key="aWQ6a2V5"), engine="elasticsearch"
+    )
     assert es.library == "elasticsearch" and len(es.raw.transport.node_pool.all()) == 2
     assert es.raw._headers["authorization"] == "ApiKey aWQ6a2V5"
     bearer = connect(ConnectionSettings(urls=("http://a:9200",), bearer_token="tok"), engine="opensearch")
@@ -22,7 +24,9 @@ def test_settings_build_the_right_client_with_their_auth():
 
 def test_contradictory_settings_are_refused():
     with pytest.raises(ConfigError, match="needs an OpenSearch cluster"):
-        connect(ConnectionSettings(urls=("http://a:9200",), aws_sigv4="es", aws_region="eu-west-1"), engine="elasticsearch")
+        connect(
+            ConnectionSettings(urls=("http://a:9200",), aws_sigv4="es", aws_region="eu-west-1"), engine="elasticsearch"
+        )
     with pytest.raises(ConfigError, match="needs an Elasticsearch cluster"):
         connect(ConnectionSettings(cloud_id="x:eA=="), engine="opensearch")
     with pytest.raises(ConfigError, match="needs --aws-region"):

@@ -2,16 +2,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vistag.errors import ConfigError, NotFoundError
+
 torch = pytest.importorskip("torch")
 
-from vistag.models import available_backbones, create_embedder, get_config  # noqa: E402
+from vistag.models import available_backbones, create_embedder, get_config
 
 pytestmark = pytest.mark.torch
 
 
 def test_registry():
     assert {"efficientnet-lite0", "resnet50", "vgg16", "vgg19", "tiny-random"} <= set(available_backbones())
-    with pytest.raises(KeyError, match="available"):
+    with pytest.raises(ConfigError, match="available"):
         get_config("nope")
 
 
@@ -78,8 +80,10 @@ def test_mean_pooling_variant_and_torchvision_from_a_local_file(tmp_path):
     state = torchvision.models.resnet50(weights=None).state_dict()
     torch.save(state, weights)
     net = build_torchvision(get_config("resnet50"), str(weights))
-    assert torch.equal(net.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])  # the file's weights, not a fresh init
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    assert torch.equal(
+        net.layer1[0].conv1.weight, state["layer1.0.conv1.weight"]
+    )  # the file's weights, not a fresh init
+    with pytest.raises(NotFoundError, match="missing.pth"):
         build_torchvision(get_config("resnet50"), str(tmp_path / "missing.pth"))
     embedder = create_embedder("resnet50", device="cpu", weights=str(weights), input_size=64)
     assert embedder.embed_images([Image.new("RGB", (60, 80), (0, 0, 0))]).shape == (1, 2048)

@@ -7,7 +7,8 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch import ConnectionError as ESConnectionError
 from opensearchpy import OpenSearch, TransportError
-from opensearchpy.exceptions import AuthenticationException, ConnectionError as OSConnectionError
+from opensearchpy.exceptions import AuthenticationException
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from vistag.engine.client import EngineClient, library_of
 from vistag.engine.retry import RetryPolicy, map_error
@@ -15,8 +16,13 @@ from vistag.errors import ConfigError, EngineError, EngineUnavailable
 
 
 def _es_error(status: int, body: dict) -> ApiError:
-    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders(), duration=0.0,
-                           node=NodeConfig("http", "127.0.0.1", 9200))
+    meta = ApiResponseMeta(
+        status=status,
+        http_version="1.1",
+        headers=HttpHeaders(),
+        duration=0.0,
+        node=NodeConfig("http", "127.0.0.1", 9200),
+    )
     return ApiError("error", meta, body)
 
 
@@ -56,11 +62,13 @@ def test_policy_retries_with_backoff_then_gives_up():
     assert RetryPolicy(max_retries=5, initial_backoff=0.2, sleep=pauses.append).call("x", flaky) == "done"
     assert len(calls) == 3 and len(pauses) == 2 and pauses[1] >= 0.2
     with pytest.raises(EngineUnavailable, match="giving up after 3 tries"):
-        RetryPolicy(max_retries=2, sleep=lambda s: None).call("x", lambda: (_ for _ in ()).throw(
-            TransportError(429, "busy", {})))
+        RetryPolicy(max_retries=2, sleep=lambda s: None).call(
+            "x", lambda: (_ for _ in ()).throw(TransportError(429, "busy", {}))
+        )
     with pytest.raises(EngineError, match="HTTP 400"):  # not retried
-        RetryPolicy(max_retries=5, sleep=pauses.append).call("x", lambda: (_ for _ in ()).throw(
-            TransportError(400, "bad", {})))
+        RetryPolicy(max_retries=5, sleep=pauses.append).call(
+            "x", lambda: (_ for _ in ()).throw(TransportError(400, "bad", {}))
+        )
 
 
 def test_adapter_accepts_only_official_clients_and_wraps_calls():

@@ -14,8 +14,10 @@ def test_rrf_rewards_agreement():
 def test_weighted_sum_normalises_each_list():
     assert min_max([("a", 10.0), ("b", 5.0), ("c", 0.0)]) == {"a": 1.0, "b": 0.5, "c": 0.0}
     assert min_max([("a", 3.0)]) == {"a": 1.0}
-    fused = weighted_sum({"text": [("a", 100.0), ("b", 50.0), ("z", 0.0)], "image": [("b", 0.9), ("a", 0.1)]},
-                         weights={"text": 1.0, "image": 2.0})
+    fused = weighted_sum(
+        {"text": [("a", 100.0), ("b", 50.0), ("z", 0.0)], "image": [("b", 0.9), ("a", 0.1)]},
+        weights={"text": 1.0, "image": 2.0},
+    )
     assert [d for d, _ in fused][:2] == ["b", "a"]
     assert dict(fused)["b"] == pytest.approx(0.5 + 2.0)
 

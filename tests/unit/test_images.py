@@ -21,10 +21,13 @@ def test_good_jpeg():
     assert (loaded.width, loaded.height) == (60, 80) and len(loaded.sha256) == 64
 
 
-@pytest.mark.parametrize("data,reason", [
-    (b"", "empty"),
-    (b"this is not an image", "not a decodable image"),
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "empty"),
+        (b"this is not an image", "not a decodable image"),
+    ],
+)
 def test_bad_bytes(data, reason):
     with pytest.raises(ImageLoadError, match=reason):
         decode_image(data, "bad.jpg")
@@ -52,10 +55,30 @@ def test_store_takes_bytes_and_pil_images_and_limits_bytes():
         store.load(_jpeg((400, 400)))
 
 
-def test_limits_are_not_read_from_the_environment_at_import(monkeypatch):
+def test_image_limits_come_from_the_environment_only_where_the_cli_and_service_read_it(monkeypatch, tmp_path):
+    from vistag.cli.commands.service import service_config
+    from vistag.cli.options import loading_kwargs
+    from vistag.cli.parser import build_parser
+    from vistag.errors import ConfigError
+    from vistag.images.decoding import MAX_PIXELS
+    from vistag.images.store import limits_from_env
+
+    monkeypatch.delenv("VISTAG_MAX_IMAGE_PIXELS", raising=False)
+    monkeypatch.delenv("VISTAG_MAX_IMAGE_BYTES", raising=False)
+    assert limits_from_env() == (MAX_PIXELS, 32 * 1024 * 1024)
     monkeypatch.setenv("VISTAG_MAX_IMAGE_PIXELS", "100")
-    assert images.MAX_PIXELS == 64_000_000  # the module constant does not follow the environment
-    assert images.limits_from_env()[0] == 100  # the CLI reads it on purpose
+    monkeypatch.setenv("VISTAG_MAX_IMAGE_BYTES", "5000")
+    assert limits_from_env() == (100, 5000)
+    assert images.ImageStore().max_pixels == MAX_PIXELS  # a library call does not read the environment
+    # the CLI's indexing, training and evaluation runs and the service take it
+    index_args = build_parser().parse_args(["index", "--catalog", "c.csv"])
+    assert loading_kwargs(index_args)["max_pixels"] == 100
+    service_args = build_parser().parse_args(["service"])
+    assert service_config(service_args).limits.max_pixels == 100
+    assert service_config(build_parser().parse_args(["service", "--max-pixels", "7"])).limits.max_pixels == 7
+    monkeypatch.setenv("VISTAG_MAX_IMAGE_PIXELS", "many")
+    with pytest.raises(ConfigError, match="VISTAG_MAX_IMAGE_PIXELS='many' is not a whole number"):
+        limits_from_env()
 
 
 def _bomb_png(width: int, height: int) -> bytes:

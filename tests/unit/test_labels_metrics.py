@@ -3,10 +3,15 @@
 import numpy as np
 import pytest
 
-from vistag.evaluation.metrics import (classification_report, coverage_vs_error, ranked_tag_prf, set_metrics,
-                                       topk_accuracy)
-from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
+from vistag.evaluation.metrics import (
+    classification_report,
+    coverage_vs_error,
+    ranked_tag_prf,
+    set_metrics,
+    topk_accuracy,
+)
 from vistag.models.labels import OTHER, Hierarchy, Vocabulary, tag_targets
+from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
 from vistag.models.validator import TypeValidator
 
 
@@ -67,8 +72,11 @@ def test_thresholds_are_tuned_per_tag():
     rng = np.random.default_rng(0)
     targets = (rng.random((400, 2)) < 0.5).astype(np.float32)
     # Tag 0 is well separated around 0.8, tag 1 around 0.2.
-    probs = np.where(targets > 0, np.c_[rng.uniform(0.8, 1, 400), rng.uniform(0.2, 1, 400)],
-                     np.c_[rng.uniform(0, 0.8, 400), rng.uniform(0, 0.2, 400)])
+    probs = np.where(
+        targets > 0,
+        np.c_[rng.uniform(0.8, 1, 400), rng.uniform(0.2, 1, 400)],
+        np.c_[rng.uniform(0, 0.8, 400), rng.uniform(0, 0.2, 400)],
+    )
     mask = np.ones_like(targets)
     t = tune_per_tag(probs, targets, mask)
     assert 0.75 <= t[0] <= 0.85 and 0.15 <= t[1] <= 0.25

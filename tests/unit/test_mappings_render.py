@@ -2,9 +2,11 @@ import json
 
 import pytest
 
-from vistag.documents import DocumentSpec, EngineAdapter, index_template
-from vistag.documents.templates import render_search, search_templates
+from vistag.documents import DocumentSpec, index_template
 from vistag.documents.strategies import image, keyword, similar, tags
+from vistag.documents.templates import render_search, search_templates
+from vistag.engine.adapter import EngineAdapter
+from vistag.errors import ConfigError
 
 SPEC = DocumentSpec(name="products", vector_dim=8)
 ADAPTERS = [EngineAdapter.for_engine(e, full) for e in ("opensearch", "elasticsearch") for full in (True, False)]
@@ -20,7 +22,9 @@ def test_templates_render_to_valid_queries(adapter):
         render_search(adapter, SPEC, keyword, keyword.params("plain")),
     ]
     assert bodies[0]["query"]["bool"]["filter"][:2] == [
-        {"term": {"category.ancestors": "Apparel > Topwear"}}, {"term": {"attributes.gender": "Men"}}]
+        {"term": {"category.ancestors": "Apparel > Topwear"}},
+        {"term": {"attributes.gender": "Men"}},
+    ]
     assert bodies[0]["query"]["bool"]["filter"][2] == {"term": {"attributes.usage": 'Ca"sual'}}
     assert len(bodies[1]["query"]["bool"]["should"]) == 3
     assert bodies[3]["size"] == 10 and bodies[3]["from"] == 0
@@ -28,7 +32,9 @@ def test_templates_render_to_valid_queries(adapter):
     if adapter.engine == "opensearch" and adapter.rank_features:  # a full OpenSearch: neural-search fuses hybrids
         expected = ["products-hybrid", *expected]
     assert sorted(search_templates(adapter, SPEC)) == expected
-    sim = render_search(adapter, SPEC, similar, similar.params("42", [0.1] * 8, {"tshirts": 0.9, "red": 0.5}, k=5, **filters))
+    sim = render_search(
+        adapter, SPEC, similar, similar.params("42", [0.1] * 8, {"tshirts": 0.9, "red": 0.5}, k=5, **filters)
+    )
     exclude = {"ids": {"values": ["42"]}}
     if adapter.engine == "elasticsearch":
         assert exclude in sim["knn"]["filter"]["bool"]["must_not"] and exclude in sim["query"]["bool"]["must_not"]
@@ -54,17 +60,24 @@ def test_engine_differences():
 
 
 def test_param_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="at least one tag"):
         tags.params({})
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="invalid tag 'a.b'"):
         tags.params({"a.b": 1.0})
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="needs some text"):
         keyword.params("  ")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="k must be at least 1"):
         image.params([1.0], k=0)
-    with pytest.raises(ValueError):
-        DocumentSpec(name="Bad Name")
-    json.dumps(index_template(EngineAdapter.for_engine("opensearch"), SPEC))
+    with pytest.raises(ConfigError, match="invalid index name"):
+        DocumentSpec(name="Bad Name", vector_dim=8)
+    with pytest.raises(ConfigError, match="vector_dim"):
+        DocumentSpec(name="products", vector_dim=0)
+
+
+def test_index_template_is_plain_json_that_reads_back_the_same():
+    body = index_template(EngineAdapter.for_engine("opensearch"), SPEC)
+    assert json.loads(json.dumps(body)) == body  # no numpy, sets or tuples that an engine client would choke on
+    assert body["template"]["mappings"]["_meta"]["vector_dim"] == SPEC.vector_dim
 
 
 def test_more_specific_index_names_get_higher_template_priority():
@@ -82,8 +95,12 @@ def test_hybrid_template_nests_the_strategies_own_sub_queries():
 
     adapter = EngineAdapter.for_engine("opensearch")
     filters = {"category": "Apparel", "attributes": {"gender": "Men"}}
-    body = render_search(adapter, SPEC, hybrid, hybrid.params("red shirt", {"tshirts": 1.0}, [0.1] * 8, size=5, offset=5,
-                                                             window=40, **filters))
+    body = render_search(
+        adapter,
+        SPEC,
+        hybrid,
+        hybrid.params("red shirt", {"tshirts": 1.0}, [0.1] * 8, size=5, offset=5, window=40, **filters),
+    )
     queries = body["query"]["hybrid"]["queries"]
     assert body["query"]["hybrid"]["pagination_depth"] == 40 and (body["size"], body["from"]) == (5, 5)
     assert queries[0] == render_search(adapter, SPEC, keyword, keyword.params("red shirt", **filters))["query"]

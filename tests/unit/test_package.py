@@ -8,13 +8,17 @@ from vistag.local.versions import DISTRIBUTIONS
 
 
 def test_import_does_not_import_torch():
-    code = ("import sys, vistag, vistag.engine, vistag.documents, vistag.indexer, vistag.analyzers, vistag.models, "
-            "vistag.search, vistag.cli.parser; print('torch' in sys.modules)")
+    code = (
+        "import sys, vistag, vistag.engine, vistag.documents, vistag.indexer, vistag.analyzers, vistag.models, "
+        "vistag.search, vistag.cli.parser; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("argv", [[], ["engine"], ["engine", "start"], ["mappings", "show"], ["index"], ["search"], ["demo"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["engine"], ["engine", "start"], ["mappings", "show"], ["index"], ["search"], ["demo"]]
+)
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args([*argv, "--help"])
@@ -38,9 +42,11 @@ def test_pinned_plugins_match_their_distribution_and_majors_are_supported():
 
 
 def test_import_vistag_is_lazy_and_exports_the_front_door():
-    code = ("import sys, vistag; names = set(vistag.__all__); "
-            "print(any(m in sys.modules for m in ('torch', 'elasticsearch', 'opensearchpy', 'vistag.indexer.api')), "
-            "{'index_catalog', 'Searcher', 'Tagger', 'install_templates'} <= names, callable(vistag.index_catalog))")
+    code = (
+        "import sys, vistag; names = set(vistag.__all__); "
+        "print(any(m in sys.modules for m in ('torch', 'elasticsearch', 'opensearchpy', 'vistag.indexer.api')), "
+        "{'index_catalog', 'Searcher', 'Tagger', 'install_templates'} <= names, callable(vistag.index_catalog))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "True"]
 
@@ -53,23 +59,3 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VISTAG_ENGINE_HOME", str(tmp_path / "engines"))
     assert main(["search", "--query", "x"]) == 1
     assert "vistag engine start" in capsys.readouterr().err
-
-
-def test_no_two_subpackages_import_each_other():
-    """Data flows one way (catalog -> images -> embeddings -> tags -> documents -> engine): a
-    subpackage that imports another which imports it back is a cycle, even inside a function."""
-    import ast
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2] / "vistag"
-    imports: dict[str, set[str]] = {}
-    for path in root.rglob("*.py"):
-        part = path.relative_to(root).parts[0].removesuffix(".py")
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vistag."):
-                target = node.module.split(".")[1]
-                if target != part:
-                    imports.setdefault(part, set()).add(target)
-    assert len(imports) > 8  # the walk saw the package
-    cycles = sorted((a, b) for a, targets in imports.items() for b in targets if a < b and a in imports.get(b, ()))
-    assert cycles == []

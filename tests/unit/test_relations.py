@@ -5,8 +5,14 @@ import pytest
 
 from vistag.analyzers.relations import TagRelations, cooccurrence_cosine, incidence
 
-SETS = [["sneakers", "men", "casual"], ["sneakers", "men", "sports"], ["sports-shoes", "men", "sports"],
-        ["tshirts", "men", "casual"], ["tshirts", "women", "casual"], ["heels", "women", "party"]]
+SETS = [
+    ["sneakers", "men", "casual"],
+    ["sneakers", "men", "sports"],
+    ["sports-shoes", "men", "sports"],
+    ["tshirts", "men", "casual"],
+    ["tshirts", "women", "casual"],
+    ["heels", "women", "party"],
+]
 
 
 def test_cooccurrence_cosine_matches_the_dense_formula():
@@ -46,9 +52,17 @@ def test_expand_discounts_related_tags_below_the_originals():
 
 
 def test_semantic_blend_and_round_trip(tmp_path):
-    names = {"sneakers": [1, 0, 0], "sports shoes": [0.9, 0.436, 0], "men": [0, 0, 1], "casual": [0, 1, 0],
-             "sports": [0, 0.7, 0.714], "tshirts": [0.1, 0.1, 0.99], "women": [0, 0.1, 0.995], "heels": [0.6, 0, 0.8],
-             "party": [0, 0.6, 0.8]}
+    names = {
+        "sneakers": [1, 0, 0],
+        "sports shoes": [0.9, 0.436, 0],
+        "men": [0, 0, 1],
+        "casual": [0, 1, 0],
+        "sports": [0, 0.7, 0.714],
+        "tshirts": [0.1, 0.1, 0.99],
+        "women": [0, 0.1, 0.995],
+        "heels": [0.6, 0, 0.8],
+        "party": [0, 0.6, 0.8],
+    }
 
     def encoder(texts):
         v = np.array([names[t] for t in texts], dtype=np.float32)

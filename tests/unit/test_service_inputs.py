@@ -27,9 +27,23 @@ def server():
     srv.shutdown()
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                                     "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
-                                     "224.0.0.1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
 def test_non_public_addresses_are_refused(address):
     with pytest.raises(UrlRefused, match="non-public"):
         UrlPolicy(("x.example",)).check_address("x.example", address)
@@ -42,12 +56,18 @@ def test_public_addresses_pass_and_private_ones_only_when_allowed():
         UrlPolicy(("x.example",), allow_private=True).check_address("x.example", "224.0.0.1")
 
 
-@pytest.mark.parametrize("url,reason", [
-    ("ftp://img.example.com/a.jpg", "scheme"), ("file:///etc/passwd", "scheme"),
-    ("http://user:pw@img.example.com/a.jpg", "credentials"), ("http://evil.com/a.jpg", "not allowed"),
-    ("http://img.example.com.evil.com/a.jpg", "not allowed"), ("http://example.com/a.jpg", "not allowed"),
-    ("http://[::1/a.jpg", "malformed"),
-])
+@pytest.mark.parametrize(
+    "url,reason",
+    [
+        ("ftp://img.example.com/a.jpg", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("http://user:pw@img.example.com/a.jpg", "credentials"),
+        ("http://evil.com/a.jpg", "not allowed"),
+        ("http://img.example.com.evil.com/a.jpg", "not allowed"),
+        ("http://example.com/a.jpg", "not allowed"),
+        ("http://[::1/a.jpg", "malformed"),
+    ],
+)
 def test_urls_outside_the_policy_are_refused(url, reason):
     with pytest.raises(UrlRefused, match=reason):
         UrlPolicy(("img.example.com", "*.cdn.example.com")).check_url(url)
@@ -101,26 +121,31 @@ def test_request_shapes():
     assert one[0].name == "image" and one[0].data == jpeg()
     many = parse_request(
         f'{{"images": ["data:image/jpeg;base64,{b64}", {{"url": "https://a.example/x.jpg"}}, {{"base64": "{b64}"}}]}}'.encode(),
-        "application/json; charset=utf-8", Limits())
+        "application/json; charset=utf-8",
+        Limits(),
+    )
     assert [i.name for i in many] == ["images[0]", "images[1]", "images[2]"]
     assert many[0].data == many[2].data == jpeg() and many[1].url == "https://a.example/x.jpg"
     raw = parse_request(jpeg(), "image/jpeg", Limits())
     assert raw[0].data == jpeg()
 
 
-@pytest.mark.parametrize("body,ctype,status,match", [
-    (b"{not json", "application/json", 400, "not valid JSON"),
-    (b'{"image": "a", "images": ["b"]}', "application/json", 400, "send"),
-    (b'{"images": []}', "application/json", 400, "non-empty"),
-    (b'{"images": [' + b",".join([b'"aGk="'] * 5) + b"]}", "application/json", 413, "over the limit of 4"),
-    (b'{"image": "%%%"}', "application/json", 400, "not valid base64"),
-    (b'{"image": "gopher://x/y"}', "application/json", 400, "scheme 'gopher'"),
-    (b'{"image": 3}', "application/json", 400, "expected a URL"),
-    (b'{"images": [{"url": "x", "base64": "y"}]}', "application/json", 400, "images\\[0\\]"),
-    (b"abc", "text/plain", 415, "Content-Type"),
-    (b"", "image/jpeg", 400, "empty"),
-    (b"x" * 2000, "image/png", 413, "image limit"),
-])
+@pytest.mark.parametrize(
+    "body,ctype,status,match",
+    [
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        (b'{"image": "a", "images": ["b"]}', "application/json", 400, "send"),
+        (b'{"images": []}', "application/json", 400, "non-empty"),
+        (b'{"images": [' + b",".join([b'"aGk="'] * 5) + b"]}", "application/json", 413, "over the limit of 4"),
+        (b'{"image": "%%%"}', "application/json", 400, "not valid base64"),
+        (b'{"image": "gopher://x/y"}', "application/json", 400, "scheme 'gopher'"),
+        (b'{"image": 3}', "application/json", 400, "expected a URL"),
+        (b'{"images": [{"url": "x", "base64": "y"}]}', "application/json", 400, "images\\[0\\]"),
+        (b"abc", "text/plain", 415, "Content-Type"),
+        (b"", "image/jpeg", 400, "empty"),
+        (b"x" * 2000, "image/png", 413, "image limit"),
+    ],
+)
 def test_bad_requests_get_the_right_status_and_name_the_image(body, ctype, status, match):
     with pytest.raises(InputError, match=match) as exc:
         parse_request(body, ctype, Limits(max_images=4, max_image_bytes=1000))
@@ -128,8 +153,9 @@ def test_bad_requests_get_the_right_status_and_name_the_image(body, ctype, statu
 
 
 def test_every_url_is_checked_before_any_is_fetched(server):
-    inputs = parse_request(f'{{"images": ["{server.base}/img.jpg", "http://evil.example/x.jpg"]}}'.encode(),
-                           "application/json", Limits())
+    inputs = parse_request(
+        f'{{"images": ["{server.base}/img.jpg", "http://evil.example/x.jpg"]}}'.encode(), "application/json", Limits()
+    )
     with pytest.raises(InputError, match=r"images\[1\].*not allowed") as exc:
         check_urls(inputs, UrlPolicy(("127.0.0.1",), allow_private=True))
     assert exc.value.status == 400 and server.seen == []
@@ -138,8 +164,9 @@ def test_every_url_is_checked_before_any_is_fetched(server):
 def test_non_images_and_bombs_are_422(server):
     policy, limits = UrlPolicy(("127.0.0.1",), allow_private=True), Limits(max_pixels=1_000_000)
     with pytest.raises(InputError, match="not a decodable image") as exc:
-        load_image(parse_request(f'{{"image": "{server.base}/text"}}'.encode(), "application/json", limits)[0],
-                   policy, limits)
+        load_image(
+            parse_request(f'{{"image": "{server.base}/text"}}'.encode(), "application/json", limits)[0], policy, limits
+        )
     assert exc.value.status == 422
     bomb = io.BytesIO()
     Image.new("1", (4000, 4000)).save(bomb, "PNG")  # a few kB that decode to 16 megapixels

@@ -15,9 +15,13 @@ class ScriptedTagger:
     id = "heads:test"
 
     def tag(self, vectors, ids, claimed, exclude_rows=None):
-        return [DocumentTags([("tshirts", 0.91234567), ("men", 0.5), ("zero", 0.0)],
-                             {"accepted": True, "category": "Apparel > Topwear > Tshirts", "attributes": {"gender": "Men"}}),
-                DocumentTags([], {"accepted": False, "confidence": 0.2})]
+        return [
+            DocumentTags(
+                [("tshirts", 0.91234567), ("men", 0.5), ("zero", 0.0)],
+                {"accepted": True, "category": "Apparel > Topwear > Tshirts", "attributes": {"gender": "Men"}},
+            ),
+            DocumentTags([], {"accepted": False, "confidence": 0.2}),
+        ]
 
 
 def test_tag_fields_match_the_indexer_and_always_carry_a_category_object():
@@ -30,14 +34,19 @@ def test_tag_fields_match_the_indexer_and_always_carry_a_category_object():
     assert kept["category_fields"]["path"] == "Apparel > Topwear > Tshirts"
     assert kept["category_fields"]["ancestors"] == ["Apparel", "Apparel > Topwear", "Apparel > Topwear > Tshirts"]
     assert kept["attributes"] == {"gender": "Men"}
-    assert rejected == {"tags": [], "tag_weights": {}, "predicted": {"accepted": False, "confidence": 0.2},
-                        "category_fields": {}}
+    assert rejected == {
+        "tags": [],
+        "tag_weights": {},
+        "predicted": {"accepted": False, "confidence": 0.2},
+        "category_fields": {},
+    }
 
 
 def test_the_ingest_pipeline_maps_predictions_only_for_a_trained_model():
     knn = ingest_pipeline_body("m1")["processors"][0]["ml_inference"]
-    assert knn["output_map"] == [{"image_vector": "embedding", "tags": "tags", "tag_weights": "tag_weights",
-                                  "model": "model", "image": "image"}]
+    assert knn["output_map"] == [
+        {"image_vector": "embedding", "tags": "tags", "tag_weights": "tag_weights", "model": "model", "image": "image"}
+    ]
     assert knn["override"] is True and knn["if"] == "ctx.image instanceof String"
     heads = ingest_pipeline_body("m1", with_predictions=True)["processors"][0]["ml_inference"]["output_map"][0]
     assert heads["predicted"] == "predicted" and heads["category"] == "category_fields"

@@ -36,8 +36,14 @@ def test_tags_a_title_aware_model_wrote_never_vote_in_the_seller_check():
     from vistag.search.seller_check import neighbour_labels
 
     unlabelled = {"tags": ["shirts", "blue"], "tag_weights": {"shirts": 0.9, "blue": 0.7}}
-    assert neighbour_labels({**unlabelled, "model": {"tagger": "heads:fashion@0123456789ab"}}) == {"shirts": 0.9, "blue": 0.7}
+    assert neighbour_labels({**unlabelled, "model": {"tagger": "heads:fashion@0123456789ab"}}) == {
+        "shirts": 0.9,
+        "blue": 0.7,
+    }
     assert neighbour_labels({**unlabelled, "model": {"tagger": "heads:fashion@0123456789ab+title"}}) == {}
-    labelled = {"category": {"lvl0": "Apparel"}, "attributes": {"baseColour": "Navy Blue"},
-                "model": {"tagger": "heads:fashion@0123456789ab+title"}}
+    labelled = {
+        "category": {"lvl0": "Apparel"},
+        "attributes": {"baseColour": "Navy Blue"},
+        "model": {"tagger": "heads:fashion@0123456789ab+title"},
+    }
     assert neighbour_labels(labelled) == {"apparel": 1.0, "navy-blue": 1.0}  # the catalog's own labels still vote

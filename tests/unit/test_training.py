@@ -5,16 +5,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vistag.models.registry import get_config  # noqa: E402
-from vistag.models.tagging_model import TaggingModel  # noqa: E402
-from vistag.models.training import TrainConfig  # noqa: E402
-from vistag.models.dataset import EmbeddedCatalog, assign_splits  # noqa: E402
-from vistag.models.trainer import TrainSettings, train_model  # noqa: E402
+from vistag.errors import NotFoundError
+from vistag.models.dataset import EmbeddedCatalog, assign_splits
+from vistag.models.registry import get_config
+from vistag.models.tagging_model import TaggingModel
+from vistag.models.trainer import TrainSettings, train_model
+from vistag.models.training import TrainConfig
 
 pytestmark = pytest.mark.torch
 
-PATHS = [("Apparel", "Topwear", "Tshirts"), ("Apparel", "Topwear", "Shirts"), ("Apparel", "Bottomwear", "Jeans"),
-         ("Footwear", "Shoes", "Sneakers")]
+PATHS = [
+    ("Apparel", "Topwear", "Tshirts"),
+    ("Apparel", "Topwear", "Shirts"),
+    ("Apparel", "Bottomwear", "Jeans"),
+    ("Footwear", "Shoes", "Sneakers"),
+]
 COLOURS = ["Red", "Blue"]
 
 
@@ -27,19 +32,32 @@ def synthetic(n=600, dim=32, seed=0):
         x = centres[2 * p + c] + rng.normal(0, 0.3, dim)
         xs.append(x / np.linalg.norm(x))
         colour = "" if i % 7 == 3 else COLOURS[c]  # every 7th row has no colour label: masked, not negative
-        fields.append({"id": str(i), "masterCategory": PATHS[p][0], "subCategory": PATHS[p][1],
-                       "articleType": PATHS[p][2], "baseColour": colour, "split": "test" if i % 10 == 0 else "train"})
-    return EmbeddedCatalog([f["id"] for f in fields], fields, np.stack(xs).astype(np.float32),
-                           [f"sha{i}" for i in range(n)])
+        fields.append(
+            {
+                "id": str(i),
+                "masterCategory": PATHS[p][0],
+                "subCategory": PATHS[p][1],
+                "articleType": PATHS[p][2],
+                "baseColour": colour,
+                "split": "test" if i % 10 == 0 else "train",
+            }
+        )
+    return EmbeddedCatalog(
+        [f["id"] for f in fields], fields, np.stack(xs).astype(np.float32), [f"sha{i}" for i in range(n)]
+    )
 
 
 def test_train_save_load_predict(tmp_path):
     data = synthetic()
     splits = assign_splits(data, "split", val_fraction=0.15)
     assert (splits == "test").sum() == 60 and (splits == "val").sum() > 0
-    settings = TrainSettings(levels=["masterCategory", "subCategory", "articleType"], attributes=["baseColour"],
-                             tag_columns=["articleType", "baseColour"], min_count=5,
-                             train=TrainConfig(hidden=64, epochs=30, batch_size=64, lr=5e-3))
+    settings = TrainSettings(
+        levels=["masterCategory", "subCategory", "articleType"],
+        attributes=["baseColour"],
+        tag_columns=["articleType", "baseColour"],
+        min_count=5,
+        train=TrainConfig(hidden=64, epochs=30, batch_size=64, lr=5e-3),
+    )
     backbone = get_config("tiny-random")
     model = train_model(data, splits, backbone, settings, name="synthetic")
     test = data.subset(splits == "test")
@@ -50,7 +68,9 @@ def test_train_save_load_predict(tmp_path):
     assert all(n in PATHS for n in names)  # decoding only ever returns observed paths
     colour = model.attributes[0]
     known = [i for i, f in enumerate(test.fields) if f["baseColour"]]
-    assert np.mean(pred.attributes["baseColour"][known].argmax(1) == colour.encode(test.column("baseColour"))[known]) > 0.9
+    assert (
+        np.mean(pred.attributes["baseColour"][known].argmax(1) == colour.encode(test.column("baseColour"))[known]) > 0.9
+    )
     assert model.info["training"]["rare_classes"]["min_count"] == 5
     assert model.tag_thresholds.shape == (len(model.tags),)
 
@@ -70,7 +90,7 @@ def test_train_save_load_predict(tmp_path):
 
 
 def test_load_rejects_a_non_model_directory(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a vistag model directory"):
+    with pytest.raises(NotFoundError, match="not a vistag model directory"):
         TaggingModel.load(tmp_path)
 
 
@@ -94,8 +114,9 @@ def test_training_is_reproducible_and_leaves_the_callers_random_state_alone():
 
     runs = [
         lambda: train_head(HeadConfig(in_dim=16, hidden=16, tasks={"t": 2}), split, None, config)[0].state_dict(),
-        lambda: TextImageProjection.fit(text, x, image_model_id="toy@1", epochs=1, batch_size=32,
-                                        hidden=16).module.state_dict(),
+        lambda: TextImageProjection.fit(
+            text, x, image_model_id="toy@1", epochs=1, batch_size=32, hidden=16
+        ).module.state_dict(),
     ]
     torch.manual_seed(123)
     untouched = torch.rand(3)

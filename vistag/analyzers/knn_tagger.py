@@ -7,7 +7,10 @@ For an item ``x`` with K nearest reference neighbours ``n_1..n_K`` (cosine dista
 
 (distances are floored at ``eps`` so an exact duplicate dominates instead of
 dividing by zero). The item itself is never its own neighbour when it is in the
-reference set. The top-D tags are kept with their scores. Similarities are
+reference set. Scores lie in [0, 1] (rounding is clipped); the top-D tags scoring at
+least :data:`MIN_TAG_SCORE` are kept with their scores -- the same rule wherever
+vistag tags by kNN (``vistag index``, the inference service, :class:`~vistag.analyzers.tagger.Tagger`
+and the engine-side reference tagger). Similarities are
 computed chunk by chunk over the reference set so memory stays bounded; the
 reference vectors may live on disk (:class:`ReferenceBuilder`), and the per-chunk
 top-k can run on a GPU (:func:`vistag.models.knn_device.torch_topk`).
@@ -16,10 +19,20 @@ top-k can run on a GPU (:func:`vistag.models.knn_device.torch_topk`).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
+
+from vistag.analyzers.vector_file import VectorFile
+from vistag.errors import ConfigError
+
+#: Reference vectors: in memory, or a file scanned in blocks.
+Vectors = np.ndarray | VectorFile
+
+#: Tags scoring below this share of the neighbours' weight are dropped: with ``k = 10``
+#: it is a tenth of what one very far neighbour adds, i.e. noise, not evidence.
+MIN_TAG_SCORE = 0.01
 
 
 class ReferenceSet:
@@ -33,7 +46,7 @@ class ReferenceSet:
         tags: the tags of each item.
     """
 
-    def __init__(self, ids: list[str] | None, vectors, tags: list[list[str]]) -> None:
+    def __init__(self, ids: list[str] | None, vectors: Vectors, tags: list[list[str]]) -> None:
         vocabulary = sorted({t for ts in tags for t in ts})
         index = {t: i for i, t in enumerate(vocabulary)}
         offsets = np.zeros(len(tags) + 1, dtype=np.int64)
@@ -42,15 +55,19 @@ class ReferenceSet:
         self._init(ids, vectors, vocabulary, offsets, tag_idx)
 
     @classmethod
-    def from_csr(cls, ids: list[str] | None, vectors, vocabulary: list[str], offsets: np.ndarray,
-                 tag_idx: np.ndarray) -> "ReferenceSet":
+    def from_csr(
+        cls, ids: list[str] | None, vectors: Vectors, vocabulary: list[str], offsets: np.ndarray, tag_idx: np.ndarray
+    ) -> ReferenceSet:
         """Build from a tag incidence in CSR form: the tags of row ``i`` are
-        ``vocabulary[tag_idx[offsets[i]:offsets[i + 1]]]`` (``vocabulary`` sorted)."""
+        ``vocabulary[tag_idx[offsets[i]:offsets[i + 1]]]`` (``vocabulary`` sorted).
+        """
         ref = cls.__new__(cls)
         ref._init(ids, vectors, list(vocabulary), np.asarray(offsets, np.int64), np.asarray(tag_idx, np.int64))
         return ref
 
-    def _init(self, ids, vectors, vocabulary, offsets, tag_idx) -> None:
+    def _init(
+        self, ids: list[str] | None, vectors: Vectors, vocabulary: list[str], offsets: np.ndarray, tag_idx: np.ndarray
+    ) -> None:
         if (ids is not None and len(ids) != len(vectors)) or len(offsets) != len(vectors) + 1:
             raise ValueError("ids, vectors and tags must have the same length")
         self.ids = ids
@@ -83,9 +100,16 @@ class ReferenceSet:
         return self._tag_idx[np.repeat(starts, counts) + within], owner
 
 
-def idw_tag_scores(neighbour_tags: Sequence[Sequence[str]], sims: Sequence[float], eps: float = 1e-4) -> dict[str, float]:
+def idw_tag_scores(
+    neighbour_tags: Sequence[Sequence[str]], sims: Sequence[float], eps: float = 1e-4
+) -> dict[str, float]:
     """Presence scores S(t|x) of one item from its neighbours' tags and cosine similarities
-    (the formula of this module, for neighbours found elsewhere, e.g. by the engine)."""
+    (the formula of this module, for neighbours found elsewhere, e.g. by the engine).
+
+    Examples:
+        >>> idw_tag_scores([["shirts", "blue"], ["shirts"]], [0.9, 0.8])
+        {'shirts': 1.0, 'blue': 0.6666666666666666}
+    """
     weights = [1.0 / max(1.0 - float(s), eps) for s in sims]
     total = sum(weights)
     scores: dict[str, float] = {}
@@ -94,7 +118,19 @@ def idw_tag_scores(neighbour_tags: Sequence[Sequence[str]], sims: Sequence[float
     for tags, weight in zip(neighbour_tags, weights):
         for tag in dict.fromkeys(tags):
             scores[tag] = scores.get(tag, 0.0) + weight / total
-    return scores
+    return {t: min(v, 1.0) for t, v in scores.items()}
+
+
+def rank_tags(scores: dict[str, float], top_d: int, min_score: float = MIN_TAG_SCORE) -> list[tuple[str, float]]:
+    """The ``top_d`` best ``(tag, score)`` pairs scoring at least ``min_score`` (and above 0), best first;
+    scores clipped to [0, 1], ties by name.
+
+    Examples:
+        >>> rank_tags({"shirts": 1.0000000000000002, "blue": 0.4, "briefs": 0.0007}, top_d=10)
+        [('shirts', 1.0), ('blue', 0.4)]
+    """
+    ranked = sorted(((t, min(max(float(s), 0.0), 1.0)) for t, s in scores.items()), key=lambda p: (-p[1], p[0]))
+    return [(t, s) for t, s in ranked if s > 0 and s >= min_score][:top_d]
 
 
 class ReferenceBuilder:
@@ -141,20 +177,23 @@ class ReferenceBuilder:
         for new, tag in enumerate(vocabulary):
             remap[self._index[tag]] = new
         tag_idx = remap[np.frombuffer(self._tag_idx, dtype=np.int64)] if len(self._tag_idx) else np.zeros(0, np.int64)
-        return ReferenceSet.from_csr(self._ids, vectors, vocabulary, np.frombuffer(self._offsets, dtype=np.int64).copy(), tag_idx)
+        return ReferenceSet.from_csr(
+            self._ids, vectors, vocabulary, np.frombuffer(self._offsets, dtype=np.int64).copy(), tag_idx
+        )
 
 
-def iter_chunks(vectors, size: int) -> Iterator[tuple[int, np.ndarray]]:
+def iter_chunks(vectors: Vectors, size: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, block)`` over an array or a :class:`~vistag.analyzers.vector_file.VectorFile`."""
     if hasattr(vectors, "chunks"):
         yield from vectors.chunks(size)
         return
     for start in range(0, len(vectors), size):
-        yield start, np.asarray(vectors[start:start + size], dtype=np.float32)
+        yield start, np.asarray(vectors[start : start + size], dtype=np.float32)
 
 
-def numpy_topk(query: np.ndarray, block: np.ndarray, start: int, k: int,
-               exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def numpy_topk(
+    query: np.ndarray, block: np.ndarray, start: int, k: int, exclude: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cosine top-``k`` of ``query`` against the reference block at row ``start``:
     (local rows, similarities), unordered.
 
@@ -172,8 +211,14 @@ def numpy_topk(query: np.ndarray, block: np.ndarray, start: int, k: int,
 TopK = Callable[[np.ndarray, np.ndarray, int, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
 
 
-def top_k_rows(queries: np.ndarray, vectors, k: int, exclude: np.ndarray | None = None, chunk_size: int = 4096,
-               topk: TopK = numpy_topk) -> tuple[np.ndarray, np.ndarray]:
+def top_k_rows(
+    queries: np.ndarray,
+    vectors: Vectors,
+    k: int,
+    exclude: np.ndarray | None = None,
+    chunk_size: int = 4096,
+    topk: TopK = numpy_topk,
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine top-``k`` of unit ``queries`` over ``vectors`` (an array or a
     :class:`~vistag.analyzers.vector_file.VectorFile`), block by block.
 
@@ -210,15 +255,23 @@ class KnnTagger:
         reference: the labelled reference set.
         k: neighbours per item.
         top_d: tags kept per item.
-        min_score: tags scoring below this are dropped.
+        min_score: tags scoring below this are dropped (default :data:`MIN_TAG_SCORE`).
         eps: distance floor.
         chunk_size: reference rows compared at once (bounds memory).
     """
 
-    def __init__(self, reference: ReferenceSet, k: int = 10, top_d: int = 10, min_score: float = 0.0,
-                 eps: float = 1e-4, chunk_size: int = 4096, topk: TopK | None = None) -> None:
+    def __init__(
+        self,
+        reference: ReferenceSet,
+        k: int = 10,
+        top_d: int = 10,
+        min_score: float = MIN_TAG_SCORE,
+        eps: float = 1e-4,
+        chunk_size: int = 4096,
+        topk: TopK | None = None,
+    ) -> None:
         if k < 1 or top_d < 1:
-            raise ValueError("k and top_d must be at least 1")
+            raise ConfigError("k and top_d must be at least 1")
         self.reference = reference
         self.k = k
         self.top_d = top_d
@@ -227,8 +280,12 @@ class KnnTagger:
         self.chunk_size = chunk_size
         self.topk: TopK = topk or numpy_topk
 
-    def neighbours(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
-                   exclude_rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(
+        self,
+        vectors: np.ndarray,
+        exclude_ids: Sequence[str | None] | None = None,
+        exclude_rows: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return (rows, similarities), each (n, k'), best first, with ``k' = min(k, N)``.
 
         Args:
@@ -251,8 +308,12 @@ class KnnTagger:
             exclude = np.array([-1 if r is None else r for r in rows_of], dtype=np.int64)
         return top_k_rows(vectors, ref, k, exclude, self.chunk_size, self.topk)
 
-    def score(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
-              exclude_rows: Sequence[int] | None = None) -> np.ndarray:
+    def score(
+        self,
+        vectors: np.ndarray,
+        exclude_ids: Sequence[str | None] | None = None,
+        exclude_rows: Sequence[int] | None = None,
+    ) -> np.ndarray:
         """Dense (n, T) presence scores over the reference vocabulary."""
         rows, sims = self.neighbours(vectors, exclude_ids, exclude_rows)
         n = len(vectors)
@@ -268,13 +329,18 @@ class KnnTagger:
         tag_idx, owner = self.reference.tag_rows(rows)
         query_of = owner // rows.shape[1]
         np.add.at(scores, (query_of, tag_idx), weights.ravel()[owner])
-        return scores
+        return np.clip(scores, 0.0, 1.0, out=scores)  # a sum of shares can round to 1.0000000000000002
 
-    def score_over(self, vocabulary: Sequence[str], vectors: np.ndarray,
-                   exclude_ids: Sequence[str | None] | None = None,
-                   exclude_rows: Sequence[int] | None = None) -> np.ndarray:
+    def score_over(
+        self,
+        vocabulary: Sequence[str],
+        vectors: np.ndarray,
+        exclude_ids: Sequence[str | None] | None = None,
+        exclude_rows: Sequence[int] | None = None,
+    ) -> np.ndarray:
         """Presence scores as :meth:`score`, with columns in the order of ``vocabulary``
-        (another tagger's tags, e.g. a trained model's); tags the reference never has score 0."""
+        (another tagger's tags, e.g. a trained model's); tags the reference never has score 0.
+        """
         raw = self.score(vectors, exclude_ids, exclude_rows)
         ref_index = {t: i for i, t in enumerate(self.reference.vocabulary)}
         out = np.zeros((len(vectors), len(vocabulary)), dtype=np.float32)
@@ -283,12 +349,16 @@ class KnnTagger:
                 out[:, j] = raw[:, ref_index[tag]]
         return out
 
-    def tag(self, vectors: np.ndarray, exclude_ids: Sequence[str | None] | None = None,
-            exclude_rows: Sequence[int] | None = None) -> list[list[tuple[str, float]]]:
-        """Top-D ``(tag, score)`` per item, best first, scores in (0, 1]."""
+    def tag(
+        self,
+        vectors: np.ndarray,
+        exclude_ids: Sequence[str | None] | None = None,
+        exclude_rows: Sequence[int] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Top-D ``(tag, score)`` per item, best first, scores in [``min_score``, 1] (see :func:`rank_tags`)."""
         scores = self.score(vectors, exclude_ids, exclude_rows)
         vocab = self.reference.vocabulary
-        out = []
+        out: list[list[tuple[str, float]]] = []
         top = min(self.top_d, scores.shape[1])
         for row in scores:
             if top == 0:
@@ -296,5 +366,5 @@ class KnnTagger:
                 continue
             idx = np.argpartition(-row, top - 1)[:top]
             idx = idx[np.argsort(-row[idx], kind="stable")]
-            out.append([(vocab[i], float(row[i])) for i in idx if row[i] > max(self.min_score, 0.0)])
+            out.append([(vocab[i], float(row[i])) for i in idx if row[i] > 0 and row[i] >= self.min_score])
         return out

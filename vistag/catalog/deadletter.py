@@ -12,12 +12,13 @@ import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 
 class DeadLetters:
     """Collects bad rows in a JSONL file (``path``) or in :attr:`records`.
 
-    Example:
+    Examples:
         >>> letters = DeadLetters()
         >>> letters.write(3, "42", "image", "image '42.jpg' does not exist", {"id": "42"})
         >>> letters.count, letters.records[0]["reason"]
@@ -27,15 +28,19 @@ class DeadLetters:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
         self.count = 0
-        self.records: list[dict] = []
-        self._fh = None
+        self.records: list[dict[str, object]] = []
+        self._fh: TextIO | None = None
         self._lock = threading.Lock()
 
     def write(self, line: int | None, item_id: str | None, stage: str, reason: str, row: object) -> None:
         """Record one bad row."""
         record = {
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "line": line, "id": item_id, "stage": stage, "reason": reason, "row": row,
+            "line": line,
+            "id": item_id,
+            "stage": stage,
+            "reason": reason,
+            "row": row,
         }
         with self._lock:
             self.count += 1
@@ -44,7 +49,7 @@ class DeadLetters:
                 return
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run, see close()
             self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             self._fh.flush()
 

@@ -1,15 +1,26 @@
-"""Read catalog rows from CSV or JSONL, one at a time, flagging malformed rows instead of stopping."""
+"""Read catalog rows from CSV, TSV, JSONL or Python dicts, one at a time, flagging malformed rows instead of stopping.
+
+A catalog whose columns do not match its schema stops at once (a
+:class:`~vistag.errors.ConfigError` naming the missing columns and those found);
+a single bad row is a :class:`MalformedRow` the caller dead-letters.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import itertools
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Any
 
-from vistag.errors import ConfigError
 from vistag.catalog.schema import CatalogSchema
+from vistag.errors import ConfigError
+
+#: Rows of a JSONL file or an iterable looked at for the schema's required columns.
+PROBE_ROWS = 20
 
 
 @dataclass
@@ -24,7 +35,7 @@ class CatalogRow:
 
     line: int
     id: str
-    fields: dict
+    fields: dict[str, Any]
 
 
 @dataclass
@@ -37,7 +48,9 @@ class MalformedRow:
     id: str | None = None
 
 
-def read_catalog(source: str | Path | Iterable[Mapping], schema: CatalogSchema) -> Iterator[CatalogRow | MalformedRow]:
+def read_catalog(
+    source: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema
+) -> Iterator[CatalogRow | MalformedRow]:
     """Yield the rows of a ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` catalog in file order,
     or of an iterable of dicts (``line`` is then the 1-based position).
 
@@ -45,15 +58,18 @@ def read_catalog(source: str | Path | Iterable[Mapping], schema: CatalogSchema) 
     yielded as :class:`MalformedRow` so the caller can dead-letter them.
 
     Raises:
-        ConfigError: the file is missing, of an unknown type, or lacks the id column.
+        ConfigError: the file is missing or of an unknown type; a CSV header lacks a
+            column the schema names; none of the first rows of a JSONL file or an
+            iterable has the id column, or the image column (unless the schema builds
+            image references from an ``image_template``).
 
-    Example:
-        >>> rows = list(read_catalog([{"id": "1", "title": "Red dress"}], CatalogSchema(id="id", title="title")))
+    Examples:
+        >>> rows = list(read_catalog([{"id": "1", "title": "Red dress", "image": "1.jpg"}], CatalogSchema()))
         >>> rows[0].id
         '1'
     """
     if not isinstance(source, (str, Path)):
-        yield from _checked(_read_dicts(source), schema)
+        yield from _checked(_probed(_read_dicts(source), schema, "the catalog rows"), schema)
         return
     path = Path(source)
     if not path.is_file():
@@ -62,13 +78,15 @@ def read_catalog(source: str | Path | Iterable[Mapping], schema: CatalogSchema) 
     if suffix in (".csv", ".tsv"):
         rows = _read_csv(path, "\t" if suffix == ".tsv" else ",", schema)
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        rows = _read_jsonl(path)
+        rows = _probed(_read_jsonl(path), schema, f"catalog {path}")
     else:
         raise ConfigError(f"catalog {path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
     yield from _checked(rows, schema)
 
 
-def _checked(rows: Iterable[tuple[int, dict | MalformedRow]], schema: CatalogSchema) -> Iterator[CatalogRow | MalformedRow]:
+def _checked(
+    rows: Iterable[tuple[int, dict | MalformedRow]], schema: CatalogSchema
+) -> Iterator[CatalogRow | MalformedRow]:
     """Rows with an id, checked for missing, duplicate and over-long ids."""
     seen: set[str] = set()
     for line, item in rows:
@@ -106,8 +124,12 @@ def _read_csv(path: Path, delimiter: str, schema: CatalogSchema) -> Iterator[tup
         except csv.Error as exc:
             raise ConfigError(f"catalog {path}: unreadable header: {exc}") from None
         header = [h.strip().lstrip("\ufeff") for h in header]
-        if schema.id not in header:
-            raise ConfigError(f"catalog {path}: the id column {schema.id!r} is not in the header {header}")
+        missing = [c for c in schema.columns() if c not in header]
+        if missing:
+            raise ConfigError(
+                f"catalog {path}: the schema's column(s) {missing} are not in its header, which has "
+                f"{header}; pass the schema that describes this catalog"
+            )
         line = 0
         while True:
             line += 1
@@ -140,3 +162,88 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | MalformedRow]]:
                 yield line, MalformedRow(line, "a JSONL row must be a JSON object", text[:2000])
                 continue
             yield line, item
+
+
+def _probed(
+    rows: Iterator[tuple[int, dict[str, Any] | MalformedRow]], schema: CatalogSchema, name: str
+) -> Iterator[tuple[int, dict[str, Any] | MalformedRow]]:
+    """``rows`` unchanged, once the first :data:`PROBE_ROWS` well-formed ones show that the
+    schema's required columns are there (rows without a key are fine one by one, not all of them).
+    """
+    head = list(itertools.islice(rows, PROBE_ROWS))
+    found = [item for _, item in head if not isinstance(item, MalformedRow)]
+    if found:
+        keys = list(dict.fromkeys(k for item in found for k in item))
+        missing = [c for c in schema.required_columns() if not any(c in item for item in found)]
+        if missing:
+            raise ConfigError(
+                f"{name}: no row among the first {len(found)} has the schema's column(s) {missing}; "
+                f"they have {keys[:50]}; pass the schema that describes this catalog"
+            )
+    yield from head
+    yield from rows
+
+
+def parse_partition(text: str | None) -> tuple[int, int] | None:
+    """``"2/3"`` -> ``(2, 3)``; ``None`` -> ``None``.
+
+    Raises:
+        ConfigError: not ``I/N`` with ``1 <= I <= N``.
+
+    Examples:
+        >>> parse_partition("2/3")
+        (2, 3)
+    """
+    if text is None:
+        return None
+    try:
+        part, _, total = str(text).partition("/")
+        i, n = int(part), int(total)
+    except ValueError:
+        raise ConfigError(f"partition {text!r} is not I/N (e.g. 2/3)") from None
+    if not 1 <= i <= n:
+        raise ConfigError(f"partition {text!r}: I must be between 1 and N")
+    return i, n
+
+
+def in_partition(row_id: str, partition: tuple[int, int]) -> bool:
+    """Whether ``row_id`` belongs to partition ``(I, N)``: a stable hash of the id, the same on
+    every machine and run, so N jobs share one catalog with no overlap and no gap.
+
+    Examples:
+        >>> sum(in_partition("42", (i, 3)) for i in (1, 2, 3))
+        1
+    """
+    i, n = partition
+    return int(hashlib.sha1(str(row_id).encode()).hexdigest()[:12], 16) % n == i - 1
+
+
+CatalogSource = str | Path | Iterable[Mapping[str, Any]]
+
+
+def catalog_rows(
+    source: CatalogSource, schema: CatalogSchema, limit: int | None = None, partition: str | None = None
+) -> Callable[[], Iterator[CatalogRow | MalformedRow]]:
+    """A function returning the catalog's rows afresh on each call (the indexer reads them twice).
+
+    A file is read again each time; a list or tuple of dicts is iterated again; any
+    other iterable (a generator) is read into a list once. With ``partition``
+    (``"I/N"``) only that slice's rows come back (a malformed row without an id is
+    reported by the partition its line number falls in).
+
+    Examples:
+        >>> rows = catalog_rows([{"id": "1", "image": "1.jpg"}, {"id": "2", "image": "2.jpg"}], CatalogSchema())
+        >>> [r.id for r in rows()], [r.id for r in rows()]
+        (['1', '2'], ['1', '2'])
+    """
+    if not isinstance(source, (str, Path, Sequence)):
+        source = list(source)
+    part = parse_partition(partition)
+
+    def rows() -> Iterator[CatalogRow | MalformedRow]:
+        it: Iterator[CatalogRow | MalformedRow] = read_catalog(source, schema)
+        if part is not None:
+            it = (r for r in it if in_partition(r.id if r.id else f"line:{r.line}", part))
+        return itertools.islice(it, limit) if limit else it
+
+    return rows

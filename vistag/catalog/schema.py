@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vistag.errors import ConfigError
 
@@ -48,7 +49,7 @@ class CatalogSchema:
             raise ConfigError("the schema needs an image column or an image_template such as '{id}.jpg'")
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "schema") -> "CatalogSchema":
+    def from_dict(cls, data: dict[str, Any], source: str = "schema") -> CatalogSchema:
         """Build from a parsed JSON object.
 
         Raises:
@@ -59,7 +60,7 @@ class CatalogSchema:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{source}: unknown schema keys {sorted(unknown)}; known: {sorted(known)}")
-        values = {}
+        values: dict[str, Any] = {}
         for key, value in data.items():
             if key in ("text", "category", "attributes", "tags", "extra"):
                 if isinstance(value, str):
@@ -74,7 +75,7 @@ class CatalogSchema:
         return cls(**values)
 
     @classmethod
-    def load(cls, path: str | Path) -> "CatalogSchema":
+    def load(cls, path: str | Path) -> CatalogSchema:
         """Load a schema file; ``fashion-product-images`` names the bundled one."""
         path = Path(path)
         if not path.exists() and (_BUNDLED / f"{path.name}.schema.json").is_file():
@@ -90,11 +91,25 @@ class CatalogSchema:
         return cls.from_dict(data, str(path))
 
     @classmethod
-    def bundled(cls, name: str = "fashion-product-images") -> "CatalogSchema":
+    def bundled(cls, name: str = "fashion-product-images") -> CatalogSchema:
         """A schema shipped with vistag."""
         return cls.load(_BUNDLED / f"{name}.schema.json")
 
-    def image_ref(self, row: dict) -> object:
+    def columns(self) -> list[str]:
+        """Every column the schema names, in order, without repeats.
+
+        Examples:
+            >>> CatalogSchema(text=("description",)).columns()
+            ['id', 'title', 'image', 'description']
+        """
+        named = [self.id, self.title, self.image, *self.text, *self.category, *self.attributes, *self.tags, *self.extra]
+        return list(dict.fromkeys(c for c in named if c))
+
+    def required_columns(self) -> list[str]:
+        """The columns every row needs: the id, and the image column unless an ``image_template`` builds it."""
+        return [self.id] + ([self.image] if self.image and not self.image_template else [])
+
+    def image_ref(self, row: dict[str, Any]) -> Any:
         """The image reference of a row: a file name, path or URL, or in-memory bytes or a PIL image."""
         value = row.get(self.image) if self.image else None
         if value is not None and not isinstance(value, (str, bytes, int, float)):
@@ -109,3 +124,18 @@ class CatalogSchema:
             except (KeyError, IndexError, ValueError):
                 return None
         return None
+
+
+def as_schema(schema: CatalogSchema | str | Path | None) -> CatalogSchema:
+    """A schema from what a caller gave: a :class:`CatalogSchema`, a schema file, the name of a
+    bundled one (``"fashion-product-images"``), or ``None`` for the default ``id``/``title``/``image``.
+
+    Examples:
+        >>> as_schema("fashion-product-images").image
+        'file'
+    """
+    if schema is None:
+        return CatalogSchema()
+    if isinstance(schema, CatalogSchema):
+        return schema
+    return CatalogSchema.load(schema)

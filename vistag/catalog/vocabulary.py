@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 MISSING = {"", "na", "n/a", "nan", "none", "null", "-"}

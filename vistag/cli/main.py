@@ -1,18 +1,22 @@
-"""Entry point of the ``vistag`` command: logging set-up, dispatch, error reporting, exit codes."""
+"""Entry point of the ``vistag`` command: logging set-up, dispatch, error reporting, exit codes.
+
+A :class:`~vistag.errors.VistagError` (something the user can fix: a bad flag, a
+missing file, an engine that refuses) is printed in one line and exits 1; anything
+else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from vistag.cli.parser import build_parser
 from vistag.errors import VistagError
 
-logger = logging.getLogger("vistag")
 
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Log to stderr at the level ``-v``/``-q`` ask for (the only place vistag configures logging)."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if verbose < 2:
@@ -24,19 +28,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (0 success, 1 failure, 2 usage error)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose, args.quiet)
-    from vistag.cli import commands
+    """Run the CLI; returns the process exit code (0 success, 1 failure, 2 usage error, 130 interrupted).
 
-    handler = getattr(commands, f"cmd_{args.command.replace('-', '_')}")
+    Examples:
+        >>> main(["security", "roles", "--engine", "opensearch", "--json"])  # doctest: +SKIP
+        0
+    """
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
     try:
-        return int(handler(args) or 0)
+        return int(args.handler(args) or 0)
     except VistagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

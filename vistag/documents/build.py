@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from vistag.catalog.vocabulary import normalize_tag
 from vistag.catalog.schema import CatalogSchema
+from vistag.catalog.vocabulary import normalize_tag
 from vistag.documents.spec import category_fields
 
 
@@ -19,28 +20,31 @@ def row_hash(fields: Mapping[str, Any]) -> str:
     ``row_hash`` so that :mod:`vistag.indexer.sync` can tell a changed row without reading
     the document back in full.
 
-    Example:
+    Examples:
         >>> row_hash({"id": "1", "title": "Red shirt"}) == row_hash({"title": "Red shirt", "id": "1"})
         True
     """
-    canonical = json.dumps({str(k): v for k, v in fields.items() if not isinstance(v, (bytes, bytearray))},
-                           sort_keys=True, ensure_ascii=False, default=str)
+    canonical = json.dumps(
+        {str(k): v for k, v in fields.items() if not isinstance(v, (bytes, bytearray))},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def row_fields(row_id: str, fields: Mapping[str, Any], schema: CatalogSchema) -> dict:
     """The part of a document that comes from the catalog row alone (no image, tags or model):
-    what an in-place update of a changed row writes (``extra`` is ``None`` when empty)."""
+    what an in-place update of a changed row writes (``extra`` is ``None`` when empty).
+    """
     title = _text(fields.get(schema.title)) if schema.title else None
     text_parts = [title] if title else []
     for column in schema.text:
         value = _text(fields.get(column))
         if value and value not in text_parts:
             text_parts.append(value)
-    path = [_text(fields.get(c)) for c in schema.category]
-    path = [p for p in path if p]
-    attributes = {c: _text(fields.get(c)) for c in schema.attributes}
-    attributes = {k: v for k, v in attributes.items() if v and normalize_tag(v)}
+    path = [p for p in (_text(fields.get(c)) for c in schema.category) if p]
+    attributes = {c: v for c, v in ((c, _text(fields.get(c))) for c in schema.attributes) if v and normalize_tag(v)}
     extra = {c: fields.get(c) for c in schema.extra if fields.get(c) not in (None, "")}
     return {
         "id": row_id,
@@ -56,7 +60,7 @@ def row_fields(row_id: str, fields: Mapping[str, Any], schema: CatalogSchema) ->
 def tag_weights(tags: Sequence[tuple[str, float]]) -> dict[str, float]:
     """``(tag, score)`` pairs as a document's ``tag_weights``: positive scores, 6 digits.
 
-    Example:
+    Examples:
         >>> tag_weights([("tshirts", 0.91234567), ("men", 0.0)])
         {'tshirts': 0.912346}
     """
@@ -69,7 +73,7 @@ def build_document(
     schema: CatalogSchema,
     *,
     tags: Sequence[tuple[str, float]],
-    vector: Sequence[float],
+    vector: Sequence[float] | np.ndarray,
     image: dict,
     model: dict,
     indexed_at: str | None = None,

@@ -37,7 +37,7 @@ def _parse(text: str, pos: int, closing: str | None) -> tuple[list, int]:
                 raise ValueError(f"section {closing!r} is not closed")
             nodes.append(text[pos:])
             return nodes, len(text)
-        nodes.append(text[pos:match.start()])
+        nodes.append(text[pos : match.start()])
         kind, name = match.groups()
         pos = match.end()
         if kind == "/":

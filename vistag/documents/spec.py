@@ -27,6 +27,9 @@ A document looks like::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from vistag.errors import ConfigError
 
 CATEGORY_SEPARATOR = " > "
 TEXT_FIELDS = ("title^2", "text")
@@ -48,23 +51,30 @@ class DocumentSpec:
             vector memory for a small recall loss (``benchmarks/bench_hnsw.py``).
     """
 
-    name: str = "products"
-    vector_dim: int = 1840
+    name: str
+    vector_dim: int
     category_levels: int = 3
     vector_quantization: str = "none"
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or any(c in self.name for c in ' "*\\<|,>/?#:'):
-            raise ValueError(f"invalid index name {self.name!r}: use lowercase letters, digits, '-' or '_'")
+            raise ConfigError(f"invalid index name {self.name!r}: use lowercase letters, digits, '-' or '_'")
         if not 1 <= self.vector_dim <= 4096:
-            raise ValueError(f"vector_dim must be within 1..4096, got {self.vector_dim}")
+            raise ConfigError(f"vector_dim must be within 1..4096, got {self.vector_dim}")
         if self.vector_quantization not in VECTOR_QUANTIZATIONS:
-            raise ValueError(f"vector_quantization must be one of {', '.join(VECTOR_QUANTIZATIONS)}, "
-                             f"got {self.vector_quantization!r}")
+            raise ConfigError(
+                f"vector_quantization must be one of {', '.join(VECTOR_QUANTIZATIONS)}, "
+                f"got {self.vector_quantization!r}"
+            )
 
 
-def category_fields(path: list[str]) -> dict:
-    """Return the ``category`` object for a hierarchy path such as ``["Apparel", "Topwear", "Tshirts"]``."""
+def category_fields(path: list[str]) -> dict[str, Any]:
+    """Return the ``category`` object for a hierarchy path such as ``["Apparel", "Topwear", "Tshirts"]``.
+
+    Examples:
+        >>> category_fields(["Apparel", "Topwear"])["ancestors"]
+        ['Apparel', 'Apparel > Topwear']
+    """
     clean = [p.strip() for p in path if p and p.strip()]
     out: dict = {f"lvl{i}": value for i, value in enumerate(clean)}
     if clean:

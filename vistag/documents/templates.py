@@ -8,12 +8,13 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from vistag.version import __version__
-from vistag.engine.client import EngineClient, as_engine
 from vistag.documents import mustache
-from vistag.engine.adapter import EngineAdapter
 from vistag.documents.spec import DocumentSpec
 from vistag.documents.strategies import STRATEGIES, hybrid
+from vistag.engine.adapter import EngineAdapter
+from vistag.engine.client import EngineClient, as_engine
+from vistag.errors import ConfigError
+from vistag.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +81,25 @@ def mappings(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
     return {
         "dynamic": "strict",
         "dynamic_templates": [
-            {"attributes_as_keywords": {"path_match": "attributes.*", "mapping": {"type": "keyword", "ignore_above": 256}}},
-            {"predicted_attributes_as_keywords": {"path_match": "predicted.attributes.*",
-                                                  "mapping": {"type": "keyword", "ignore_above": 256}}},
+            {
+                "attributes_as_keywords": {
+                    "path_match": "attributes.*",
+                    "mapping": {"type": "keyword", "ignore_above": 256},
+                }
+            },
+            {
+                "predicted_attributes_as_keywords": {
+                    "path_match": "predicted.attributes.*",
+                    "mapping": {"type": "keyword", "ignore_above": 256},
+                }
+            },
         ],
-        "_meta": {"vistag_version": __version__, "document": spec.name, "vector_dim": spec.vector_dim,
-                  "vector_quantization": spec.vector_quantization},
+        "_meta": {
+            "vistag_version": __version__,
+            "document": spec.name,
+            "vector_dim": spec.vector_dim,
+            "vector_quantization": spec.vector_quantization,
+        },
         "properties": properties,
     }
 
@@ -161,27 +175,90 @@ def install_search_templates(client: EngineClient, spec: DocumentSpec) -> list[s
     return ids
 
 
-def install_templates(client: Any, index: str = "products", vector_dim: int = 1840, category_levels: int = 3,
-                      vector_quantization: str = "none") -> list[str]:
+def spec_for(
+    index: str,
+    *,
+    vector_dim: int | None = None,
+    model: str = "efficientnet-lite0",
+    category_levels: int = 3,
+    vector_quantization: str = "none",
+) -> DocumentSpec:
+    """The document spec of ``index``: the vector dimension given, or that of the registered backbone ``model``.
+
+    Raises:
+        ConfigError: an unknown backbone, or an invalid index name or dimension.
+
+    Examples:
+        >>> spec_for("products", model="efficientnet-lite0-colour").vector_dim
+        2048
+    """
+    if vector_dim is None:
+        from vistag.models.registry import get_config  # the registry imports no torch
+
+        vector_dim = get_config(model).embedding_dim
+    return DocumentSpec(
+        name=index, vector_dim=vector_dim, category_levels=category_levels, vector_quantization=vector_quantization
+    )
+
+
+def render_templates(engine: str | Any, spec: DocumentSpec) -> dict[str, Any]:
+    """The index template and stored search templates of ``spec`` as the engine would receive them.
+
+    Args:
+        engine: ``"elasticsearch"`` or ``"opensearch"`` (rendered offline, every module
+            assumed present), or a client of a running cluster (rendered for what it has).
+        spec: the document spec.
+
+    Returns:
+        ``{"engine", "index_template", "search_templates", "limitations"}``.
+
+    Examples:
+        >>> sorted(render_templates("opensearch", spec_for("products"))["search_templates"])
+        ['products-hybrid', 'products-image', 'products-keyword', 'products-similar', 'products-tags']
+    """
+    adapter = EngineAdapter.for_engine(engine) if isinstance(engine, str) else EngineAdapter(as_engine(engine).info())
+    return {
+        "engine": adapter.engine,
+        "index_template": index_template(adapter, spec),
+        "search_templates": search_templates(adapter, spec),
+        "limitations": adapter.limitations(),
+    }
+
+
+def install_templates(
+    client: Any,
+    index: str = "products",
+    vector_dim: int | None = None,
+    *,
+    model: str = "efficientnet-lite0",
+    category_levels: int = 3,
+    vector_quantization: str = "none",
+) -> list[str]:
     """Install (only when changed) the index template and stored search templates for ``index``.
 
     Args:
         client: an ``Elasticsearch`` or ``OpenSearch`` client (or an :class:`EngineClient`).
         index: the index or alias name the templates serve.
-        vector_dim: the image embedding's dimension.
+        vector_dim: the image embedding's dimension (default: that of ``model``).
+        model: the registered backbone whose vectors the index holds.
         category_levels: depth of the category path.
         vector_quantization: ``none`` or ``int8``.
 
     Returns:
         The stored search template ids (empty on a cluster without lang-mustache).
 
-    Example:
+    Examples:
         >>> install_templates(OpenSearch("http://127.0.0.1:9200"), "products")  # doctest: +SKIP
-        ['products-keyword', 'products-tags', 'products-image', 'products-similar']
+        ['products-keyword', 'products-tags', 'products-image', 'products-similar', 'products-hybrid']
     """
     engine = as_engine(client)
-    spec = DocumentSpec(name=index, vector_dim=vector_dim, category_levels=category_levels,
-                        vector_quantization=vector_quantization)
+    spec = spec_for(
+        index,
+        vector_dim=vector_dim,
+        model=model,
+        category_levels=category_levels,
+        vector_quantization=vector_quantization,
+    )
     install_index_template(engine, spec)
     return install_search_templates(engine, spec)
 
@@ -193,7 +270,7 @@ def create_index(client: EngineClient, spec: DocumentSpec, index: str | None = N
         The index name.
 
     Raises:
-        ValueError: the index exists with another vector dimension.
+        ConfigError: the index exists with another vector dimension.
         EngineError: the engine refused to create the index (a bad name, a template
             the engine rejects, ...), with its reason.
     """
@@ -204,7 +281,7 @@ def create_index(client: EngineClient, spec: DocumentSpec, index: str | None = N
         for name, body in client.get_mapping(index).items():
             meta = body.get("mappings", {}).get("_meta", {})
             if meta.get("vector_dim") not in (None, spec.vector_dim):
-                raise ValueError(
+                raise ConfigError(
                     f"index {index!r} holds {meta['vector_dim']}-d vectors but the model gives {spec.vector_dim}-d; "
                     "use another index or `vistag reindex`"
                 )
@@ -213,5 +290,3 @@ def create_index(client: EngineClient, spec: DocumentSpec, index: str | None = N
         return index
     client.create_index(index, exist_ok=True)  # another writer may create it first; any other refusal raises
     return index
-
-

@@ -1,4 +1,5 @@
-"""The adapter over the user's official client: calls, retries and every difference between Elasticsearch and OpenSearch.
+"""The adapter over the user's official client: calls, retries and every difference between Elasticsearch and
+OpenSearch.
 
 :class:`~vistag.engine.client.EngineClient` wraps an ``elasticsearch.Elasticsearch``
 or ``opensearchpy.OpenSearch`` object; :class:`~vistag.engine.retry.RetryPolicy` is

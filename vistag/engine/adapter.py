@@ -48,26 +48,34 @@ class EngineAdapter:
         self.hybrid = self.engine == "opensearch" and info.has("opensearch-neural-search")
         self._version = tuple(int(x) for x in info.version.split(".")[:2] if x.isdigit())
         if self.engine == "opensearch" and not info.has("opensearch-knn"):
-            raise ValueError("this OpenSearch cluster has no k-NN plugin (opensearch-knn); vistag needs it for image_vector")
+            raise ValueError(
+                "this OpenSearch cluster has no k-NN plugin (opensearch-knn); vistag needs it for image_vector"
+            )
 
     @classmethod
-    def for_engine(cls, engine: str, full: bool = True) -> "EngineAdapter":
+    def for_engine(cls, engine: str, full: bool = True) -> EngineAdapter:
         """An adapter for an engine without a connection (``full`` = all modules present)."""
         version = "8.19.0" if engine == "elasticsearch" else "2.19.0"
         modules: frozenset[str] = frozenset()
         if not full:
-            modules = frozenset({"transport-netty4", "opensearch-knn"} if engine == "opensearch" else {"transport-netty4"})
+            modules = frozenset(
+                {"transport-netty4", "opensearch-knn"} if engine == "opensearch" else {"transport-netty4"}
+            )
         return cls(EngineInfo(engine, version, modules))
 
     def limitations(self) -> list[str]:
         """Human-readable notes about features this cluster lacks."""
         notes = []
         if not self.rank_features:
-            notes.append("no mapper-extras module: tag_weights is a sparse_vector field (same linear scores as rank_feature)")
+            notes.append(
+                "no mapper-extras module: tag_weights is a sparse_vector field (same linear scores as rank_feature)"
+            )
         if not self.text_analysis:
             notes.append("no analysis-common module: text uses the standard analyzer (no ASCII folding or stemming)")
         if not self.search_templates:
-            notes.append("no lang-mustache module: stored search templates cannot be installed (vistag renders them client-side)")
+            notes.append(
+                "no lang-mustache module: stored search templates cannot be installed (vistag renders them client-side)"
+            )
         if not self.hybrid:
             notes.append("no neural-search plugin: hybrid queries are fused client-side")
         return notes
@@ -117,7 +125,10 @@ class EngineAdapter:
         if self.engine == "elasticsearch":
             kind = "int8_hnsw" if quantization == "int8" else "hnsw"
             return {
-                "type": "dense_vector", "dims": dim, "index": True, "similarity": "cosine",
+                "type": "dense_vector",
+                "dims": dim,
+                "index": True,
+                "similarity": "cosine",
                 "index_options": {"type": kind, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
             }
         parameters: dict = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
@@ -125,7 +136,8 @@ class EngineAdapter:
             # 7-bit scalar quantization; OpenSearch 3.6+ requires the bits, 2.x takes 7 as its only default.
             parameters["encoder"] = {"name": "sq", **({"parameters": {"bits": 7}} if self._version >= (3, 0) else {})}
         return {
-            "type": "knn_vector", "dimension": dim,
+            "type": "knn_vector",
+            "dimension": dim,
             "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": parameters},
         }
 
@@ -140,5 +152,5 @@ class EngineAdapter:
         Both forms score ``weight * stored_weight`` (linear), so results match across engines.
         """
         if self.rank_features:
-            return '{"rank_feature":{"field":"%s.{{tag}}","linear":{},"boost":{{weight}}}}' % field
-        return '{"term":{"%s":{"value":"{{tag}}","boost":{{weight}}}}}' % field
+            return f'{{"rank_feature":{{"field":"{field}.{{{{tag}}}}","linear":{{}},"boost":{{{{weight}}}}}}}}'
+        return f'{{"term":{{"{field}":{{"value":"{{{{tag}}}}","boost":{{{{weight}}}}}}}}}}'

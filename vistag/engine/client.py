@@ -6,11 +6,19 @@ user configured (hosts, auth, TLS, SigV4, retries, compression, ...) and calls i
 methods; :mod:`vistag.engine.connect` builds one from a URL for the CLI. This
 module is the only place that knows how the two libraries differ (``operations=``
 vs ``body=``, ``searches=`` vs ``body=``, their exceptions) and which engine and
-modules are behind them. Every call goes through a :class:`RetryPolicy`, so 429s,
-502/503/504s and lost connections are retried with capped backoff everywhere, not
-only in bulk.
+modules are behind them.
 
-Example:
+**One retry layer.** Every call goes through vistag's :class:`RetryPolicy`, so 429s,
+502/503/504s and lost connections are retried with capped, jittered backoff
+everywhere, not only in bulk -- and the client's own retries are switched off for
+vistag's calls, so one call is tried at most ``max_retries + 1`` times (not the
+product of both layers). The user's client object is never changed: vistag calls
+through ``client.options(max_retries=0, retry_on_status=())`` (elasticsearch-py) or
+through a shallow copy whose transport has ``max_retries = 0`` (opensearch-py), both
+sharing the user's connection pool, auth, TLS and signer. A lost connection still
+marks that node dead in the pool, so the next try goes to another node.
+
+Examples:
     >>> from opensearchpy import OpenSearch                       # doctest: +SKIP
     >>> engine = EngineClient(OpenSearch("http://127.0.0.1:9200"))  # doctest: +SKIP
     >>> engine.info().engine                                       # doctest: +SKIP
@@ -19,9 +27,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError, EngineError
@@ -69,7 +80,9 @@ def library_of(client: object) -> str:
             return "elasticsearch"
         if cls.__name__ == "OpenSearch" and module == "opensearchpy":
             return "opensearchpy"
-    raise ConfigError(f"expected an elasticsearch.Elasticsearch or opensearchpy.OpenSearch client, got {type(client).__name__}")
+    raise ConfigError(
+        f"expected an elasticsearch.Elasticsearch or opensearchpy.OpenSearch client, got {type(client).__name__}"
+    )
 
 
 class EngineClient:
@@ -82,7 +95,7 @@ class EngineClient:
             :mod:`vistag.indexer.bulk`).
         label: how messages name the cluster (never a secret); default: the first host.
 
-    Example:
+    Examples:
         >>> from elasticsearch import Elasticsearch                      # doctest: +SKIP
         >>> engine = EngineClient(Elasticsearch("http://127.0.0.1:9200"))  # doctest: +SKIP
         >>> engine.count("products")                                      # doctest: +SKIP
@@ -90,8 +103,9 @@ class EngineClient:
     """
 
     def __init__(self, client: Any, retry: RetryPolicy | None = None, label: str | None = None) -> None:
-        self.raw = client
         self.library = library_of(client)
+        self.user_client = client
+        self.raw = without_client_retries(client, self.library)
         self.retry = retry or RetryPolicy()
         self.label = label or _first_host(client)
         self._info: EngineInfo | None = None
@@ -142,8 +156,12 @@ class EngineClient:
         version = None
         modules: frozenset[str] = frozenset()
         try:
-            nodes = self.call("GET _nodes/plugins", self.raw.nodes.info, metric="plugins",
-                              filter_path="nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name")
+            nodes = self.call(
+                "GET _nodes/plugins",
+                self.raw.nodes.info,
+                metric="plugins",
+                filter_path="nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name",
+            )
             per_node = []
             for node in (nodes.get("nodes") or {}).values():
                 version = version or node.get("version")
@@ -172,7 +190,7 @@ class EngineClient:
 
     def cluster_health(self, timeout: str | None = None, wait_for_status: str | None = None) -> dict:
         """``GET _cluster/health``."""
-        kwargs = {k: v for k, v in (("timeout", timeout), ("wait_for_status", wait_for_status)) if v}
+        kwargs: dict[str, Any] = {k: v for k, v in (("timeout", timeout), ("wait_for_status", wait_for_status)) if v}
         if self._es:
             return self.call("GET _cluster/health", self.raw.cluster.health, **kwargs)
         # opensearch-py takes a `timeout` parameter as the HTTP timeout unless `request_timeout` is given too.
@@ -215,8 +233,12 @@ class EngineClient:
         if self._es:
             self.call(f"PUT {index}/_mapping", self.raw.indices.put_mapping, index=index, properties=dict(properties))
         else:
-            self.call(f"PUT {index}/_mapping", self.raw.indices.put_mapping, index=index,
-                      body={"properties": dict(properties)})
+            self.call(
+                f"PUT {index}/_mapping",
+                self.raw.indices.put_mapping,
+                index=index,
+                body={"properties": dict(properties)},
+            )
 
     def refresh(self, index: str) -> None:
         """Make recent writes searchable."""
@@ -224,8 +246,14 @@ class EngineClient:
 
     def indices(self, pattern: str) -> list[str]:
         """Names of the open indices matching ``pattern`` (empty when none)."""
-        resp = self._missing_ok(f"GET {pattern}", self.raw.indices.get, index=pattern, allow_no_indices=True,
-                                expand_wildcards="open", ignore_unavailable=True)
+        resp = self._missing_ok(
+            f"GET {pattern}",
+            self.raw.indices.get,
+            index=pattern,
+            allow_no_indices=True,
+            expand_wildcards="open",
+            ignore_unavailable=True,
+        )
         return sorted(resp or {})
 
     def put_index_template(self, name: str, body: Mapping[str, Any]) -> None:
@@ -296,7 +324,7 @@ class EngineClient:
 
     def search_template(self, index: str, template_id: str, params: Mapping[str, Any]) -> dict:
         """Run a stored search template, as a storefront would."""
-        body = {"id": template_id, "params": dict(params)}
+        body: dict[str, Any] = {"id": template_id, "params": dict(params)}
         if self._es:
             return self.call(f"POST {index}/_search/template", self.raw.search_template, index=index, **body)
         return self.call(f"POST {index}/_search/template", self.raw.search_template, index=index, body=body)
@@ -319,8 +347,9 @@ class EngineClient:
         if self._es:
             resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, ids=list(ids), source=False)
         else:
-            resp = self.call(f"POST {index}/_mget", self.raw.mget, index=index, body={"ids": list(ids)},
-                             params={"_source": "false"})
+            resp = self.call(
+                f"POST {index}/_mget", self.raw.mget, index=index, body={"ids": list(ids)}, params={"_source": "false"}
+            )
         return {d["_id"] for d in resp.get("docs", []) if d.get("found")}
 
     def sources(self, index: str, ids: Sequence[str]) -> dict[str, dict]:
@@ -347,24 +376,55 @@ class EngineClient:
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         """Number of documents matching ``query`` (all by default)."""
         if self._es:
-            kwargs = {"query": dict(query)} if query else {}
+            kwargs: dict[str, Any] = {"query": dict(query)} if query else {}
             return int(self.call(f"POST {index}/_count", self.raw.count, index=index, **kwargs)["count"])
         body = {"query": dict(query)} if query else None
         return int(self.call(f"POST {index}/_count", self.raw.count, index=index, body=body)["count"])
 
-    def scan(self, index: str, query: Mapping[str, Any] | None = None, size: int = 500,
-             scroll: str = "5m") -> Iterator[dict]:
-        """Every matching hit of ``index`` (``_id``, ``_source``), through the library's ``helpers.scan``.
+    def scan(
+        self, index: str, query: Mapping[str, Any] | None = None, size: int = 500, sort_field: str = "id"
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching hit of ``index`` (``_id``, ``_source``), page by page with ``search_after``.
 
-        The helper's search and scroll calls run under the retry policy.
+        A page is one search sorted by ``sort_field`` (vistag's documents keep their
+        unique product id in the ``id`` keyword) after the last value of the page
+        before: retrying a page that failed, or whose answer was lost, asks the same
+        question again, so no document is skipped or repeated (a scroll retried in
+        the middle can do both, so vistag does not scroll).
+
+        Args:
+            index: the index or alias.
+            query: a search body (``query``, ``_source``); default every document.
+            size: hits per page.
+            sort_field: a keyword field, unique per document, present in every one.
+
+        Raises:
+            EngineError: a document without ``sort_field``.
         """
-        helpers = _helpers(self.library)
-        yield from helpers.scan(_Retrying(self.raw, self.retry, self.label), index=index,
-                                query=dict(query or {"query": {"match_all": {}}}), size=size, scroll=scroll)
+        body: dict[str, Any] = {"query": {"match_all": {}}, **dict(query or {})}
+        body.update(size=size, sort=[{sort_field: "asc"}], track_total_hits=False)
+        while True:
+            hits = self.search(index, body)["hits"]["hits"]
+            yield from hits
+            if len(hits) < size:
+                return
+            last = hits[-1].get("sort") or [None]
+            if last[0] is None:
+                raise EngineError(
+                    f"document {hits[-1].get('_id')!r} of {index!r} has no {sort_field!r}: vistag reads "
+                    f"an index page by page sorted on that unique keyword"
+                )
+            body["search_after"] = last
 
     # ------------------------------------------------------------------ writing
-    def bulk(self, body: bytes, refresh: str | None = None, pipeline: str | None = None,
-             routing: str | None = None, retry: RetryPolicy | None = None) -> dict:
+    def bulk(
+        self,
+        body: bytes,
+        refresh: str | None = None,
+        pipeline: str | None = None,
+        routing: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> dict:
         """Send one NDJSON ``_bulk`` body (already encoded) and return the response.
 
         By default the request itself is not retried here: the bulk layer retries
@@ -378,22 +438,27 @@ class EngineClient:
 
     def reindex(self, source: str, dest: str) -> dict:
         """Server-side ``_reindex`` (needs the engine's ``reindex`` module); waits for completion."""
-        body = {"source": {"index": source}, "dest": {"index": dest}}
+        body: dict[str, Any] = {"source": {"index": source}, "dest": {"index": dest}}
         if self._es:
-            return self.call(f"POST _reindex {source}->{dest}", self.raw.reindex, wait_for_completion=True,
-                             refresh=True, **body)
-        return self.call(f"POST _reindex {source}->{dest}", self.raw.reindex, body=body,
-                         params={"wait_for_completion": "true", "refresh": "true"})
+            return self.call(
+                f"POST _reindex {source}->{dest}", self.raw.reindex, wait_for_completion=True, refresh=True, **body
+            )
+        return self.call(
+            f"POST _reindex {source}->{dest}",
+            self.raw.reindex,
+            body=body,
+            params={"wait_for_completion": "true", "refresh": "true"},
+        )
 
     def close(self) -> None:
-        """Close the wrapped client (only when vistag built it; see :func:`as_engine`)."""
-        self.raw.close()
+        """Close the wrapped client's connections (only when vistag built it; see :func:`as_engine`)."""
+        self.user_client.close()
 
 
 def as_engine(client: Any, retry: RetryPolicy | None = None) -> EngineClient:
     """An :class:`EngineClient` for a user's client (an ``EngineClient`` is returned as is).
 
-    Example:
+    Examples:
         >>> from opensearchpy import OpenSearch                              # doctest: +SKIP
         >>> as_engine(OpenSearch("http://127.0.0.1:9200")).engine             # doctest: +SKIP
         'opensearch'
@@ -403,12 +468,32 @@ def as_engine(client: Any, retry: RetryPolicy | None = None) -> EngineClient:
     return EngineClient(client, retry=retry)
 
 
-def _helpers(library: str) -> Any:
+def without_client_retries(client: Any, library: str | None = None) -> Any:
+    """The user's client with its own retries switched off (vistag's :class:`RetryPolicy` owns them).
+
+    elasticsearch-py: ``client.options(max_retries=0, retry_on_status=())``. opensearch-py
+    has no ``options()``: a shallow copy of the client whose (copied) transport has
+    ``max_retries = 0`` and no retry statuses, sharing the connection pool (hosts, auth,
+    TLS, signer), with its namespaces (``indices``, ``cluster``, ...) bound to the copy.
+    The user's object is left as it was.
+    """
+    library = library or library_of(client)
     if library == "elasticsearch":
-        from elasticsearch import helpers
-    else:
-        from opensearchpy import helpers
-    return helpers
+        return client.options(max_retries=0, retry_on_status=(), retry_on_timeout=False)
+    from opensearchpy.client.utils import NamespacedClient
+
+    clone = copy.copy(client)
+    transport = copy.copy(client.transport)
+    transport.max_retries = 0
+    transport.retry_on_status = ()
+    transport.retry_on_timeout = False
+    clone.transport = transport
+    with warnings.catch_warnings():  # the plugins namespace warns that the copy already has its namespaces
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, value in vars(client).items():
+            if isinstance(value, NamespacedClient):
+                setattr(clone, name, type(value)(clone))
+    return clone
 
 
 def _first_host(client: Any) -> str:
@@ -422,26 +507,6 @@ def _first_host(client: Any) -> str:
             host = hosts[0]
             scheme = "https" if host.get("use_ssl") or host.get("scheme") == "https" else "http"
             return f"{scheme}://{host.get('host', 'localhost')}:{host.get('port', 9200)}"
-    except Exception:  # noqa: BLE001 - a label only
+    except Exception:
         pass
     return "the cluster"
-
-
-class _Retrying:
-    """A client proxy whose method calls run under a :class:`RetryPolicy` (for the libraries' helpers)."""
-
-    def __init__(self, target: Any, retry: RetryPolicy, label: str) -> None:
-        self._target, self._retry, self._label = target, retry, label
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if name == "options":
-            return lambda *a, **kw: _Retrying(attr(*a, **kw), self._retry, self._label)
-        if callable(attr):
-            def call(*args: Any, **kwargs: Any) -> Any:
-                return self._retry.call(f"{name} on {self._label}", attr, *args, **kwargs)
-            return call
-        if hasattr(attr, "perform_request") or type(attr).__name__.endswith("Client"):
-            return _Retrying(attr, self._retry, self._label)
-        return attr
-

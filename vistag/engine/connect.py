@@ -41,14 +41,16 @@ def connect(settings: ConnectionSettings, engine: str | None = None, retry: Retr
         ConfigError: contradictory settings (e.g. SigV4 for Elasticsearch).
         EngineUnavailable: the URL does not answer (engine detection).
 
-    Example:
+    Examples:
         >>> engine = connect(ConnectionSettings(urls=("http://127.0.0.1:9200",)))  # doctest: +SKIP
     """
     if not settings.urls and not settings.cloud_id:
         raise ConfigError("no engine URL: pass --url, set VISTAG_URL, or start a local node with `vistag engine start`")
     if not settings.verify_tls:
-        logger.warning("TLS CERTIFICATE VERIFICATION IS OFF (--no-verify-tls): anyone on the path can read and change "
-                       "this traffic, credentials included. Use only against a throwaway test cluster.")
+        logger.warning(
+            "TLS CERTIFICATE VERIFICATION IS OFF (--no-verify-tls): anyone on the path can read and change "
+            "this traffic, credentials included. Use only against a throwaway test cluster."
+        )
     engine = engine or settings.engine or _detect(settings)
     label = settings.urls[0] if settings.urls else "Elastic Cloud"
     if engine == "elasticsearch":
@@ -70,7 +72,7 @@ def _detect(settings: ConnectionSettings) -> str:
     client = _opensearch(settings, max_retries=len(settings.urls) - 1)
     try:
         root = client.transport.perform_request("GET", "/")
-    except Exception as exc:  # noqa: BLE001 - mapped
+    except Exception as exc:
         error = map_error(exc, f"GET / on {settings.urls[0]}")
         if error is None:
             raise
@@ -111,9 +113,12 @@ def _elasticsearch(settings: ConnectionSettings) -> Any:
     if settings.aws_sigv4:
         raise ConfigError("--aws-sigv4 signs requests to Amazon OpenSearch Service: it needs an OpenSearch cluster")
     kwargs: dict[str, Any] = {
-        "request_timeout": settings.timeout, "http_compress": settings.http_compress,
+        "request_timeout": settings.timeout,
+        "http_compress": settings.http_compress,
         # vistag's RetryPolicy retries statuses with backoff; the client moves to another node on connection errors.
-        "retry_on_status": (), "retry_on_timeout": True, "max_retries": 2,
+        "retry_on_status": (),
+        "retry_on_timeout": True,
+        "max_retries": 2,
         **_tls_kwargs(settings),
     }
     if settings.cloud_id:
@@ -139,8 +144,12 @@ def _opensearch(settings: ConnectionSettings, max_retries: int = 2) -> Any:
     if settings.cloud_id:
         raise ConfigError("--cloud-id is an Elastic Cloud setting: it needs an Elasticsearch cluster")
     kwargs: dict[str, Any] = {
-        "hosts": list(settings.urls), "timeout": settings.timeout, "http_compress": settings.http_compress,
-        "retry_on_status": (), "retry_on_timeout": True, "max_retries": max_retries,
+        "hosts": list(settings.urls),
+        "timeout": settings.timeout,
+        "http_compress": settings.http_compress,
+        "retry_on_status": (),
+        "retry_on_timeout": True,
+        "max_retries": max_retries,
         # opensearch-py keeps one connection per host unless told: parallel bulk threads and the
         # service's concurrent searches would open and drop a connection per request.
         "pool_maxsize": POOL_MAXSIZE,
@@ -181,6 +190,8 @@ def sigv4_auth(service: str, region: str | None) -> Any:
         raise ConfigError(f"--aws-sigv4 needs botocore: pip install 'vistag[aws]' ({exc})") from None
     credentials = botocore.session.Session().get_credentials()
     if credentials is None:
-        raise ConfigError("--aws-sigv4: no AWS credentials found (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, "
-                          "or an instance role)")
+        raise ConfigError(
+            "--aws-sigv4: no AWS credentials found (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, "
+            "or an instance role)"
+        )
     return Urllib3AWSV4SignerAuth(credentials, region, service)

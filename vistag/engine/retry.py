@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from vistag.errors import EngineError, EngineUnavailable
 
@@ -37,7 +38,7 @@ class RetryPolicy:
         max_backoff: cap of one pause.
         sleep: the pause function (tests pass a recorder).
 
-    Example:
+    Examples:
         >>> RetryPolicy(max_retries=2, initial_backoff=0.5).delay(3) <= 0.5 * 8
         True
     """
@@ -49,7 +50,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt + 1`` (jittered to 50-100 %)."""
-        base = min(self.max_backoff, self.initial_backoff * (2 ** attempt))
+        base = min(self.max_backoff, self.initial_backoff * (2**attempt))
         return base * (0.5 + random.random() / 2)
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -57,6 +58,9 @@ class RetryPolicy:
 
         Args:
             what: the request, for messages (``"POST products/_msearch"``).
+            fn: the client method to call.
+            *args: its positional arguments.
+            **kwargs: its keyword arguments.
 
         Raises:
             EngineUnavailable: still failing after ``max_retries`` retries.
@@ -66,15 +70,16 @@ class RetryPolicy:
         while True:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - mapped below, re-raised if not a client error
+            except Exception as exc:
                 error = map_error(exc, what)
                 if error is None:
                     raise
                 if not isinstance(error, EngineUnavailable):
                     raise error from None
                 if attempt >= self.max_retries:
-                    raise EngineUnavailable(f"giving up after {attempt + 1} tries: {error}", error.status,
-                                            error.body) from None
+                    raise EngineUnavailable(
+                        f"giving up after {attempt + 1} tries: {error}", error.status, error.body
+                    ) from None
                 pause = self.delay(attempt)
                 logger.warning("%s; retry %d of %d in %.1fs", error, attempt + 1, self.max_retries, pause)
                 self.sleep(pause)
@@ -87,7 +92,7 @@ def map_error(exc: BaseException, what: str) -> EngineError | None:
     Returns ``None`` for exceptions that are not a client's (programming errors are
     not swallowed). Retryable failures come back as :class:`EngineUnavailable`.
 
-    Example:
+    Examples:
         >>> map_error(ValueError("x"), "GET /") is None
         True
     """
@@ -117,7 +122,7 @@ def _status_of(exc: BaseException) -> int | None:
     if status is None:
         status = getattr(exc, "status_code", None)  # opensearch-py TransportError ('N/A' without answer)
     if status is None and hasattr(exc, "status"):
-        status = getattr(exc, "status")
+        status = exc.status
     return status if isinstance(status, int) and status > 0 else None
 
 
@@ -131,7 +136,7 @@ def _body_of(exc: BaseException) -> Any:
 def error_reason(payload: Any) -> str:
     """A one-line reason from an engine's error body (``type: reason`` of the root cause).
 
-    Example:
+    Examples:
         >>> error_reason({"error": {"root_cause": [{"type": "x", "reason": "y"}]}})
         'x: y'
     """

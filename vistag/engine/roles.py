@@ -14,7 +14,7 @@ security roles`` prints them for a cluster admin, and a local node started with
 ``vistag engine start --secure`` (:mod:`vistag.local.security`) installs the very
 same ones.
 
-Example:
+Examples:
     >>> sorted(role_definitions("opensearch", "products"))
     ['vistag_indexer', 'vistag_storefront']
 """
@@ -48,27 +48,47 @@ def role_definitions(engine: str, index: str = "products", alias: str | None = N
             INDEXER: {
                 "description": f"vistag indexer: write and manage {pattern} (templates, aliases, pipelines)",
                 "cluster_permissions": [
-                    "cluster_manage_index_templates", "cluster_manage_pipelines",
-                    "cluster:admin/search/pipeline/put", "cluster:admin/search/pipeline/get",
-                    "cluster:admin/script/put", "cluster:admin/script/get",
-                    "cluster:monitor/health", "cluster:monitor/main", "cluster:monitor/nodes/info",
-                    "indices:data/write/bulk", "indices:data/read/msearch", "indices:data/read/mget",
-                    "indices:data/read/scroll", "indices:data/read/scroll/clear",
+                    "cluster_manage_index_templates",
+                    "cluster_manage_pipelines",
+                    "cluster:admin/search/pipeline/put",
+                    "cluster:admin/search/pipeline/get",
+                    "cluster:admin/script/put",
+                    "cluster:admin/script/get",
+                    "cluster:monitor/health",
+                    "cluster:monitor/main",
+                    "cluster:monitor/nodes/info",
+                    "indices:data/write/bulk",
+                    "indices:data/read/msearch",
+                    "indices:data/read/mget",
+                    "indices:data/read/scroll",
+                    "indices:data/read/scroll/clear",
                 ],
-                "index_permissions": [{"index_patterns": [pattern],
-                                       "allowed_actions": ["crud", "create_index", "manage", "manage_aliases"]}],
+                "index_permissions": [
+                    {
+                        "index_patterns": [pattern],
+                        "allowed_actions": ["crud", "create_index", "manage", "manage_aliases"],
+                    }
+                ],
             },
             STOREFRONT: {
                 "description": f"vistag storefront: search and run search templates on {alias} only",
                 "cluster_permissions": [
                     # GET / and _nodes/plugins: version and modules, which vistag reads to shape its queries
-                    "cluster:monitor/main", "cluster:monitor/nodes/info",
-                    "indices:data/read/msearch", "indices:data/read/msearch/template", "indices:data/read/mget",
-                    "indices:data/read/scroll", "indices:data/read/scroll/clear",
+                    "cluster:monitor/main",
+                    "cluster:monitor/nodes/info",
+                    "indices:data/read/msearch",
+                    "indices:data/read/msearch/template",
+                    "indices:data/read/mget",
+                    "indices:data/read/scroll",
+                    "indices:data/read/scroll/clear",
                 ],
                 # read, plus the index's existence and mapping (vistag's Searcher reads the vector dimension).
-                "index_permissions": [{"index_patterns": [alias],
-                                       "allowed_actions": ["read", "indices:admin/get", "indices:admin/mappings/get"]}],
+                "index_permissions": [
+                    {
+                        "index_patterns": [alias],
+                        "allowed_actions": ["read", "indices:admin/get", "indices:admin/mappings/get"],
+                    }
+                ],
             },
         }
     if engine == "elasticsearch":
@@ -76,8 +96,12 @@ def role_definitions(engine: str, index: str = "products", alias: str | None = N
             INDEXER: {
                 "description": f"vistag indexer: write and manage {pattern} (templates, aliases, pipelines)",
                 "cluster": ["manage_index_templates", "manage_ingest_pipelines", "monitor"],
-                "indices": [{"names": [pattern],
-                             "privileges": ["create_index", "write", "delete", "read", "view_index_metadata", "manage"]}],
+                "indices": [
+                    {
+                        "names": [pattern],
+                        "privileges": ["create_index", "write", "delete", "read", "view_index_metadata", "manage"],
+                    }
+                ],
             },
             STOREFRONT: {
                 "description": f"vistag storefront: search and run search templates on {alias} only",
@@ -98,11 +122,15 @@ def console_text(engine: str, index: str = "products", alias: str | None = None)
         if engine == "opensearch":
             body = {k: v for k, v in body.items() if k != "description"}
         else:
-            body = {k: v for k, v in body.items() if k != "description"} | {"metadata": {"description": body["description"]}}
+            body = {k: v for k, v in body.items() if k != "description"} | {
+                "metadata": {"description": body["description"]}
+            }
         parts.append(f"PUT {path}/{name}\n{json.dumps(body, indent=2)}")
-    mapping = ("\n\n# then map users or backend roles to them, e.g.\n"
-               f"PUT _plugins/_security/api/rolesmapping/{INDEXER}\n" + json.dumps({"users": ["vistag-indexer"]}, indent=2)
-               if engine == "opensearch" else
-               "\n\n# then give users the roles (native realm: PUT _security/user/<name> {\"roles\": [...]}; "
-               "file realm: config/users_roles)")
+    mapping = (
+        "\n\n# then map users or backend roles to them, e.g.\n"
+        f"PUT _plugins/_security/api/rolesmapping/{INDEXER}\n" + json.dumps({"users": ["vistag-indexer"]}, indent=2)
+        if engine == "opensearch"
+        else '\n\n# then give users the roles (native realm: PUT _security/user/<name> {"roles": [...]}; '
+        "file realm: config/users_roles)"
+    )
     return "\n\n".join(parts) + mapping + "\n"

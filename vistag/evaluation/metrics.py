@@ -10,16 +10,19 @@
 All functions ignore rows whose label is missing (``-1``).
 
 References:
-    "Automatic tag assignment for e-commerce products from visual features" (preprint; kNN tagging with VGG-19 fc7 features).
+    "Automatic tag assignment for e-commerce products from visual features" (preprint; kNN tagging with
+    VGG-19 fc7 features).
     A. Sahay, A. Bagree, K. Susanto, N. Padiyara, U. Chaturvedi, "Image Tagging for Search and Recommendation".
-    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson, "Deep Learning for Automated Tagging of Fashion Images".
-    F. Li, S. Kant, S. Araki, S. Bangera, S. S. Shukla, "Neural Networks for Fashion Image Classification and Visual Search".
+    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson,
+    "Deep Learning for Automated Tagging of Fashion Images".
+    F. Li, S. Kant, S. Araki, S. Bangera, S. S. Shukla, "Neural Networks for Fashion Image Classification and
+    Visual Search".
     Z. Chen, S. Ai, C. Jia, "Structure-Aware Deep Learning for Product Image Classification", ACM TOMM 15(1s), 2019.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,8 +53,15 @@ def per_class(cm: np.ndarray, classes: Sequence[str]) -> list[dict]:
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out.append({"class": name, "support": support, "precision": round(precision, 4), "recall": round(recall, 4),
-                    "f1": round(f1, 4)})
+        out.append(
+            {
+                "class": name,
+                "support": support,
+                "precision": round(precision, 4),
+                "recall": round(recall, 4),
+                "f1": round(f1, 4),
+            }
+        )
     return out
 
 
@@ -86,7 +96,9 @@ def classification_report(ranked: np.ndarray, y: np.ndarray, classes: Sequence[s
     }
 
 
-def ranked_tag_prf(ranked: Sequence[Sequence[str]], truth: Sequence[set[str]], ks: Sequence[int] = (1, 3, 5, 7)) -> dict:
+def ranked_tag_prf(
+    ranked: Sequence[Sequence[str]], truth: Sequence[set[str]], ks: Sequence[int] = (1, 3, 5, 7)
+) -> dict:
     """Precision, recall and F1 at each K of ranked tag lists (kNN tagging preprint Table 1).
 
     P@K = |top-K ∩ truth| / K, R@K = |top-K ∩ truth| / |truth|, F1 from the mean P and R,
@@ -101,7 +113,11 @@ def ranked_tag_prf(ranked: Sequence[Sequence[str]], truth: Sequence[set[str]], k
         hits = np.array([len(set(r[:k]) & t) for r, t in pairs], dtype=np.float64)
         p = float((hits / k).mean())
         r = float((hits / np.array([len(t) for _, t in pairs])).mean())
-        out[str(k)] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+        out[str(k)] = {
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+        }
     return out
 
 
@@ -129,11 +145,19 @@ def set_metrics(predicted: Sequence[set[str]], truth: Sequence[set[str]]) -> dic
 
 
 def coverage_vs_error(confidence: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[dict]:
-    """Coverage (share of rows kept) and error rate among the kept rows at each confidence threshold (Gutierrez et al. Table 4)."""
+    """Coverage (share of rows kept) and error rate among the kept rows at each confidence threshold (Gutierrez et al.
+    Table 4).
+    """
     out = []
     for t in thresholds:
         keep = confidence >= t
         n = int(keep.sum())
-        out.append({"threshold": t, "coverage": round(n / max(len(keep), 1), 4),
-                    "error": round(float(1 - correct[keep].mean()) if n else 0.0, 4), "kept": n})
+        out.append(
+            {
+                "threshold": t,
+                "coverage": round(n / max(len(keep), 1), 4),
+                "error": round(float(1 - correct[keep].mean()) if n else 0.0, 4),
+                "kept": n,
+            }
+        )
     return out

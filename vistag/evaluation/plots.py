@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -27,7 +27,9 @@ def confusion_png(cm: np.ndarray, classes: Sequence[str], path: str | Path, titl
     width, height = label_w + n * cell + 20, top + n * cell + 20
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((10, 8), title or f"confusion matrix, {n} classes (row-normalised: true class per row)", fill="black", font=font)
+    draw.text(
+        (10, 8), title or f"confusion matrix, {n} classes (row-normalised: true class per row)", fill="black", font=font
+    )
     rows = cm.sum(axis=1, keepdims=True).astype(np.float64)
     norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=np.float64), where=rows > 0)
     for i in range(n):

@@ -1,13 +1,19 @@
 """Where images come from (a folder, a ``.tar``, http(s) URLs, bytes, PIL) and how they are decoded safely.
 
-Example:
+Examples:
     >>> from vistag.images import ImageStore
     >>> with ImageStore() as store:
     ...     store.read(b"not an image")[:3]
     b'not'
 """
 
-from vistag.images.decoding import LoadedImage, ImageLoadError, decode_image, image_size, sha256_of
-from vistag.images.store import ImageStore
+from vistag.images.decoding import (
+    ImageLoadError,
+    LoadedImage,
+    decode_image,
+    image_size,
+    sha256_of,
+)
+from vistag.images.store import ImageRef, ImageStore
 
-__all__ = ["ImageLoadError", "ImageStore", "LoadedImage", "decode_image", "image_size", "sha256_of"]
+__all__ = ["ImageLoadError", "ImageRef", "ImageStore", "LoadedImage", "decode_image", "image_size", "sha256_of"]

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from vistag.errors import ImageLoadError
+
 #: Decompression-bomb guard: images with more pixels are refused (64 MP).
 MAX_PIXELS = 64_000_000
 #: Largest encoded image read, in bytes (32 MiB).
 MAX_BYTES = 32 * 1024 * 1024
-
-
-
-class ImageLoadError(Exception):
-    """An image could not be read or decoded; the message is the dead-letter reason."""
 
 
 @dataclass

@@ -26,9 +26,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import orjson
 
@@ -80,7 +81,7 @@ def dumps(data: Any) -> bytes:
 
 
 def expand_action(doc: dict, index: str) -> tuple[bytes, bytes | None]:
-    """Return the (action line, source line or ``None`` for deletes) of ``doc``.
+    r"""Return the (action line, source line or ``None`` for deletes) of ``doc``.
 
     ``doc`` carries its metadata under ``_op_type`` (default ``index``), ``_id``,
     ``_index`` and ``_routing``; every other key not starting with ``_`` is the
@@ -90,9 +91,9 @@ def expand_action(doc: dict, index: str) -> tuple[bytes, bytes | None]:
     Raises:
         ValueError: an unknown ``_op_type``, or a delete/update without ``_id``.
 
-    Example:
+    Examples:
         >>> expand_action({"_id": "1", "title": "x"}, "products")
-        (b'{"index":{"_index":"products","_id":"1"}}\\n', b'{"title":"x"}\\n')
+        (b'{"index":{"_index":"products","_id":"1"}}\n', b'{"title":"x"}\n')
     """
     op = doc.get("_op_type", "index")
     if op not in OP_TYPES:
@@ -109,12 +110,13 @@ def expand_action(doc: dict, index: str) -> tuple[bytes, bytes | None]:
         return action, None
     source = {k: v for k, v in doc.items() if not k.startswith("_")}
     if op == "update":
-        source = doc["_source"] if "_source" in doc else {"doc": source}
+        source = doc.get("_source", {"doc": source})
     return action, dumps(source) + b"\n"
 
 
-def chunk_actions(docs: Iterable[dict], index: str, max_count: int = 500,
-                  max_bytes: int = 10 * 1024 * 1024) -> Iterator[Chunk]:
+def chunk_actions(
+    docs: Iterable[dict], index: str, max_count: int = 500, max_bytes: int = 10 * 1024 * 1024
+) -> Iterator[Chunk]:
     """Group documents into chunks of at most ``max_count`` items and ``max_bytes`` bytes.
 
     A single document bigger than ``max_bytes`` is sent alone. A full chunk is
@@ -148,8 +150,9 @@ def chunk_actions(docs: Iterable[dict], index: str, max_count: int = 500,
         yield chunk
 
 
-def send_chunk(client: EngineClient, chunk: Chunk, refresh: str | None = None,
-               pipeline: str | None = None) -> list[tuple[int, dict, dict]]:
+def send_chunk(
+    client: EngineClient, chunk: Chunk, refresh: str | None = None, pipeline: str | None = None
+) -> list[tuple[int, dict, dict]]:
     """Send one ``_bulk`` request; return ``(status, response item, doc)`` per action.
 
     Raises:
@@ -168,8 +171,15 @@ def send_chunk(client: EngineClient, chunk: Chunk, refresh: str | None = None,
     return out
 
 
-def _bulk_chunk(client: EngineClient, chunk: Chunk, *, policy: RetryPolicy, refresh: str | None,
-                pipeline: str | None, retries: RetryCounter) -> Iterator[tuple[bool, dict]]:
+def _bulk_chunk(
+    client: EngineClient,
+    chunk: Chunk,
+    *,
+    policy: RetryPolicy,
+    refresh: str | None,
+    pipeline: str | None,
+    retries: RetryCounter,
+) -> Iterator[tuple[bool, dict]]:
     """Send one chunk, resending only its retryable rejections; yield ``(ok, item)`` per action."""
     pending = chunk
     attempt = 0
@@ -178,8 +188,9 @@ def _bulk_chunk(client: EngineClient, chunk: Chunk, *, policy: RetryPolicy, refr
             results = send_chunk(client, pending, refresh, pipeline)
         except EngineUnavailable as exc:
             if attempt >= policy.max_retries:
-                raise EngineUnavailable(f"giving up after {attempt + 1} tries: {exc}", exc.status,
-                                        [d for _, _, d in pending]) from None
+                raise EngineUnavailable(
+                    f"giving up after {attempt + 1} tries: {exc}", exc.status, [d for _, _, d in pending]
+                ) from None
             delay = policy.delay(attempt)
             logger.warning("bulk request failed (%s); retrying %d actions in %.1fs", exc, len(pending), delay)
             retries.add(len(pending))
@@ -193,11 +204,15 @@ def _bulk_chunk(client: EngineClient, chunk: Chunk, *, policy: RetryPolicy, refr
             elif status in RETRY_STATUSES and attempt < policy.max_retries:
                 retry.append(entry)
             else:
-                yield False, {"_id": doc.get("_id", result.get("_id")), "status": status, "error": _reason(result),
-                              "doc": doc}
+                yield (
+                    False,
+                    {"_id": doc.get("_id", result.get("_id")), "status": status, "error": _reason(result), "doc": doc},
+                )
         if retry:
             delay = policy.delay(attempt)
-            logger.info("%d of %d actions rejected (e.g. 429); resending them in %.1fs", len(retry), len(pending), delay)
+            logger.info(
+                "%d of %d actions rejected (e.g. 429); resending them in %.1fs", len(retry), len(pending), delay
+            )
             retries.add(len(retry))
             policy.sleep(delay)
             attempt += 1
@@ -227,14 +242,24 @@ def streaming_bulk(
     are yielded as ``ok=False`` at once. A delete of a missing document is ok.
 
     Args:
+        client: the engine.
+        docs: actions (see :func:`expand_action`); each keeps its document in the item yielded.
+        index: the index of actions that name none.
+        chunk_size: most actions per request.
+        max_chunk_bytes: most bytes per request.
+        max_retries: retries of a rejected item or a failed request.
+        initial_backoff: seconds before the first retry.
+        max_backoff: cap of one pause.
+        refresh: the ``refresh`` parameter of each request.
         pipeline: an ingest pipeline every document goes through.
+        sleep: the pause function (tests pass a recorder).
         retries: counts every resent item or request (see :class:`BulkResult`).
 
     Raises:
         EngineUnavailable: the engine stayed unreachable for ``max_retries`` tries.
             Its ``body`` holds the documents of the chunk that was not confirmed.
 
-    Example:
+    Examples:
         >>> for ok, item in streaming_bulk(engine, [{"_id": "1", "title": "x"}], "products"):  # doctest: +SKIP
         ...     print(ok, item["_id"])
         True 1
@@ -276,17 +301,29 @@ def parallel_bulk(
     """
     counter = retries or RetryCounter()
     if threads <= 1:
-        yield from streaming_bulk(client, docs, index, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
-                                  max_retries=max_retries, initial_backoff=initial_backoff, max_backoff=max_backoff,
-                                  refresh=refresh, pipeline=pipeline, sleep=sleep, retries=counter)
+        yield from streaming_bulk(
+            client,
+            docs,
+            index,
+            chunk_size=chunk_size,
+            max_chunk_bytes=max_chunk_bytes,
+            max_retries=max_retries,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            refresh=refresh,
+            pipeline=pipeline,
+            sleep=sleep,
+            retries=counter,
+        )
         return
     policy = RetryPolicy(max_retries, initial_backoff, max_backoff, sleep)
 
     def send(chunk: Chunk) -> tuple[list[tuple[bool, dict]], EngineUnavailable | None]:
         results: list[tuple[bool, dict]] = []
         try:
-            for result in _bulk_chunk(client, chunk, policy=policy, refresh=refresh, pipeline=pipeline,
-                                      retries=counter):
+            for result in _bulk_chunk(
+                client, chunk, policy=policy, refresh=refresh, pipeline=pipeline, retries=counter
+            ):
                 results.append(result)
         except EngineUnavailable as exc:
             return results, exc
@@ -295,6 +332,7 @@ def parallel_bulk(
     failures: list[EngineUnavailable] = []
     in_flight: deque[Future] = deque()
     with ThreadPoolExecutor(threads, thread_name_prefix="vistag-bulk") as pool:
+
         def drain(limit: int) -> Iterator[tuple[bool, dict]]:
             while len(in_flight) > limit:
                 results, failure = in_flight.popleft().result()
@@ -317,25 +355,38 @@ def parallel_bulk(
         raise EngineUnavailable(str(failures[0]), failures[0].status, lost)
 
 
-def bulk(client: EngineClient, docs: Iterable[dict], index: str, *, threads: int = 1,
-         raise_on_error: bool = False, **kwargs: Any) -> BulkResult:
+def bulk(
+    client: EngineClient,
+    docs: Iterable[dict],
+    index: str,
+    *,
+    threads: int = 1,
+    raise_on_error: bool = False,
+    **kwargs: Any,
+) -> BulkResult:
     """Send every action and return the counts (refused items keep their docs).
 
     Args:
+        client: the engine.
+        docs: the actions.
+        index: the index of actions that name none.
         threads: ``> 1`` sends through :func:`parallel_bulk`.
         raise_on_error: raise :class:`~vistag.errors.BulkIndexError` at the end when any
             action was refused (the result is then on the exception's ``errors``).
         **kwargs: as :func:`streaming_bulk` (``chunk_size``, ``pipeline``, ``refresh``, ...).
 
-    Example:
+    Examples:
         >>> result = bulk(engine, [{"_id": "1", "_op_type": "delete"}], "products")  # doctest: +SKIP
         >>> result.indexed, result.rejected                                        # doctest: +SKIP
         (1, 0)
     """
     result = BulkResult()
     counter = RetryCounter()
-    stream = (parallel_bulk(client, docs, index, threads=threads, retries=counter, **kwargs) if threads > 1
-              else streaming_bulk(client, docs, index, retries=counter, **kwargs))
+    stream = (
+        parallel_bulk(client, docs, index, threads=threads, retries=counter, **kwargs)
+        if threads > 1
+        else streaming_bulk(client, docs, index, retries=counter, **kwargs)
+    )
     try:
         for ok, item in stream:
             if ok:
@@ -346,8 +397,10 @@ def bulk(client: EngineClient, docs: Iterable[dict], index: str, *, threads: int
     finally:
         result.retries = counter.value
     if raise_on_error and result.errors:
-        raise BulkIndexError(f"{result.rejected} actions were refused, e.g. {result.errors[0]['_id']}: "
-                             f"{result.errors[0]['error']}", result.errors)
+        raise BulkIndexError(
+            f"{result.rejected} actions were refused, e.g. {result.errors[0]['_id']}: {result.errors[0]['error']}",
+            result.errors,
+        )
     return result
 
 

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
+from vistag.analyzers.reference import batches
+from vistag.analyzers.relations import TagRelations
 from vistag.analyzers.taggers import DocumentTagger
+from vistag.catalog.deadletter import DeadLetters
+from vistag.catalog.rows import CatalogRow, MalformedRow
+from vistag.catalog.schema import CatalogSchema
+from vistag.documents.build import build_document
 from vistag.engine.client import EngineClient
 from vistag.engine.retry import RETRY_STATUSES
 from vistag.errors import EngineUnavailable
 from vistag.indexer.bulk import RetryCounter, parallel_bulk
-from vistag.catalog.rows import CatalogRow, MalformedRow
-from vistag.catalog.deadletter import DeadLetters
-from vistag.documents.build import build_document
-from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.options import IndexOptions, IndexSummary
-from vistag.indexer.reference_pass import batches
 from vistag.indexer.row_log import RowRecord, with_records
-from vistag.catalog.schema import CatalogSchema
+from vistag.models.embedding import BatchEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class IndexPass:
     dead_letters: DeadLetters
     model_doc: dict
     row_log: Path | None = None
-    relations: object | None = None
+    relations: TagRelations | None = None
 
     def run(self) -> None:
         """Index every good row; raises :class:`EngineUnavailable` (with the unconfirmed docs counted as failed)."""
@@ -64,9 +65,16 @@ class IndexPass:
         retries = RetryCounter()
         try:
             for ok, item in parallel_bulk(
-                self.client, self._documents(), opts.index, threads=opts.bulk_threads, chunk_size=opts.chunk_size,
-                max_chunk_bytes=opts.max_chunk_bytes, max_retries=opts.max_retries,
-                initial_backoff=opts.initial_backoff, max_backoff=opts.max_backoff, pipeline=opts.pipeline,
+                self.client,
+                self._documents(),
+                opts.index,
+                threads=opts.bulk_threads,
+                chunk_size=opts.chunk_size,
+                max_chunk_bytes=opts.max_chunk_bytes,
+                max_retries=opts.max_retries,
+                initial_backoff=opts.initial_backoff,
+                max_backoff=opts.max_backoff,
+                pipeline=opts.pipeline,
                 retries=retries,
             ):
                 self._bar.update(1)
@@ -77,8 +85,13 @@ class IndexPass:
                     logger.error("document %s not indexed after retries: HTTP %s", item["_id"], item["status"])
                 else:
                     doc = item["doc"]
-                    self.dead_letters.write(doc.get("_line"), doc["_id"], "engine", item["error"],
-                                            {k: v for k, v in doc.items() if k not in ("image_vector", "_line")})
+                    self.dead_letters.write(
+                        doc.get("_line"),
+                        doc["_id"],
+                        "engine",
+                        item["error"],
+                        {k: v for k, v in doc.items() if k not in ("image_vector", "_line")},
+                    )
         except EngineUnavailable as exc:
             summary.failed += len(exc.body) if isinstance(exc.body, list) else 0
             raise
@@ -113,8 +126,10 @@ class IndexPass:
     def _documents(self) -> Iterator[dict]:
         schema, opts = self.schema, self.options
         leaf = schema.category[-1] if schema.category else None
-        items = (((row, record), schema.image_ref(row.fields), record.meta if record else None)
-                 for row, record in self._good_rows())
+        items = (
+            ((row, record), schema.image_ref(row.fields), record.meta if record else None)
+            for row, record in self._good_rows()
+        )
         for batch in batches(self.embedder.embed_stream(items), opts.knn_batch):
             good = []
             for (row, record), res in batch:
@@ -125,19 +140,31 @@ class IndexPass:
                     good.append((row, record, res))
             if not good:
                 continue
-            vectors = np.stack([res.vector for _, _, res in good])
-            exclude_rows = [rec.ref_row for _, rec, _ in good] if self.row_log is not None else None
+            vectors = np.stack([res.vector for _, _, res in good if res.vector is not None])
+            exclude_rows = [rec.ref_row if rec else -1 for _, rec, _ in good] if self.row_log is not None else None
             title_column = getattr(self.tagger, "title_column", None)  # a title-aware model reads the titles too
             extra = {"titles": [r.fields.get(title_column) for r, _, _ in good]} if title_column else {}
-            tagged = self.tagger.tag(vectors, [r.id for r, _, _ in good],
-                                     [r.fields.get(leaf) if leaf else None for r, _, _ in good],
-                                     exclude_rows=exclude_rows, **extra)
+            tagged = self.tagger.tag(
+                vectors,
+                [r.id for r, _, _ in good],
+                [r.fields.get(leaf) if leaf else None for r, _, _ in good],
+                exclude_rows=exclude_rows,
+                **extra,
+            )
             for (row, _, res), row_tags in zip(good, tagged):
                 related = None
                 if self.relations is not None and row_tags.tags:
                     related = self.relations.expand(dict(row_tags.tags), discount=opts.expand_discount)
-                doc = build_document(row.id, row.fields, schema, tags=row_tags.tags, vector=res.vector,
-                                     image=res.meta.to_doc(), model=self.model_doc, predicted=row_tags.predicted,
-                                     related=related)
+                doc = build_document(
+                    row.id,
+                    row.fields,
+                    schema,
+                    tags=row_tags.tags,
+                    vector=res.vector,  # type: ignore[arg-type]  # set: rows without a vector were dead-lettered
+                    image=res.meta.to_doc() if res.meta else {},
+                    model=self.model_doc,
+                    predicted=row_tags.predicted,
+                    related=related,
+                )
                 doc["_line"] = row.line
                 yield doc

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-
-def parse_partition(text: str | None) -> tuple[int, int] | None:
-    """``"2/3"`` -> ``(2, 3)``; ``None`` -> ``None``.
-
-    Raises:
-        ValueError: not ``I/N`` with ``1 <= I <= N``.
-
-    Example:
-        >>> parse_partition("2/3")
-        (2, 3)
-    """
-    if text is None:
-        return None
-    try:
-        part, _, total = str(text).partition("/")
-        i, n = int(part), int(total)
-    except ValueError:
-        raise ValueError(f"partition {text!r} is not I/N (e.g. 2/3)") from None
-    if not 1 <= i <= n:
-        raise ValueError(f"partition {text!r}: I must be between 1 and N")
-    return i, n
-
-
-def in_partition(row_id: str, partition: tuple[int, int]) -> bool:
-    """Whether ``row_id`` belongs to partition ``(I, N)``: a stable hash of the id, the same on
-    every machine and run, so N jobs share one catalog with no overlap and no gap."""
-    i, n = partition
-    return int(hashlib.sha1(str(row_id).encode()).hexdigest()[:12], 16) % n == i - 1
+from typing import Any
 
 
 @dataclass
 class IndexOptions:
-    """Tuning of an indexing run (CLI flags map one to one)."""
+    """Tuning of an indexing run (CLI flags map one to one).
+
+    Examples:
+        >>> IndexOptions(index="products", bulk_threads=4).chunk_size
+        500
+    """
 
     index: str = "products"
     batch_size: int = 64
@@ -54,7 +30,7 @@ class IndexOptions:
     max_backoff: float = 30.0
     limit: int | None = None
     tagger: str = "knn"
-    relations: Path | None = None
+    relations: Any = None  # TagRelations, or the Path of their file: index-time expansion
     expand_discount: float = 0.5
     template: str | None = None  # index template / alias name when ``index`` is a versioned index
     knn_batch: int = 256  # rows tagged per kNN scan of the reference set
@@ -72,6 +48,8 @@ class IndexSummary:
     ``aborted`` holds the reason when the engine stayed unreachable (the run can be
     resumed with ``resume=True``); ``dead_letters`` holds the bad rows when no
     dead-letter file was named; ``retries`` counts resent bulk items and requests.
+    Each image is counted once: ``embedded`` ran through the network in this run,
+    ``cache_hits`` came from the embedding cache filled by an earlier run.
     """
 
     read: int = 0
@@ -88,15 +66,15 @@ class IndexSummary:
     dead_letter_path: str | None = None
     index: str = ""
     tagger: str = ""
-    timings: dict = field(default_factory=dict)
-    dead_letters: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when every good row is indexed and nothing was dead-lettered."""
         return self.failed == 0 and self.dead_lettered == 0 and self.aborted is None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         out = dict(self.__dict__)
         out["ok"] = self.ok

@@ -13,8 +13,10 @@ One document per tag, id = the tag::
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
+from vistag.analyzers.relations import TagRelations
 from vistag.engine.client import EngineClient
 from vistag.indexer.bulk import bulk
 
@@ -31,7 +33,7 @@ MAPPINGS = {
 }
 
 
-def relation_documents(relations, limit: int = 20) -> Iterator[dict]:
+def relation_documents(relations: TagRelations, limit: int = 20) -> Iterator[dict[str, Any]]:
     """One document per tag of a :class:`~vistag.analyzers.relations.TagRelations`."""
     for i, tag in enumerate(relations.vocabulary):
         related = relations.related(tag, limit=limit)
@@ -40,12 +42,18 @@ def relation_documents(relations, limit: int = 20) -> Iterator[dict]:
             "tag": tag,
             "count": int(relations.counts[i]) if relations.counts is not None else 0,
             "related_tags": [t for t, _ in related],
-            "related": [{"tag": t, "score": round(s, 4), **{k: v for k, v in relations.explain(tag, t).items()
-                                                            if k != "blended"}} for t, s in related],
+            "related": [
+                {
+                    "tag": t,
+                    "score": round(s, 4),
+                    **{k: v for k, v in relations.explain(tag, t).items() if k != "blended"},
+                }
+                for t, s in related
+            ],
         }
 
 
-def write_relations(client: EngineClient, relations, index: str = DEFAULT_INDEX, limit: int = 20) -> int:
+def write_relations(client: EngineClient, relations: TagRelations, index: str = DEFAULT_INDEX, limit: int = 20) -> int:
     """Replace ``index`` with the relations; returns the number of tags written.
 
     Args:
@@ -58,8 +66,9 @@ def write_relations(client: EngineClient, relations, index: str = DEFAULT_INDEX,
         BulkIndexError: a document was refused.
     """
     client.delete_index(index)
-    client.create_index(index, {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
-                                "mappings": MAPPINGS})
+    client.create_index(
+        index, {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}, "mappings": MAPPINGS}
+    )
     result = bulk(client, relation_documents(relations, limit), index, raise_on_error=True)
     client.refresh(index)
     return result.indexed

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from vistag.catalog.rows import CatalogRow, MalformedRow
 from vistag.models.embedding import ImageMeta
@@ -33,15 +33,16 @@ class RowRecord:
         return json.dumps({"line": self.line, "ok": self.ok, "meta": meta, "ref_row": self.ref_row}) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "RowRecord":
+    def from_json(cls, text: str) -> RowRecord:
         """Parse a line written by :meth:`to_json`."""
         data = json.loads(text)
         meta = ImageMeta(**data["meta"]) if data["meta"] else None
         return cls(data["line"], data["ok"], meta, data["ref_row"])
 
 
-def with_records(rows: Iterable[CatalogRow | MalformedRow],
-                 row_log: Path | None) -> Iterator[tuple[CatalogRow | MalformedRow, RowRecord | None]]:
+def with_records(
+    rows: Iterable[CatalogRow | MalformedRow], row_log: Path | None
+) -> Iterator[tuple[CatalogRow | MalformedRow, RowRecord | None]]:
     """Pair each row with its :class:`RowRecord` (``None`` without a row log).
 
     Raises:

@@ -19,9 +19,10 @@ stale document never votes); an empty or missing index is indexed in full instea
 Every step is idempotent, so an interrupted sync is finished by running it again;
 a second run right after a complete one changes nothing.
 
-Example:
-    >>> summary = sync_catalog(client, "today.csv", schema, batch_embedder, IndexOptions(index="products"))  # doctest: +SKIP
-    >>> summary.added, summary.deleted                                                                      # doctest: +SKIP
+Examples:
+    >>> client = OpenSearch("http://127.0.0.1:9200")                                       # doctest: +SKIP
+    >>> summary = sync(client, "today.csv", images="images/", index="products")           # doctest: +SKIP
+    >>> summary.added, summary.deleted                                                      # doctest: +SKIP
     (120, 14)
 """
 
@@ -29,24 +30,26 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+from vistag.analyzers.reference import batches
 from vistag.analyzers.taggers import DocumentTagger
-from vistag.engine.client import EngineClient
+from vistag.catalog.deadletter import DeadLetters
+from vistag.catalog.rows import CatalogRow, CatalogSource, MalformedRow, catalog_rows
+from vistag.catalog.schema import CatalogSchema, as_schema
+from vistag.documents.build import row_fields, row_hash
+from vistag.engine.client import EngineClient, as_engine
+from vistag.engine.retry import RetryPolicy
 from vistag.errors import EngineUnavailable
 from vistag.images import ImageLoadError, sha256_of
 from vistag.indexer.bulk import bulk
-from vistag.catalog.rows import CatalogRow, MalformedRow
-from vistag.catalog.deadletter import DeadLetters
-from vistag.documents.build import row_fields, row_hash
-from vistag.models.embedding import BatchEmbedder
 from vistag.indexer.options import IndexOptions
-from vistag.indexer.pipeline import catalog_rows, index_catalog
-from vistag.indexer.reference_pass import batches
-from vistag.catalog.schema import CatalogSchema
+from vistag.indexer.pipeline import index_options, run_index
+from vistag.models.embedding import BatchEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +70,102 @@ class SyncSummary:
     seconds: float = 0.0
     embedded: int = 0
     aborted: str | None = None
-    dead_letters: list[dict] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """No failed row and not stopped early."""
         return self.failed == 0 and self.aborted is None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return asdict(self)
+        return {**asdict(self), "ok": self.ok}
 
 
-def sync_catalog(client: EngineClient, catalog: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema,
-                 embedder: BatchEmbedder, options: IndexOptions, make_tagger: Callable[[], DocumentTagger],
-                 dry_run: bool = False) -> SyncSummary:
+def sync(
+    client: Any,
+    catalog: CatalogSource,
+    images: str | Path | None = None,
+    index: str = "products",
+    *,
+    schema: CatalogSchema | str | Path | None = None,
+    model: Any = "efficientnet-lite0",
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 4,
+    decode_processes: int | None = None,
+    cache_dir: str | Path | None = None,
+    dead_letter: str | Path | None = None,
+    max_pixels: int | None = None,
+    retry: RetryPolicy | None = None,
+    dry_run: bool = False,
+    **options: Any,
+) -> SyncSummary:
+    """Make ``index`` equal to ``catalog``, doing only what changed (see the module docstring).
+
+    New rows are indexed, rows with a new image re-embedded and re-tagged, other
+    changed rows rewritten without embedding, rows that left the catalog deleted,
+    unchanged rows not touched. New and re-tagged rows get kNN tags from the index
+    itself (the engine's HNSW).
+
+    Args:
+        client: an ``Elasticsearch`` or ``OpenSearch`` client (or an :class:`~vistag.engine.client.EngineClient`).
+        catalog: today's catalog: a ``.csv``/``.tsv``/``.jsonl`` file or an iterable of row dicts.
+        images: where relative image references are found (a folder or a ``.tar``).
+        index: the index or alias to sync.
+        schema: the catalog's schema.
+        model: the backbone the index was built with (a name, or a model directory).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: images per forward pass.
+        workers: image loading threads.
+        decode_processes: image decode processes.
+        cache_dir: the embedding cache (default: a temporary one).
+        dead_letter: a JSONL file for bad rows (default: ``summary.dead_letters``).
+        max_pixels: decompression-bomb guard.
+        retry: the backoff of every engine call and bulk item (default 8 retries).
+        dry_run: count what would change; write nothing.
+        **options: other :class:`~vistag.indexer.options.IndexOptions` fields.
+
+    Returns:
+        The :class:`SyncSummary`.
+    """
+    from vistag.models.embedding import open_batch_embedder
+    from vistag.models.loading import load_model
+    from vistag.search.reference_tagger import reference_index_tagger
+
+    engine = as_engine(client, retry)
+    schema = as_schema(schema)
+    policy = retry or engine.retry
+    opts = index_options(
+        index,
+        dead_letter,
+        options,
+        batch_size=batch_size,
+        progress=False,
+        max_retries=policy.max_retries,
+        initial_backoff=policy.initial_backoff,
+        max_backoff=policy.max_backoff,
+    )
+    embedder = load_model(model, device=device, batch_size=batch_size).embedder
+
+    def make_tagger() -> DocumentTagger:
+        return reference_index_tagger(engine, index, schema, embedder.dim, k=opts.k, top_d=opts.top_d)
+
+    with open_batch_embedder(
+        embedder, images, cache_dir, workers=workers, processes=decode_processes, max_pixels=max_pixels
+    ) as batch:
+        return sync_catalog(engine, catalog, schema, batch, opts, make_tagger, dry_run=dry_run)
+
+
+def sync_catalog(
+    client: EngineClient,
+    catalog: CatalogSource,
+    schema: CatalogSchema,
+    embedder: BatchEmbedder,
+    options: IndexOptions,
+    make_tagger: Callable[[], DocumentTagger],
+    dry_run: bool = False,
+) -> SyncSummary:
     """Bring ``options.index`` in line with ``catalog``; see the module docstring.
 
     Args:
@@ -103,10 +187,13 @@ def sync_catalog(client: EngineClient, catalog: str | Path | Iterable[Mapping[st
     rows = catalog_rows(catalog, schema, options.limit)
     if not client.index_exists(options.index) or client.count(options.index) == 0:
         return _full_index(client, catalog, rows, schema, embedder, options, summary, dry_run, started)
-    stored = {hit["_id"]: ((hit.get("_source") or {}).get("row_hash"),
-                           ((hit.get("_source") or {}).get("image") or {}).get("sha256"))
-              for hit in client.scan(options.index, {"_source": ["row_hash", "image.sha256"],
-                                                     "query": {"match_all": {}}})}
+    stored = {
+        hit["_id"]: (
+            (hit.get("_source") or {}).get("row_hash"),
+            ((hit.get("_source") or {}).get("image") or {}).get("sha256"),
+        )
+        for hit in client.scan(options.index, {"_source": ["row_hash", "image.sha256"], "query": {"match_all": {}}})
+    }
     dead = DeadLetters(options.dead_letter)
     new: list[dict] = []
     changed_image: list[dict] = []
@@ -139,23 +226,40 @@ def sync_catalog(client: EngineClient, catalog: str | Path | Iterable[Mapping[st
         else:
             summary.unchanged += 1
     gone = sorted(set(stored) - seen)
-    summary.added, summary.retagged, summary.updated, summary.deleted = (len(new), len(changed_image), len(changed_row),
-                                                                         len(gone))
-    logger.info("sync %s: %d new, %d new images, %d changed rows, %d unchanged, %d gone", options.index, len(new),
-                len(changed_image), len(changed_row), summary.unchanged, len(gone))
+    summary.added, summary.retagged, summary.updated, summary.deleted = (
+        len(new),
+        len(changed_image),
+        len(changed_row),
+        len(gone),
+    )
+    logger.info(
+        "sync %s: %d new, %d new images, %d changed rows, %d unchanged, %d gone",
+        options.index,
+        len(new),
+        len(changed_image),
+        len(changed_row),
+        summary.unchanged,
+        len(gone),
+    )
     try:
         if not dry_run:
             _write_changes(client, options, schema, changed_row, gone, dead)
             if new or changed_image:
                 tagger = make_tagger()
-                sub = IndexOptions(**{**asdict(options), "resume": False, "dead_letter": None, "progress": False,
-                                      "limit": None, "reference_index": options.index})
-                result = index_catalog(client, new + changed_image, schema, embedder, sub, tagger=tagger)
+                sub = replace(
+                    options, resume=False, dead_letter=None, progress=False, limit=None, reference_index=options.index
+                )
+                result = run_index(client, new + changed_image, schema, embedder, sub, tagger=tagger)
                 summary.embedded = result.embedded
                 summary.failed += result.failed
                 for record in result.dead_letters:
-                    dead.write(record.get("line"), record.get("id"), record.get("stage", "index"),
-                               record.get("reason", ""), record.get("row"))
+                    dead.write(
+                        record.get("line"),
+                        record.get("id"),
+                        record.get("stage", "index"),
+                        record.get("reason", ""),
+                        record.get("row"),
+                    )
                 if result.aborted:
                     summary.aborted = result.aborted
                 client.refresh(options.index)
@@ -170,12 +274,22 @@ def sync_catalog(client: EngineClient, catalog: str | Path | Iterable[Mapping[st
     return summary
 
 
-def _full_index(client, catalog, rows, schema, embedder, options, summary, dry_run, started) -> SyncSummary:
+def _full_index(
+    client: EngineClient,
+    catalog: CatalogSource,
+    rows: Callable[[], Iterator[CatalogRow | MalformedRow]],
+    schema: CatalogSchema,
+    embedder: BatchEmbedder,
+    options: IndexOptions,
+    summary: SyncSummary,
+    dry_run: bool,
+    started: float,
+) -> SyncSummary:
     """An empty or missing index: everything is new; a plain index run (tags from the catalog itself)."""
     if dry_run:
         summary.read = summary.added = sum(1 for r in rows() if not isinstance(r, MalformedRow))
     else:
-        result = index_catalog(client, catalog, schema, embedder, IndexOptions(**{**asdict(options), "resume": False}))
+        result = run_index(client, catalog, schema, embedder, replace(options, resume=False))
         summary.read, summary.added, summary.failed = result.read, result.indexed, result.failed + result.dead_lettered
         summary.embedded, summary.aborted, summary.dead_letters = result.embedded, result.aborted, result.dead_letters
     summary.seconds = round(time.monotonic() - started, 2)
@@ -192,10 +306,17 @@ def _digest(embedder: BatchEmbedder, schema: CatalogSchema, row: CatalogRow) -> 
         return None, str(exc)
 
 
-def _write_changes(client: EngineClient, options: IndexOptions, schema: CatalogSchema, changed_row: list[CatalogRow],
-                   gone: list[str], dead: DeadLetters) -> None:
+def _write_changes(
+    client: EngineClient,
+    options: IndexOptions,
+    schema: CatalogSchema,
+    changed_row: list[CatalogRow],
+    gone: list[str],
+    dead: DeadLetters,
+) -> None:
     """Rewrite changed rows around their stored vector, tags and image; delete what left the catalog."""
-    def actions():
+
+    def actions() -> Iterator[dict[str, Any]]:
         for batch in batches(changed_row, 200):
             stored = client.sources(options.index, [r.id for r in batch])
             for row in batch:
@@ -206,8 +327,15 @@ def _write_changes(client: EngineClient, options: IndexOptions, schema: CatalogS
         for doc_id in gone:
             yield {"_op_type": "delete", "_id": doc_id}
 
-    result = bulk(client, actions(), options.index, threads=options.bulk_threads, chunk_size=options.chunk_size,
-                  max_retries=options.max_retries, initial_backoff=options.initial_backoff,
-                  max_backoff=options.max_backoff)
+    result = bulk(
+        client,
+        actions(),
+        options.index,
+        threads=options.bulk_threads,
+        chunk_size=options.chunk_size,
+        max_retries=options.max_retries,
+        initial_backoff=options.initial_backoff,
+        max_backoff=options.max_backoff,
+    )
     for item in result.errors:
         dead.write(None, item.get("_id"), "engine", str(item.get("error")), None)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import requests
 
-from vistag.local.versions import Artifact
 from vistag.errors import LocalEngineError
+from vistag.local.versions import Artifact
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +53,17 @@ def fetch(artifact: Artifact, home: Path) -> Path:
         raise LocalEngineError(f"download of {artifact.coordinates} did not produce {path}")
     if not _checksum_ok(path, artifact.sha256):
         path.unlink(missing_ok=True)
-        raise LocalEngineError(f"checksum mismatch for {artifact.coordinates}; the corrupt file was removed, run the command again")
+        raise LocalEngineError(
+            f"checksum mismatch for {artifact.coordinates}; the corrupt file was removed, run the command again"
+        )
     return path
 
 
 def _fetch_with_maven(artifact: Artifact, repo: Path) -> None:
     cmd = [
-        "mvn", "-B", "-q",
+        "mvn",
+        "-B",
+        "-q",
         # -C: fail on a .sha1 mismatch; an artifact pinned by SHA-256 has no .sha1 to check (-C would fail),
         # its pin is verified afterwards instead.
         *(() if artifact.sha256 else ("-C",)),
@@ -104,7 +108,8 @@ def _fetch_with_https(artifact: Artifact, path: Path) -> None:
 
 def _checksum_ok(path: Path, sha256: str = "") -> bool:
     """Check ``path`` against its pinned SHA-256, else against ``path.sha1`` (a missing
-    checksum file counts as a mismatch)."""
+    checksum file counts as a mismatch).
+    """
     if sha256:
         digest = hashlib.sha256()
         with open(path, "rb") as fh:

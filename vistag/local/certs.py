@@ -5,7 +5,7 @@ One CA, one node certificate shared by every local node (SAN ``localhost`` and
 client certificate (OpenSearch's ``securityadmin`` tool authenticates with it).
 Keys are unencrypted PKCS#8 PEM (what both engines read), mode 600.
 
-Example:
+Examples:
     >>> paths = make_certificates(Path("/tmp/certs"))   # doctest: +SKIP
     >>> paths.ca                                         # doctest: +SKIP
     PosixPath('/tmp/certs/ca.pem')
@@ -39,7 +39,9 @@ class CertificatePaths:
 
 
 def _paths(directory: Path) -> CertificatePaths:
-    return CertificatePaths(*(directory / n for n in ("ca.pem", "ca.key", "node.pem", "node.key", "admin.pem", "admin.key")))
+    return CertificatePaths(
+        *(directory / n for n in ("ca.pem", "ca.key", "node.pem", "node.key", "admin.pem", "admin.key"))
+    )
 
 
 def make_certificates(directory: Path) -> CertificatePaths:
@@ -61,19 +63,54 @@ def make_certificates(directory: Path) -> CertificatePaths:
         if proc.returncode != 0:
             raise LocalEngineError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", str(DAYS),
-        "-subj", "/O=vistag/CN=vistag local CA", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        str(DAYS),
+        "-subj",
+        "/O=vistag/CN=vistag local CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     for name, dn, extensions in (
-        ("node", NODE_DN, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
-                          "keyUsage=critical,digitalSignature,keyEncipherment\n"),
+        (
+            "node",
+            NODE_DN,
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n",
+        ),
         ("admin", ADMIN_DN, "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"),
     ):
         subject = "/" + "/".join(reversed(dn.split(",")))  # RFC 2253 order -> openssl's
         run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
         (directory / f"{name}.ext").write_text(extensions)
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", str(DAYS), "-extfile", f"{name}.ext")
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            str(DAYS),
+            "-extfile",
+            f"{name}.ext",
+        )
         (directory / f"{name}.csr").unlink()
         (directory / f"{name}.ext").unlink()
     for key in (paths.ca_key, paths.node_key, paths.admin_key):

@@ -7,6 +7,7 @@ home is put where that user can reach it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -45,7 +46,10 @@ def engine_user() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(name)
     except KeyError as exc:
-        raise LocalEngineError(f"running as root, the engine must run as another user, but user {name!r} does not exist; set VISTAG_ENGINE_USER") from exc
+        raise LocalEngineError(
+            f"running as root, the engine must run as another user, but user {name!r} does not exist; "
+            "set VISTAG_ENGINE_USER"
+        ) from exc
 
 
 def engines_home(home: Path, run_user: pwd.struct_passwd | None) -> Path:
@@ -96,10 +100,8 @@ def signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(os.getpgid(pid), sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def tail(path: Path, lines: int = 25) -> str:

@@ -14,16 +14,17 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+from vistag.errors import LocalEngineError
 from vistag.local import artifacts
 from vistag.local.java import find_java_home, java_env
-from vistag.local.versions import Distribution
-from vistag.errors import LocalEngineError
+from vistag.local.versions import Distribution, Module
 
 logger = logging.getLogger(__name__)
 
 
-def install_distribution(engine: str, dist: Distribution, home: Path, install_dir: Path,
-                         extras: tuple[str, ...] = ()) -> Path:
+def install_distribution(
+    engine: str, dist: Distribution, home: Path, install_dir: Path, extras: tuple[str, ...] = ()
+) -> Path:
     """Download and lay out ``dist`` (with the optional plugin sets ``extras``) in
     ``install_dir``; idempotent, and laid out again when the pins changed.
 
@@ -37,13 +38,14 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
     Returns:
         ``install_dir``.
 
-    Example:
+    Examples:
         >>> install_distribution("opensearch", DISTRIBUTIONS["opensearch"], home, home / "engines/os")  # doctest: +SKIP
     """
     unknown = sorted(set(extras) - set(dist.extras))
     if unknown:
-        raise LocalEngineError(f"{engine} has no optional plugin set {', '.join(unknown)} "
-                               f"(known: {', '.join(dist.extras) or 'none'})")
+        raise LocalEngineError(
+            f"{engine} has no optional plugin set {', '.join(unknown)} (known: {', '.join(dist.extras) or 'none'})"
+        )
     marker = install_dir / ".vistag-installed"
     layout = dist.layout_id(extras)
     if marker.is_file() and marker.read_text() == layout:
@@ -66,7 +68,10 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
         env = {**os.environ, **java_env(engine, java_home)}
         proc = subprocess.run(
             [str(top / "bin" / tool), "install", "--batch", zip_path.resolve().as_uri()],
-            capture_output=True, text=True, env=env, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         if proc.returncode != 0:
             raise LocalEngineError(f"installing plugin {plugin.coordinates} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -78,23 +83,25 @@ def install_distribution(engine: str, dist: Distribution, home: Path, install_di
     return install_dir
 
 
-def _add_module(top: Path, module, dist: Distribution, home: Path) -> None:
+def _add_module(top: Path, module: Module, dist: Distribution, home: Path) -> None:
     target = top / "modules" / module.name
     target.mkdir(parents=True, exist_ok=True)
     for jar in module.jars:
         shutil.copy2(artifacts.fetch(jar, home), target / jar.filename)
     (target / "plugin-descriptor.properties").write_text(
-        "\n".join([
-            f"description={module.name} (assembled by vistag from Maven Central jars)",
-            f"version={dist.version}",
-            f"name={module.name}",
-            f"classname={module.classname}",
-            "java.version=11",
-            f"opensearch.version={dist.version}",
-            "extended.plugins=",
-            "has.native.controller=false",
-            "",
-        ])
+        "\n".join(
+            [
+                f"description={module.name} (assembled by vistag from Maven Central jars)",
+                f"version={dist.version}",
+                f"name={module.name}",
+                f"classname={module.classname}",
+                "java.version=11",
+                f"opensearch.version={dist.version}",
+                "extended.plugins=",
+                "has.native.controller=false",
+                "",
+            ]
+        )
     )
     if module.policy:
         grants = "\n".join(f"  {line}" for line in module.policy)

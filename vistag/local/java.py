@@ -1,4 +1,6 @@
-"""Finding a Java for the local engines (OpenSearch 2 and Elasticsearch 8 need 17+; OpenSearch 3 and Elasticsearch 9 need 21+)."""
+"""Finding a Java for the local engines (OpenSearch 2 and Elasticsearch 8 need 17+; OpenSearch 3 and Elasticsearch 9
+need 21+).
+"""
 
 from __future__ import annotations
 
@@ -64,5 +66,6 @@ def java_major(home: Path) -> int | None:
 
 
 def java_env(engine: str, java_home: Path) -> dict[str, str]:
+    """The environment variables that point ``engine``'s launcher at ``java_home``."""
     key = "OPENSEARCH_JAVA_HOME" if engine == "opensearch" else "ES_JAVA_HOME"
     return {key: str(java_home), "JAVA_HOME": str(java_home)}

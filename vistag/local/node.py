@@ -23,24 +23,68 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from vistag.config import ENGINES, ConnectionSettings, vistag_home
 from vistag.engine.client import EngineClient
 from vistag.engine.connect import connect
-from vistag.local.host import (engine_user, engines_home, free_port, pid_alive, port_is_free, signal_group,
-                                tail)
+from vistag.engine.retry import RetryPolicy
+from vistag.errors import LocalEngineError, VistagError
+from vistag.local.host import (
+    engine_user,
+    engines_home,
+    free_port,
+    pid_alive,
+    port_is_free,
+    signal_group,
+    tail,
+)
 from vistag.local.install import install_distribution
 from vistag.local.java import find_java_home, java_env
-from vistag.engine.retry import RetryPolicy
 from vistag.local.versions import DISTRIBUTIONS, Distribution, distribution
-from vistag.errors import LocalEngineError, VistagError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEAP = "1g"
+
+#: Called with ``(config_dir, env)`` after the node's config folder is laid out (certificates, users files).
+Configure = Callable[[Path, dict[str, str]], None]
+#: Called with ``(node, process, url)`` once the process runs, before waiting for health.
+AfterLaunch = Callable[["LocalNode", "subprocess.Popen[bytes]", str], None]
+
+#: A catch-all index template (lowest priority) on local OpenSearch nodes: an index that maps a
+#: ``knn_vector`` without ``"engine": "lucene"`` gets the k-NN plugin's default engine, faiss, whose
+#: native library the Maven zip lacks; loading it kills the node at the first flush (and again at
+#: every restart). With ``approximate_threshold: -1`` such an index builds no native graph: it
+#: survives, with exact k-NN search. vistag's own templates (higher priority) map Lucene HNSW.
+KNN_GUARD_TEMPLATE = "local-knn-faiss-guard"
+KNN_GUARD_SETTINGS = {"knn.advanced.approximate_threshold": -1}
+_INDEX_IN_LOG = re.compile(r"index:\[([^/\]]+)/([A-Za-z0-9_-]+)\]")
+
+
+def explain_start_failure(log_text: str, data_dir: Path) -> str:
+    """Why a node that exited while starting did so, and the way out, from its log (empty when unknown).
+
+    Examples:
+        >>> explain_start_failure("java.lang.UnsatisfiedLinkError: no opensearchknn_faiss_avx512",
+        ...                       Path("/d")).splitlines()[0]
+        'cause: the k-NN plugin tried to load faiss, whose native library the Maven zip lacks.'
+    """
+    if "UnsatisfiedLinkError" in log_text and "opensearchknn_faiss" in log_text:
+        indices = dict(_INDEX_IN_LOG.findall(log_text))
+        on_disk = {p.name for p in (data_dir / "nodes" / "0" / "indices").glob("*")}
+        named = [f"{name} ({uuid})" for name, uuid in indices.items() if uuid in on_disk and not name.startswith(".")]
+        which = ", ".join(named) or "see the folders under " + str(data_dir / "nodes" / "0" / "indices")
+        return (
+            "cause: the k-NN plugin tried to load faiss, whose native library the Maven zip lacks.\n"
+            'An index maps a knn_vector without "engine": "lucene" (faiss is the default when the mapping '
+            f"names no method), and the node replays its writes at every start. Indices on this node: {which}.\n"
+            "way out: `vistag engine start --engine opensearch --drop-index NAME` removes that index's data and "
+            "deletes it once the node is up (its documents are lost; map vectors with the Lucene engine)."
+        )
+    return ""
 
 
 @dataclass(frozen=True)
@@ -87,11 +131,22 @@ class LocalNode:
     drops ``discovery.type=single-node``).
     """
 
-    def __init__(self, engine: str, home: Path | None = None, heap: str = DEFAULT_HEAP, name: str = "default",
-                 settings: dict[str, str] | None = None, configure=None, scheme: str = "http",
-                 auth: tuple[str, str] | None = None, ca_cert: str | None = None,
-                 extras: tuple[str, ...] = (), version: str | None = None, run_dir: Path | None = None,
-                 after_launch=None) -> None:
+    def __init__(
+        self,
+        engine: str,
+        home: Path | None = None,
+        heap: str = DEFAULT_HEAP,
+        name: str = "default",
+        settings: dict[str, str | None] | None = None,
+        configure: Configure | None = None,
+        scheme: str = "http",
+        auth: tuple[str, str] | None = None,
+        ca_cert: str | None = None,
+        extras: tuple[str, ...] = (),
+        version: str | None = None,
+        run_dir: Path | None = None,
+        after_launch: AfterLaunch | None = None,
+    ) -> None:
         if engine not in ENGINES:
             raise LocalEngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
@@ -106,8 +161,10 @@ class LocalNode:
         self.extras = tuple(sorted(set(extras)))
         unknown = [e for e in self.extras if e not in self.dist.extras]
         if unknown:
-            raise LocalEngineError(f"{engine} has no optional plugin set {', '.join(unknown)} "
-                                   f"(known: {', '.join(self.dist.extras) or 'none'})")
+            raise LocalEngineError(
+                f"{engine} has no optional plugin set {', '.join(unknown)} "
+                f"(known: {', '.join(self.dist.extras) or 'none'})"
+            )
         extras_suffix = "".join(f"-{e}" for e in self.extras)
         self.install_dir = self.engines_home / f"{engine}-{self.dist.version}{extras_suffix}"
         # A node of another line (or with extras) runs beside the default one, with its own run folder.
@@ -120,7 +177,9 @@ class LocalNode:
         self.auth = auth
         self.ca_cert = ca_cert
         self.after_launch = after_launch
-        self.run_dir = run_dir or self.engines_home / "run" / ((engine if name == "default" else f"{engine}-{name}") + self._suffix)
+        self.run_dir = run_dir or self.engines_home / "run" / (
+            (engine if name == "default" else f"{engine}-{name}") + self._suffix
+        )
         self.state_file = self.run_dir / "node.json"
 
     # ------------------------------------------------------------------ install
@@ -143,8 +202,9 @@ class LocalNode:
             return state["url"]
         return None
 
-    def client(self, url: str | Sequence[str] | None = None, retry: RetryPolicy | None = None,
-               timeout: float = 60.0) -> EngineClient:
+    def client(
+        self, url: str | Sequence[str] | None = None, retry: RetryPolicy | None = None, timeout: float = 60.0
+    ) -> EngineClient:
         """An :class:`EngineClient` for the node, or for ``url`` (one address or several, e.g. a
         cluster's), with this node's credentials and CA (through the official client of its engine).
 
@@ -154,18 +214,22 @@ class LocalNode:
         urls = (url,) if isinstance(url, str) else tuple(url or ())
         urls = urls or tuple(u for u in [self.url] if u)
         if not urls:
-            raise LocalEngineError(f"the local {self.engine} node is not running: `vistag engine start --engine {self.engine}`")
+            raise LocalEngineError(
+                f"the local {self.engine} node is not running: `vistag engine start --engine {self.engine}`"
+            )
         user, password = self.auth or (None, None)
-        settings = ConnectionSettings(urls=urls, engine=self.engine, username=user, password=password,
-                                      ca_cert=self.ca_cert, timeout=timeout)
+        settings = ConnectionSettings(
+            urls=urls, engine=self.engine, username=user, password=password, ca_cert=self.ca_cert, timeout=timeout
+        )
         return connect(settings, engine=self.engine, retry=retry)
 
     def health(self, url: str | None = None, timeout: float = 2.0, wait_for: str | None = None) -> str | None:
         """Cluster health colour, or ``None`` when the node does not answer."""
         return (self.health_report(url, timeout, wait_for) or {}).get("status")
 
-    def health_report(self, url: str | Sequence[str] | None = None, timeout: float = 2.0,
-                      wait_for: str | None = None) -> dict | None:
+    def health_report(
+        self, url: str | Sequence[str] | None = None, timeout: float = 2.0, wait_for: str | None = None
+    ) -> dict | None:
         """``_cluster/health`` through the node (or through ``url``), or ``None`` when nothing answers."""
         url = url or self.url
         if not url:
@@ -188,8 +252,12 @@ class LocalNode:
         running = pid_alive(state.get("pid"))
         url = state.get("url") if running else None
         return NodeStatus(
-            engine=self.engine, version=self.dist.version, running=running, url=url,
-            pid=state.get("pid") if running else None, health=self.health(url) if url else None,
+            engine=self.engine,
+            version=self.dist.version,
+            running=running,
+            url=url,
+            pid=state.get("pid") if running else None,
+            health=self.health(url) if url else None,
             home=str(self.run_dir),
         )
 
@@ -207,7 +275,9 @@ class LocalNode:
         current = self.url
         if current and self.health(current):
             if port and not current.endswith(f":{port}"):
-                raise LocalEngineError(f"the local {self.engine} node already runs at {current}; stop it to change the port")
+                raise LocalEngineError(
+                    f"the local {self.engine} node already runs at {current}; stop it to change the port"
+                )
             logger.info("reusing the running %s node at %s", self.engine, current)
             return current
         proc, url, log_file = self.launch(port)
@@ -218,7 +288,63 @@ class LocalNode:
                 self.stop()
                 raise
         self.wait_ready(proc, url, log_file, timeout)
+        self.guard_knn()
         return url
+
+    def guard_knn(self, client: EngineClient | None = None) -> None:
+        """On OpenSearch, install :data:`KNN_GUARD_TEMPLATE` and apply its settings to any index whose
+        vectors would use faiss, so such a mapping cannot kill the node (see the template's comment).
+        """
+        if self.engine != "opensearch":
+            return
+        own = client is None
+        client = client or self.client()
+        try:
+            body = {
+                "index_patterns": ["*"],
+                "priority": 0,
+                "template": {"settings": {"index": KNN_GUARD_SETTINGS}},
+                "_meta": {"managed_by": "vistag local node: faiss has no native library here"},
+            }
+            if client.get_index_template(KNN_GUARD_TEMPLATE) != body:
+                client.put_index_template(KNN_GUARD_TEMPLATE, body)
+            for index, mapping in client.get_mapping("*").items():
+                if not index.startswith(".") and _maps_native_knn(mapping.get("mappings", {})):
+                    logger.warning(
+                        "index %s maps a knn_vector without the Lucene engine: it gets exact k-NN only "
+                        "(no faiss on this local node)",
+                        index,
+                    )
+                    client.perform("PUT", f"/{index}/_settings", {"index": KNN_GUARD_SETTINGS})
+        except VistagError as exc:  # a secured node's client may lack the rights; the guard is best effort
+            logger.warning("could not install the k-NN guard on the local node: %s", exc)
+        finally:
+            if own:
+                client.close()
+
+    def drop_index_data(self, index: str) -> bool:
+        """Remove the data folder of ``index`` from a stopped node (the way out of an index that
+        kills the node at start); ``True`` when one was found. Delete the index once the node runs.
+
+        Raises:
+            LocalEngineError: the node is running.
+        """
+        if pid_alive((self._read_state() or {}).get("pid")):
+            raise LocalEngineError(f"stop the {self.engine} node before removing the data of {index!r}")
+        logs = self.run_dir / "logs"
+        uuids = {
+            uuid
+            for log in logs.glob("*.out")
+            for name, uuid in _INDEX_IN_LOG.findall(log.read_text(errors="replace"))
+            if name == index
+        }
+        found = False
+        for uuid in uuids:
+            folder = self.run_dir / "data" / "nodes" / "0" / "indices" / uuid
+            if folder.is_dir():
+                shutil.rmtree(folder)
+                found = True
+        return found
 
     def launch(self, port: int | None = None, transport_port: int | None = None) -> tuple[subprocess.Popen, str, Path]:
         """Start the node's process without waiting for it (a cluster launches all its nodes first).
@@ -249,8 +375,8 @@ class LocalNode:
             settings["xpack.security.enabled"] = "false"
         for extra in self.extras:
             settings.update(self.dist.extra_settings.get(extra, {}))
-        settings.update(self.extra_settings)
-        settings = {k: v for k, v in settings.items() if v is not None}
+        with_removals: dict[str, str | None] = {**settings, **self.extra_settings}  # None removes a default
+        settings = {k: v for k, v in with_removals.items() if v is not None}
         env = {**os.environ, **java_env(self.engine, java_home)}
         if self.configure is not None:
             prefix = "OPENSEARCH" if self.engine == "opensearch" else "ES"
@@ -266,14 +392,36 @@ class LocalNode:
         env[f"{prefix}_TMPDIR"] = str(self.run_dir / "tmp")
         env["HOME"] = str(self.run_dir)
         if self.run_user:
-            cmd = ["setpriv", f"--reuid={self.run_user.pw_uid}", f"--regid={self.run_user.pw_gid}", "--clear-groups", *cmd]
+            cmd = [
+                "setpriv",
+                f"--reuid={self.run_user.pw_uid}",
+                f"--regid={self.run_user.pw_gid}",
+                "--clear-groups",
+                *cmd,
+            ]
         url = f"{self.scheme}://127.0.0.1:{port}"
         logger.info("starting %s %s at %s (logs: %s)", self.engine, self.dist.version, url, log_file)
         with open(log_file, "ab") as log:
-            proc = subprocess.Popen(cmd, cwd=self.run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        self.state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "port": port,
-                                               "transport_port": transport_port, "version": self.dist.version}))
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.run_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.state_file.write_text(
+            json.dumps(
+                {
+                    "pid": proc.pid,
+                    "url": url,
+                    "port": port,
+                    "transport_port": transport_port,
+                    "version": self.dist.version,
+                }
+            )
+        )
         return proc, url, log_file
 
     def wait_ready(self, proc: subprocess.Popen, url: str, log_file: Path, timeout: float = 180.0) -> None:
@@ -285,7 +433,15 @@ class LocalNode:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise LocalEngineError(f"{self.engine} exited with code {proc.returncode} while starting:\n{tail(log_file)}")
+                try:
+                    cause = explain_start_failure(log_file.read_text(errors="replace"), self.run_dir / "data")
+                except OSError:
+                    cause = ""
+                raise LocalEngineError(
+                    f"{self.engine} exited with code {proc.returncode} while starting"
+                    + (f"\n{cause}" if cause else "")
+                    + f"\nlog ({log_file}):\n{tail(log_file)}"
+                )
             if self.health(url, timeout=1.0, wait_for="yellow") in ("yellow", "green"):
                 return
             time.sleep(0.5)
@@ -321,6 +477,7 @@ class LocalNode:
         if not pid_alive(pid):
             self.state_file.unlink(missing_ok=True)
             return False
+        assert pid is not None  # pid_alive(None) is False
         signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and pid_alive(pid):
@@ -351,3 +508,15 @@ class LocalNode:
         proc, url, log_file = self.launch(port if port and port_is_free(port) else None, keep_transport)
         self.wait_ready(proc, url, log_file, timeout)
         return url
+
+
+def _maps_native_knn(mapping: dict) -> bool:
+    """Whether a mapping holds a ``knn_vector`` that would use a native engine (no Lucene method)."""
+    for field in (mapping.get("properties") or {}).values():
+        if not isinstance(field, dict):
+            continue
+        if field.get("type") == "knn_vector" and (field.get("method") or {}).get("engine") != "lucene":
+            return True
+        if _maps_native_knn(field):
+            return True
+    return False

@@ -16,9 +16,10 @@ import secrets
 import string
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 from vistag.engine.roles import INDEXER, STOREFRONT, USERS, role_definitions
@@ -54,7 +55,7 @@ def generate_password(length: int = 24) -> str:
     unquoted: a password that starts with ``-`` (as ``secrets.token_urlsafe`` gives one time in
     64) makes argparse read it as an option.
 
-    Example:
+    Examples:
         >>> len(generate_password())
         24
     """
@@ -113,24 +114,48 @@ def _yaml(value: Any, indent: int = 0) -> str:
 def secure_options(engine: str, setup: SecureSetup, index: str = "products") -> dict[str, Any]:
     """Keyword arguments of :class:`~vistag.local.node.LocalNode` (or ``LocalCluster``) for a
     secured node: TLS settings, a ``configure`` hook that lays out certificates, users and the
-    roles of :func:`role_definitions`, the ``https`` scheme, and the admin's credentials."""
-    options = {"settings": _settings(engine), "configure": _configure(engine, setup, index), "scheme": "https",
-               "auth": setup.admin, "ca_cert": str(setup.ca_cert)}
+    roles of :func:`role_definitions`, the ``https`` scheme, and the admin's credentials.
+    """
+    options = {
+        "settings": _settings(engine),
+        "configure": _configure(engine, setup, index),
+        "scheme": "https",
+        "auth": setup.admin,
+        "ca_cert": str(setup.ca_cert),
+    }
     if engine == "opensearch":
         options["after_launch"] = _load_security_config(setup)
     return options
 
 
-def _load_security_config(setup: SecureSetup, timeout: float = 180.0) -> Callable:
+def _load_security_config(
+    setup: SecureSetup, timeout: float = 180.0
+) -> Callable[[Any, subprocess.Popen[bytes], str], None]:
     """Push the node's ``opensearch-security/`` files into the security index with ``securityadmin``
-    (admin certificate), at every start: users and roles always match what vistag wrote."""
+    (admin certificate), at every start: users and roles always match what vistag wrote.
+    """
 
-    def load(node, proc: subprocess.Popen, url: str) -> None:
+    def load(node: Any, proc: subprocess.Popen[bytes], url: str) -> None:
         tool = node.install_dir / "plugins" / "opensearch-security" / "tools" / "securityadmin.sh"
         env = {**os.environ, **java_env("opensearch", find_java_home(node.dist.min_java))}
-        cmd = ["bash", str(tool), "-cd", str(node.run_dir / "config" / "opensearch-security"), "-icl", "-nhnv",
-               "-h", "127.0.0.1", "-p", str(urlparse(url).port), "-cacert", str(setup.directory / "ca.pem"),
-               "-cert", str(setup.directory / "admin.pem"), "-key", str(setup.directory / "admin.key")]
+        cmd = [
+            "bash",
+            str(tool),
+            "-cd",
+            str(node.run_dir / "config" / "opensearch-security"),
+            "-icl",
+            "-nhnv",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(urlparse(url).port),
+            "-cacert",
+            str(setup.directory / "ca.pem"),
+            "-cert",
+            str(setup.directory / "admin.pem"),
+            "-key",
+            str(setup.directory / "admin.key"),
+        ]
         deadline = time.monotonic() + timeout
         while proc.poll() is None:  # an exited node is reported, with its log, by the health wait
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -138,8 +163,10 @@ def _load_security_config(setup: SecureSetup, timeout: float = 180.0) -> Callabl
                 logger.info("security configuration loaded into %s", url)
                 return
             if time.monotonic() > deadline:
-                raise LocalEngineError(f"securityadmin could not load the security configuration into {url}:\n"
-                                       + "\n".join(done.stdout.splitlines()[-15:]))
+                raise LocalEngineError(
+                    f"securityadmin could not load the security configuration into {url}:\n"
+                    + "\n".join(done.stdout.splitlines()[-15:])
+                )
             time.sleep(2.0)
 
     return load
@@ -147,20 +174,26 @@ def _load_security_config(setup: SecureSetup, timeout: float = 180.0) -> Callabl
 
 def _settings(engine: str) -> dict[str, str]:
     if engine == "opensearch":
-        tls = {}
+        tls: dict[str, str] = {}
         for layer in ("transport", "http"):
-            tls |= {f"plugins.security.ssl.{layer}.pemcert_filepath": "certs/node.pem",
-                    f"plugins.security.ssl.{layer}.pemkey_filepath": "certs/node.key",
-                    f"plugins.security.ssl.{layer}.pemtrustedcas_filepath": "certs/ca.pem"}
-        return {**tls, "plugins.security.ssl.http.enabled": "true",
-                "plugins.security.system_indices.enabled": "true"}
-    settings = {"xpack.security.enabled": "true", "xpack.security.http.ssl.enabled": "true",
-                "xpack.security.transport.ssl.enabled": "true",
-                "xpack.security.transport.ssl.verification_mode": "certificate"}
+            tls |= {
+                f"plugins.security.ssl.{layer}.pemcert_filepath": "certs/node.pem",
+                f"plugins.security.ssl.{layer}.pemkey_filepath": "certs/node.key",
+                f"plugins.security.ssl.{layer}.pemtrustedcas_filepath": "certs/ca.pem",
+            }
+        return {**tls, "plugins.security.ssl.http.enabled": "true", "plugins.security.system_indices.enabled": "true"}
+    settings = {
+        "xpack.security.enabled": "true",
+        "xpack.security.http.ssl.enabled": "true",
+        "xpack.security.transport.ssl.enabled": "true",
+        "xpack.security.transport.ssl.verification_mode": "certificate",
+    }
     for layer in ("http", "transport"):
-        settings |= {f"xpack.security.{layer}.ssl.key": "certs/node.key",
-                     f"xpack.security.{layer}.ssl.certificate": "certs/node.pem",
-                     f"xpack.security.{layer}.ssl.certificate_authorities": "certs/ca.pem"}
+        settings |= {
+            f"xpack.security.{layer}.ssl.key": "certs/node.key",
+            f"xpack.security.{layer}.ssl.certificate": "certs/node.pem",
+            f"xpack.security.{layer}.ssl.certificate_authorities": "certs/ca.pem",
+        }
     return settings
 
 
@@ -183,19 +216,29 @@ def _configure(engine: str, setup: SecureSetup, index: str) -> Callable[[Path, d
 
 def _configure_opensearch(config_dir: Path, setup: SecureSetup, roles: dict[str, dict]) -> None:
     with open(config_dir / "opensearch.yml", "a", encoding="utf-8") as fh:  # list settings: not as -E flags
-        fh.write(f"\nplugins.security.nodes_dn: [{json.dumps(NODE_DN)}]\n"
-                 f"plugins.security.authcz.admin_dn: [{json.dumps(ADMIN_DN)}]\n"
-                 'plugins.security.restapi.roles_enabled: ["all_access"]\n')
+        fh.write(
+            f"\nplugins.security.nodes_dn: [{json.dumps(NODE_DN)}]\n"
+            f"plugins.security.authcz.admin_dn: [{json.dumps(ADMIN_DN)}]\n"
+            'plugins.security.restapi.roles_enabled: ["all_access"]\n'
+        )
     sec = config_dir / "opensearch-security"
     users = {"_meta": {"type": "internalusers", "config_version": 2}}
-    for user, role in USERS.items():
-        users[user] = {"hash": _bcrypt(setup.credentials[user]), "reserved": False,
-                       "description": f"vistag local {user.split('-')[1]}"}
-    mapping = {"_meta": {"type": "rolesmapping", "config_version": 2},
-               "all_access": {"reserved": False, "users": ["vistag-admin"]},
-               INDEXER: {"users": ["vistag-indexer"]}, STOREFRONT: {"users": ["vistag-storefront"]}}
-    role_file = {"_meta": {"type": "roles", "config_version": 2},
-                 **{name: {"reserved": False, **body} for name, body in roles.items()}}
+    for user in USERS:
+        users[user] = {
+            "hash": _bcrypt(setup.credentials[user]),
+            "reserved": False,
+            "description": f"vistag local {user.split('-')[1]}",
+        }
+    mapping = {
+        "_meta": {"type": "rolesmapping", "config_version": 2},
+        "all_access": {"reserved": False, "users": ["vistag-admin"]},
+        INDEXER: {"users": ["vistag-indexer"]},
+        STOREFRONT: {"users": ["vistag-storefront"]},
+    }
+    role_file = {
+        "_meta": {"type": "roles", "config_version": 2},
+        **{name: {"reserved": False, **body} for name, body in roles.items()},
+    }
     (sec / "internal_users.yml").write_text(_yaml(users))
     (sec / "roles_mapping.yml").write_text(_yaml(mapping))
     (sec / "roles.yml").write_text(_yaml(role_file))
@@ -203,9 +246,13 @@ def _configure_opensearch(config_dir: Path, setup: SecureSetup, roles: dict[str,
 
 def _configure_elasticsearch(config_dir: Path, setup: SecureSetup, roles: dict[str, dict]) -> None:
     # The file realm: no .security index needed (the integ-test zip cannot create one).
-    (config_dir / "roles.yml").write_text(_yaml({name: {k: v for k, v in body.items() if k != "description"}
-                                                 for name, body in roles.items()}))
+    (config_dir / "roles.yml").write_text(
+        _yaml({name: {k: v for k, v in body.items() if k != "description"} for name, body in roles.items()})
+    )
     (config_dir / "users").write_text("".join(f"{user}:{_bcrypt(setup.credentials[user], '$2a$')}\n" for user in USERS))
-    members: dict[str, list[str]] = {"superuser": ["vistag-admin"], INDEXER: ["vistag-indexer"],
-                                     STOREFRONT: ["vistag-storefront"]}
+    members: dict[str, list[str]] = {
+        "superuser": ["vistag-admin"],
+        INDEXER: ["vistag-indexer"],
+        STOREFRONT: ["vistag-storefront"],
+    }
     (config_dir / "users_roles").write_text("".join(f"{role}:{','.join(users)}\n" for role, users in members.items()))

@@ -90,8 +90,12 @@ class Distribution:
 
     def layout_id(self, extras: tuple[str, ...] = ()) -> str:
         """What a laid-out folder holds (its marker): changes when a pin changes."""
-        parts = [self.archive.coordinates, *(m.name for m in self.modules), *(a.coordinates for a in self.plugins),
-                 *(a.coordinates for e in sorted(extras) for a in self.extras[e])]
+        parts = [
+            self.archive.coordinates,
+            *(m.name for m in self.modules),
+            *(a.coordinates for a in self.plugins),
+            *(a.coordinates for e in sorted(extras) for a in self.extras[e]),
+        ]
         return "\n".join(parts)
 
 
@@ -107,18 +111,31 @@ _OPENSEARCH_MODULES = (
             _os("lang-painless"),
             _os("opensearch-scripting-painless-spi"),
             Artifact("org.antlr", "antlr4-runtime", "4.13.1"),
-            *(Artifact("org.ow2.asm", name, "9.7") for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")),
+            *(
+                Artifact("org.ow2.asm", name, "9.7")
+                for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")
+            ),
         ),
-        ('permission java.lang.RuntimePermission "createClassLoader";', 'permission java.lang.RuntimePermission "getClassLoader";'),
+        (
+            'permission java.lang.RuntimePermission "createClassLoader";',
+            'permission java.lang.RuntimePermission "getClassLoader";',
+        ),
     ),
     Module(
         "lang-mustache",  # stored search templates
         "org.opensearch.script.mustache.MustachePlugin",
         (_os("lang-mustache-client"), Artifact("com.github.spullara.mustache.java", "compiler", "0.9.14")),
-        ('permission java.lang.reflect.ReflectPermission "suppressAccessChecks";', 'permission java.lang.RuntimePermission "accessDeclaredMembers";'),
+        (
+            'permission java.lang.reflect.ReflectPermission "suppressAccessChecks";',
+            'permission java.lang.RuntimePermission "accessDeclaredMembers";',
+        ),
     ),
-    Module("mapper-extras", "org.opensearch.index.mapper.MapperExtrasPlugin", (_os("mapper-extras-client"),)),  # rank_features
-    Module("analysis-common", "org.opensearch.analysis.common.CommonAnalysisPlugin", (_os("analysis-common"),)),  # asciifolding, stemmers
+    Module(
+        "mapper-extras", "org.opensearch.index.mapper.MapperExtrasPlugin", (_os("mapper-extras-client"),)
+    ),  # rank_features
+    Module(
+        "analysis-common", "org.opensearch.analysis.common.CommonAnalysisPlugin", (_os("analysis-common"),)
+    ),  # asciifolding, stemmers
 )
 
 DISTRIBUTIONS: dict[str, Distribution] = {
@@ -131,21 +148,41 @@ DISTRIBUTIONS: dict[str, Distribution] = {
             Artifact("org.opensearch.plugin", "opensearch-knn", OPENSEARCH_KNN_VERSION, "zip"),
             # Hybrid queries and the normalization / score-ranker search processors (extends opensearch-knn).
             # Note the artifact id: `neural-search`, not `opensearch-neural-search`. No .sha1 in the repository.
-            Artifact("org.opensearch.plugin", "neural-search", OPENSEARCH_KNN_VERSION, "zip",
-                     sha256="b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa"),
+            Artifact(
+                "org.opensearch.plugin",
+                "neural-search",
+                OPENSEARCH_KNN_VERSION,
+                "zip",
+                sha256="b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa",
+            ),
         ),
         extras={
             # ml-commons (remote models, the ml_inference ingest and search processors) and what it extends.
             "ml": (
-                Artifact("org.opensearch.plugin", "opensearch-job-scheduler", OPENSEARCH_KNN_VERSION, "zip",
-                         sha256="a54e12582b88a4c173d6e58b16fbc609df12a04eff010ae30396905a1a882bf6"),
-                Artifact("org.opensearch.plugin", "opensearch-ml-plugin", OPENSEARCH_KNN_VERSION, "zip",  # ~355 MB
-                         sha256="2324234d81109dcb2c488da5a6b2034cc0f78d9d08e40ce49ba59fc423a5df5f"),
+                Artifact(
+                    "org.opensearch.plugin",
+                    "opensearch-job-scheduler",
+                    OPENSEARCH_KNN_VERSION,
+                    "zip",
+                    sha256="a54e12582b88a4c173d6e58b16fbc609df12a04eff010ae30396905a1a882bf6",
+                ),
+                Artifact(
+                    "org.opensearch.plugin",
+                    "opensearch-ml-plugin",
+                    OPENSEARCH_KNN_VERSION,
+                    "zip",  # ~355 MB
+                    sha256="2324234d81109dcb2c488da5a6b2034cc0f78d9d08e40ce49ba59fc423a5df5f",
+                ),
             ),
             # The security plugin (TLS, internal users, roles): `vistag engine start --secure`. No .sha1 here.
             "security": (
-                Artifact("org.opensearch.plugin", "opensearch-security", OPENSEARCH_KNN_VERSION, "zip",
-                         sha256="94a04f12ac6033902209fac1e4e512618d45beee604bbf0e42c3ed79c55220cf"),
+                Artifact(
+                    "org.opensearch.plugin",
+                    "opensearch-security",
+                    OPENSEARCH_KNN_VERSION,
+                    "zip",
+                    sha256="94a04f12ac6033902209fac1e4e512618d45beee604bbf0e42c3ed79c55220cf",
+                ),
             ),
         },
         extra_settings={
@@ -160,7 +197,9 @@ DISTRIBUTIONS: dict[str, Distribution] = {
     "elasticsearch": Distribution(
         engine="elasticsearch",
         version=ELASTICSEARCH_VERSION,
-        archive=Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", ELASTICSEARCH_VERSION, "zip"),
+        archive=Artifact(
+            "org.elasticsearch.distribution.integ-test-zip", "elasticsearch", ELASTICSEARCH_VERSION, "zip"
+        ),
     ),
 }
 
@@ -171,21 +210,41 @@ RELEASES: dict[tuple[str, str], Distribution] = {
     ("opensearch", "3.6.0"): Distribution(
         engine="opensearch",
         version="3.6.0",
-        archive=Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", "3.6.0", "zip",
-                         sha256="a91faa1dc1cadc78cb278b4f63847e19e1627a4e9de698e14e7efc14ee37b286"),
+        archive=Artifact(
+            "org.opensearch.distribution.integ-test-zip",
+            "opensearch",
+            "3.6.0",
+            "zip",
+            sha256="a91faa1dc1cadc78cb278b4f63847e19e1627a4e9de698e14e7efc14ee37b286",
+        ),
         plugins=(
-            Artifact("org.opensearch.plugin", "opensearch-knn", "3.6.0.0", "zip",
-                     sha256="ac392ca28a39b3bf290648a422ef30cb149dda2963a9d7feb26060e932341c9a"),
-            Artifact("org.opensearch.plugin", "neural-search", "3.6.0.0", "zip",
-                     sha256="6ef1b206e79391e2e36268e32dc34d27fd8b8a59a8eb0a7393c97d53b038e433"),
+            Artifact(
+                "org.opensearch.plugin",
+                "opensearch-knn",
+                "3.6.0.0",
+                "zip",
+                sha256="ac392ca28a39b3bf290648a422ef30cb149dda2963a9d7feb26060e932341c9a",
+            ),
+            Artifact(
+                "org.opensearch.plugin",
+                "neural-search",
+                "3.6.0.0",
+                "zip",
+                sha256="6ef1b206e79391e2e36268e32dc34d27fd8b8a59a8eb0a7393c97d53b038e433",
+            ),
         ),
         min_java=21,
     ),
     ("elasticsearch", "9.5.0"): Distribution(
         engine="elasticsearch",
         version="9.5.0",
-        archive=Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", "9.5.0", "zip",
-                         sha256="db0e275fd790f723eca7bcde96069fd6fed304ad23afdb70c8c09553dd9e8b1b"),
+        archive=Artifact(
+            "org.elasticsearch.distribution.integ-test-zip",
+            "elasticsearch",
+            "9.5.0",
+            "zip",
+            sha256="db0e275fd790f723eca7bcde96069fd6fed304ad23afdb70c8c09553dd9e8b1b",
+        ),
         min_java=21,
     ),
 }
@@ -198,7 +257,7 @@ def distribution(engine: str, version: str | None = None) -> Distribution:
     Raises:
         KeyError: no such pinned version (the message lists the known ones).
 
-    Example:
+    Examples:
         >>> distribution("opensearch", "3").version
         '3.6.0'
     """

@@ -1,24 +1,44 @@
-"""Image backbones and batched embedding extraction.
+"""Image models: backbones by name, batched embedding through an on-disk cache, trained heads and their training
+(torch, loaded only when used).
 
 This package's ``__init__`` and :mod:`~vistag.models.config`,
 :mod:`~vistag.models.registry` and :mod:`~vistag.models.preprocess` do not import
-torch; :mod:`~vistag.models.backbones` and :mod:`~vistag.models.embedder` do, and
-weights load only when a model is created.
+torch; a model is built, and its weights loaded, only by :func:`create_embedder` or
+:func:`load_model`. The modules, in the order data flows:
+
+* :mod:`~vistag.models.registry`, :mod:`~vistag.models.backbones` -- backbones by name;
+* :mod:`~vistag.models.embedding` -- images to vectors: I/O threads, decode
+  processes, batched forward, the :mod:`~vistag.models.cache`;
+* :mod:`~vistag.models.dataset` -- a labelled catalog with its embeddings and splits;
+* :mod:`~vistag.models.heads`, :mod:`~vistag.models.training`,
+  :mod:`~vistag.models.trainer` -- the multi-task head and ``vistag train``;
+* :mod:`~vistag.models.tagging_model` -- a trained model directory;
+* :mod:`~vistag.models.text_image` -- text into the image space;
+* :mod:`~vistag.models.loading` -- open whatever a user names.
+
+Examples:
+    >>> from vistag.models import get_config
+    >>> get_config("efficientnet-lite0").embedding_dim
+    1840
 """
 
 from vistag.models.config import BackboneConfig
+from vistag.models.loading import (
+    LoadedModel,
+    create_embedder,
+    is_model_dir,
+    load_model,
+    tag_images,
+)
 from vistag.models.registry import available_backbones, get_config
 
-__all__ = ["BackboneConfig", "available_backbones", "get_config", "create_embedder"]
-
-
-def create_embedder(name: str = "efficientnet-lite0", **kwargs):
-    """Create an :class:`~vistag.models.embedder.ImageEmbedder` (imports torch).
-
-    Args:
-        name: registered backbone name.
-        **kwargs: passed to :class:`~vistag.models.embedder.ImageEmbedder`.
-    """
-    from vistag.models.embedder import ImageEmbedder
-
-    return ImageEmbedder(name, **kwargs)
+__all__ = [
+    "BackboneConfig",
+    "LoadedModel",
+    "available_backbones",
+    "create_embedder",
+    "get_config",
+    "is_model_dir",
+    "load_model",
+    "tag_images",
+]

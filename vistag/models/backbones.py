@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from vistag.errors import ConfigError, NotFoundError
 from vistag.models.config import BackboneConfig
 from vistag.models.seeding import seeded
 
@@ -25,29 +27,32 @@ class PooledFeatures(nn.Module):
         super().__init__()
         self.features = features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output for the batch ``x``."""
         maps = self.features(x)
         return maps.mean(dim=(2, 3))
 
 
 class _LiteFeatures(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: Any) -> None:  # efficientnet_lite_pytorch's EfficientNet (untyped)
         super().__init__()
-        self.net = net
+        self.net: Any = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x)
+        features: torch.Tensor = self.net.extract_features(x)
+        return features
 
 
 class LiteMeanMid(nn.Module):
     """EfficientNet-Lite pooled features: mean of the head map concatenated with the
     mean of the stage before the last stride-2 stage (112 channels in lite0) and,
     with ``grid=True``, that stage's means over a 2x2 grid (spatial layout: collars,
-    soles, straps)."""
+    soles, straps).
+    """
 
-    def __init__(self, net: nn.Module, grid: bool = False) -> None:
+    def __init__(self, net: Any, grid: bool = False) -> None:  # efficientnet_lite_pytorch's EfficientNet (untyped)
         super().__init__()
-        self.net = net
+        self.net: Any = net
         self.grid = grid
         strides = [b._block_args.stride for b in net._blocks]
         last_down = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, (list, tuple)) else s) == 2)
@@ -56,14 +61,15 @@ class LiteMeanMid(nn.Module):
     @property
     def mid_channels(self) -> int:
         """Channels of the middle stage."""
-        return self.net._blocks[self.mid_index]._block_args.output_filters
+        return int(self.net._blocks[self.mid_index]._block_args.output_filters)
 
     @property
     def dim(self) -> int:
         """Size of the output vector."""
         return 1280 + self.mid_channels * (5 if self.grid else 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output for the batch ``x``."""
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(x)))
         mid = x
@@ -105,8 +111,9 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     if config.pooling in ("mean+mid", "mean+midgrid"):
-        model: nn.Module = LiteMeanMid(net, grid=config.pooling == "mean+midgrid")
-        dim = model.dim
+        lite = LiteMeanMid(net, grid=config.pooling == "mean+midgrid")
+        model: nn.Module = lite
+        dim = lite.dim
     elif config.pooling == "mean":
         model, dim = PooledFeatures(_LiteFeatures(net)), 1280
     else:
@@ -129,10 +136,12 @@ def build_torchvision(config: BackboneConfig, weights: str | None = None) -> nn.
     import torchvision
 
     if not weights:
-        raise ValueError(f"{config.name} needs a local weights file: pass --weights PATH (vistag never downloads weights)")
+        raise ConfigError(
+            f"{config.name} needs a local weights file: pass --weights PATH (vistag never downloads weights)"
+        )
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
+        raise NotFoundError(f"weights file {path} does not exist")
     net = getattr(torchvision.models, config.name)(weights=None)
     state = torch.load(path, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
@@ -148,9 +157,12 @@ def build_tiny_random(config: BackboneConfig, weights: str | None = None) -> nn.
     dim = config.embedding_dim
     with seeded(0):
         features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, dim, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, dim, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
     if weights:
         features.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

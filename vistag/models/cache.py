@@ -17,8 +17,9 @@ import fcntl
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -120,3 +121,16 @@ class EmbeddingCache:
             for key in uniq:
                 self._index[key] = self._rows
                 self._rows += 1
+
+
+def model_cache(embedder: Any, root: str | Path | None = None) -> EmbeddingCache:
+    """The on-disk cache of an embedder's model, below ``root`` (default: the CLI's,
+    :func:`vistag.config.embedding_cache_dir`).
+
+    Examples:
+        >>> model_cache(create_embedder("tiny-random"), "/tmp/cache").dir.name  # doctest: +SKIP
+        'tiny-random@1-64px'
+    """
+    from vistag.config import embedding_cache_dir
+
+    return EmbeddingCache(root or embedding_cache_dir(), embedder.model_id, embedder.dim)

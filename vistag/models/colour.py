@@ -17,7 +17,7 @@ roughly match what people see):
 (:class:`ColourJoined`) append them to the CNN embedding inside the forward pass.
 ``benchmarks/bench_colour.py`` measures what they add for ``baseColour``.
 
-Example:
+Examples:
     >>> from PIL import Image
     >>> features = colour_features(Image.new("RGB", (60, 80), (200, 20, 30)))
     >>> features.shape
@@ -27,10 +27,12 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -61,7 +63,7 @@ class ColourConfig:
     @property
     def histogram_dim(self) -> int:
         """Length of the histogram part (the rest are 10 statistics)."""
-        return (len(self.lightness_bins) - 1) * self.ab_bins ** 2 + self.hue_bins + self.grey_bins
+        return (len(self.lightness_bins) - 1) * self.ab_bins**2 + self.hue_bins + self.grey_bins
 
     @property
     def dim(self) -> int:
@@ -113,7 +115,7 @@ def colour_batch(rgb: torch.Tensor, config: ColourConfig = ColourConfig()) -> to
     li = torch.bucketize(L.contiguous(), edges, right=True)
     ai = _bins(a, -config.ab_range, config.ab_range, config.ab_bins)
     bi = _bins(b, -config.ab_range, config.ab_range, config.ab_bins)
-    n_joint = (len(config.lightness_bins) - 1) * config.ab_bins ** 2
+    n_joint = (len(config.lightness_bins) - 1) * config.ab_bins**2
     joint = L.new_zeros(n_img, n_joint).scatter_add_(1, (li * config.ab_bins + ai) * config.ab_bins + bi, w)
     hue_idx = _bins(torch.atan2(b, a), -math.pi, math.pi, config.hue_bins)
     hue = L.new_zeros(n_img, config.hue_bins).scatter_add_(1, hue_idx, w * chroma.clamp(max=60.0) / 60.0)
@@ -129,12 +131,14 @@ def colour_batch(rgb: torch.Tensor, config: ColourConfig = ColourConfig()) -> to
     sb = mean((b - mb[:, None]) ** 2).sqrt()
     ordered = torch.where(w > 0, chroma, torch.full_like(chroma, float("inf"))).sort(1).values
     median = ordered.gather(1, ((n.long() - 1) // 2)[:, None]).squeeze(1)
-    stats = torch.stack([mL / 100, ma / 50, mb / 50, sL / 50, sa / 50, sb / 50, mean(chroma) / 50, median / 50,
-                         mean(grey), share], dim=1)
+    stats = torch.stack(
+        [mL / 100, ma / 50, mb / 50, sL / 50, sa / 50, sb / 50, mean(chroma) / 50, median / 50, mean(grey), share],
+        dim=1,
+    )
     return torch.cat([joint / n[:, None], hue / n[:, None], greys / n[:, None], stats], dim=1).float()
 
 
-def colour_features(image, config: ColourConfig = ColourConfig()) -> np.ndarray:
+def colour_features(image: Image.Image, config: ColourConfig = ColourConfig()) -> np.ndarray:
     """The colour evidence of one image (a PIL image, any mode) as ``float32[config.dim]``."""
     rgb = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255.0).permute(2, 0, 1)[None]
     return colour_batch(rgb, config)[0].numpy()
@@ -158,7 +162,17 @@ class ColourJoined(nn.Module):
         config: the colour features.
     """
 
-    def __init__(self, net: nn.Module, mean, std, weight: float, config: ColourConfig = ColourConfig()) -> None:
+    mean: torch.Tensor  # buffers: the input normalisation, to read the pixels back
+    std: torch.Tensor
+
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        weight: float,
+        config: ColourConfig = ColourConfig(),
+    ) -> None:
         super().__init__()
         self.net = net
         self.weight = float(weight)
@@ -166,7 +180,8 @@ class ColourJoined(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output for the batch ``x``."""
         features = F.normalize(self.net(x).float(), dim=1)
         with torch.autocast(device_type=x.device.type, enabled=False):
             rgb = (x.float() * self.std + self.mean).clamp(0.0, 1.0)

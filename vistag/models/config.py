@@ -47,7 +47,7 @@ class BackboneConfig:
     colour: float = 0.0
     flip: bool = False
 
-    def with_input_size(self, size: int | None) -> "BackboneConfig":
+    def with_input_size(self, size: int | None) -> BackboneConfig:
         """A copy with another input resolution (``None`` keeps it)."""
         if size is None or size == self.input_size:
             return self

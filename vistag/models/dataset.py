@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from itertools import islice
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from vistag.catalog.rows import MalformedRow, read_catalog
-from vistag.models.embedding import BatchEmbedder
 from vistag.catalog.schema import CatalogSchema
+from vistag.models.embedding import BatchEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +47,12 @@ class EmbeddedCatalog:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, mask: np.ndarray) -> "EmbeddedCatalog":
+    def subset(self, mask: np.ndarray) -> EmbeddedCatalog:
         """The rows where ``mask`` is true."""
         idx = np.nonzero(mask)[0]
-        return EmbeddedCatalog([self.ids[i] for i in idx], [self.fields[i] for i in idx], self.x[idx],
-                               [self.sha256[i] for i in idx])
+        return EmbeddedCatalog(
+            [self.ids[i] for i in idx], [self.fields[i] for i in idx], self.x[idx], [self.sha256[i] for i in idx]
+        )
 
     def column(self, name: str) -> list[object]:
         """The values of one column."""
@@ -64,8 +67,14 @@ class EmbeddedCatalog:
         return h.hexdigest()
 
 
-def embed_catalog(path: str | Path, schema: CatalogSchema, embedder: BatchEmbedder, *,
-                  limit: int | None = None, progress: bool = False) -> EmbeddedCatalog:
+def embed_catalog(
+    path: str | Path | Iterable[Mapping[str, Any]],
+    schema: CatalogSchema,
+    embedder: BatchEmbedder,
+    *,
+    limit: int | None = None,
+    progress: bool = False,
+) -> EmbeddedCatalog:
     """Read a catalog and embed its images (through the cache); bad rows are skipped and listed.
 
     Args:
@@ -89,7 +98,7 @@ def embed_catalog(path: str | Path, schema: CatalogSchema, embedder: BatchEmbedd
         else:
             ids.append(row.id)
             fields.append(row.fields)
-            shas.append(res.meta.sha256)
+            shas.append(res.meta.sha256 if res.meta else "")
             vectors.append(res.vector)
     bar.close()
     for line, row_id, reason in skipped[:20]:
@@ -105,8 +114,13 @@ def _unit_hash(value: str, salt: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def assign_splits(data: EmbeddedCatalog, split_column: str | None = None, test_fraction: float = 0.1,
-                  val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+def assign_splits(
+    data: EmbeddedCatalog,
+    split_column: str | None = None,
+    test_fraction: float = 0.1,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> np.ndarray:
     """``train``/``val``/``test`` for every row, deterministic.
 
     With ``split_column``, rows whose value is ``test`` are test rows and

@@ -29,7 +29,7 @@ from vistag.models.preprocess import prepare
 
 logger = logging.getLogger(__name__)
 
-_worker_config: BackboneConfig | None = None
+_worker_config: tuple[BackboneConfig, int | None] | None = None
 
 
 @dataclass
@@ -42,30 +42,33 @@ class PreparedImage:
     error: str | None = None
 
 
-def decode_and_prepare(data: bytes, name: str, config: BackboneConfig, sha256: str | None = None) -> PreparedImage:
+def decode_and_prepare(
+    data: bytes, name: str, config: BackboneConfig, sha256: str | None = None, max_pixels: int | None = None
+) -> PreparedImage:
     """Decode ``data`` safely (see :func:`~vistag.images.decode_image`) and prepare it.
 
     Never raises for a bad image: the reason is in ``error``.
     """
     try:
-        loaded = decode_image(data, name, sha256=sha256)
+        loaded = decode_image(data, name, sha256=sha256, max_pixels=max_pixels)
     except ImageLoadError as exc:
         return PreparedImage(error=str(exc))
     try:
         array = prepare(loaded.image, config)
-    except Exception as exc:  # noqa: BLE001 - any convert/resize failure is a bad image
+    except Exception as exc:
         return PreparedImage(error=f"image {name!r} could not be preprocessed: {type(exc).__name__}: {exc}")
     return PreparedImage(loaded.width, loaded.height, array)
 
 
-def _init_worker(config: BackboneConfig) -> None:
+def _init_worker(config: BackboneConfig, max_pixels: int | None) -> None:
     global _worker_config
-    _worker_config = config
+    _worker_config = (config, max_pixels)
 
 
 def _work(data: bytes, name: str, sha256: str | None) -> PreparedImage:
     assert _worker_config is not None
-    return decode_and_prepare(data, name, _worker_config, sha256)
+    config, max_pixels = _worker_config
+    return decode_and_prepare(data, name, config, sha256, max_pixels)
 
 
 class DecodePool:
@@ -74,10 +77,12 @@ class DecodePool:
     Args:
         config: the backbone config (input size, fill, interpolation).
         processes: worker processes; 0 decodes inline.
+        max_pixels: decompression-bomb guard (default :data:`vistag.images.decoding.MAX_PIXELS`).
     """
 
-    def __init__(self, config: BackboneConfig, processes: int = 1) -> None:
+    def __init__(self, config: BackboneConfig, processes: int = 1, max_pixels: int | None = None) -> None:
         self.config = config
+        self.max_pixels = max_pixels
         self.processes = max(0, processes)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
@@ -86,14 +91,18 @@ class DecodePool:
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn: the parent has torch and threads loaded; forking them is unsafe.
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.config,))
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.config, self.max_pixels),
+        )
 
     def decode(self, data: bytes, name: str, sha256: str | None = None) -> PreparedImage:
         """Decode and prepare one image (blocking; call from an I/O thread)."""
         if self._pool is None:
-            return decode_and_prepare(data, name, self.config, sha256)
-        for attempt in range(2):
+            return decode_and_prepare(data, name, self.config, sha256, self.max_pixels)
+        for _attempt in range(2):
             pool = self._pool
             try:
                 return pool.submit(_work, data, name, sha256).result()

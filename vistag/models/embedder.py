@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -91,7 +91,8 @@ class ImageEmbedder:
 
     def forward_batch(self, batch: torch.Tensor) -> np.ndarray:
         """Run one NCHW float batch (already on the device) and return unit vectors
-        (the bare model forward; call under ``torch.inference_mode()``)."""
+        (the bare model forward; call under ``torch.inference_mode()``).
+        """
         n = len(batch)
         if self.compiled and n < self.batch_size:  # one static shape: no recompilation
             batch = torch.cat([batch, batch.new_zeros((self.batch_size - n, *batch.shape[1:]))])
@@ -106,7 +107,8 @@ class ImageEmbedder:
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:
         """The model's vectors; with ``config.flip`` those of the batch and its mirror image, summed
-        (the sum points the way their mean does)."""
+        (the sum points the way their mean does).
+        """
         feats = self.model(batch)
         if self.config.flip:
             feats = feats.float() + self.model(batch.flip(3)).float()
@@ -126,8 +128,10 @@ class ImageEmbedder:
         """
         if len(arrays) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = [self.forward_batch(self.prepared_batch(arrays[start:start + self.batch_size]))
-               for start in range(0, len(arrays), self.batch_size)]
+        out = [
+            self.forward_batch(self.prepared_batch(arrays[start : start + self.batch_size]))
+            for start in range(0, len(arrays), self.batch_size)
+        ]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def prepared_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:

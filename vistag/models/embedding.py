@@ -1,19 +1,30 @@
-"""Read, decode and embed catalog images in a pipeline, through the embedding cache."""
+"""Read, decode and embed catalog images in a pipeline, through the embedding cache.
+
+Examples:
+    >>> embedder = create_embedder("tiny-random", device="cpu")                           # doctest: +SKIP
+    >>> with open_batch_embedder(embedder, "images/") as batch:                            # doctest: +SKIP
+    ...     [res.vector.shape for _, res in batch.embed_stream([("a", "1.jpg", None)])]
+    [(64,)]
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
-from vistag.models.decode_pool import DecodePool
-from vistag.images import ImageLoadError, ImageStore, image_size, sha256_of
+from vistag.images import ImageLoadError, ImageRef, ImageStore, image_size, sha256_of
 from vistag.models.cache import EmbeddingCache
+from vistag.models.decode_pool import DecodePool
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +40,7 @@ class ImageMeta:
     width: int
     height: int
 
-    def to_doc(self) -> dict:
+    def to_doc(self) -> dict[str, Any]:
         """The ``image`` object of the document."""
         return {"source": self.source, "sha256": self.sha256, "width": self.width, "height": self.height}
 
@@ -46,7 +57,8 @@ class Embedded:
 def default_decode_processes(device_type: str = "cpu") -> int:
     """Decode processes for a device: on CPU the model needs the cores (1 per 4 cores,
     none below 4: a 2-core CPU decodes faster in threads, measured by
-    ``benchmarks/bench_pipeline.py``); on a GPU decoding is the bottleneck (all cores but two)."""
+    ``benchmarks/bench_pipeline.py``); on a GPU decoding is the bottleneck (all cores but two).
+    """
     cores = os.cpu_count() or 1
     return max(1, cores - 2) if device_type == "cuda" else cores // 4
 
@@ -71,8 +83,15 @@ class BatchEmbedder:
         prefetch: images in flight ahead of the model (default 4 batches).
     """
 
-    def __init__(self, embedder, store: ImageStore, cache: EmbeddingCache | None, workers: int = 4,
-                 processes: int | None = None, prefetch: int | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Any,
+        store: ImageStore,
+        cache: EmbeddingCache | None,
+        workers: int = 4,
+        processes: int | None = None,
+        prefetch: int | None = None,
+    ) -> None:
         self.embedder = embedder
         self.store = store
         self.cache = cache
@@ -81,9 +100,10 @@ class BatchEmbedder:
         if processes is None:
             device = getattr(getattr(embedder, "device", None), "type", "cpu")
             processes = default_decode_processes(device)
-        self.decoder = DecodePool(embedder.config, processes)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, workers, 2 * self.decoder.processes),
-                                       thread_name_prefix="vistag-image")
+        self.decoder = DecodePool(embedder.config, processes, max_pixels=store.max_pixels)
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, workers, 2 * self.decoder.processes), thread_name_prefix="vistag-image"
+        )
         self.computed = 0
         self.cache_hits = 0
 
@@ -92,13 +112,13 @@ class BatchEmbedder:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.decoder.close()
 
-    def __enter__(self) -> "BatchEmbedder":
+    def __enter__(self) -> BatchEmbedder:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _load(self, ref: object) -> tuple[ImageMeta | None, np.ndarray | None, str | None]:
+    def _load(self, ref: ImageRef | None) -> tuple[ImageMeta | None, np.ndarray | None, str | None]:
         """Read, hash and (on a cache miss) decode one image: (meta, uint8 array or None, error).
 
         ``ref`` is a path or URL, or an in-memory image (bytes or a PIL image; see
@@ -113,6 +133,8 @@ class BatchEmbedder:
             sha = sha256_of(data)  # empty bytes are never cached: the decoder reports them
             if self.cache is not None and sha in self.cache:
                 width, height = image_size(data, ref)
+                if width * height > self.store.max_pixels:  # the same limit as a decode, cache or not
+                    raise ImageLoadError(f"image {ref!r} is {width}x{height}, over the {self.store.max_pixels}-pixel limit")
                 return ImageMeta(ref, sha, width, height), None, None
         except ImageLoadError as exc:
             return None, None, str(exc)
@@ -121,7 +143,7 @@ class BatchEmbedder:
             return None, None, prepared.error
         return ImageMeta(ref, sha, prepared.width, prepared.height), prepared.array, None
 
-    def embed_stream(self, items: Iterable[tuple[T, str | None, ImageMeta | None]]) -> Iterator[tuple[T, Embedded]]:
+    def embed_stream(self, items: Iterable[tuple[T, Any, ImageMeta | None]]) -> Iterator[tuple[T, Embedded]]:
         """Embed a stream of ``(tag, image ref, known meta or None)``; yield ``(tag, Embedded)`` in input order.
 
         A known meta whose vector is cached is not read again. Vectors computed here
@@ -168,12 +190,12 @@ class BatchEmbedder:
             for (res, _), vec in zip(fresh, vectors):
                 res.vector = vec
             if self.cache is not None:
-                self.cache.put_many([res.meta.sha256 for res, _ in fresh], vectors)
+                self.cache.put_many([res.meta.sha256 for res, _ in fresh if res.meta is not None], vectors)
         need = [res for _, res, _ in group if res.meta is not None and res.vector is None]
         if need:
             if self.cache is None:
                 raise RuntimeError("no vector and no cache")  # cannot happen: without a cache every image is decoded
-            vectors, found = self.cache.get_many([res.meta.sha256 for res in need])
+            vectors, found = self.cache.get_many([res.meta.sha256 for res in need if res.meta is not None])
             self.cache_hits += sum(found)
             for res, vec, ok in zip(need, vectors, found):
                 if ok:
@@ -182,3 +204,40 @@ class BatchEmbedder:
                     res.error = "embedding missing from the cache"
         for tag, res, _ in group:
             yield tag, res
+
+
+@contextmanager
+def open_batch_embedder(
+    embedder: Any,
+    images: str | Path | ImageStore | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    workers: int = 4,
+    processes: int | None = None,
+    max_pixels: int | None = None,
+    max_bytes: int | None = None,
+) -> Iterator[BatchEmbedder]:
+    """A :class:`BatchEmbedder` over ``images`` for the length of a ``with`` block.
+
+    Args:
+        embedder: an :class:`~vistag.models.embedder.ImageEmbedder`.
+        images: where relative image references are found (a folder or a ``.tar``), or
+            an :class:`~vistag.images.ImageStore` the caller opened.
+        cache_dir: keep the embeddings in an on-disk cache there (one folder per model
+            id below it); without one they live in a temporary folder that is deleted
+            at the end (it still spares a second forward pass within the run).
+        workers: image loading threads.
+        processes: decode processes (``None``: :func:`default_decode_processes`).
+        max_pixels: decompression-bomb guard (default :data:`vistag.images.decoding.MAX_PIXELS`).
+        max_bytes: largest encoded image read.
+    """
+    limits: dict[str, Any] = {k: v for k, v in (("max_pixels", max_pixels), ("max_bytes", max_bytes)) if v}
+    with tempfile.TemporaryDirectory(prefix="vistag-cache-") as scratch:
+        cache = EmbeddingCache(Path(cache_dir or scratch), embedder.model_id, embedder.dim)
+        store = images if isinstance(images, ImageStore) else ImageStore(images, **limits)
+        try:
+            with BatchEmbedder(embedder, store, cache, workers=workers, processes=processes) as batch:
+                yield batch
+        finally:
+            if store is not images:
+                store.close()

@@ -39,13 +39,17 @@ class HeadConfig:
 class MultiTaskHead(nn.Module):
     """Shared trunk plus one output layer per task (see the module docstring)."""
 
+    mean: torch.Tensor  # buffers: the training set's input statistics
+    std: torch.Tensor
+    trunk: nn.Module
+
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.config = config
         self.register_buffer("mean", torch.zeros(config.in_dim))
         self.register_buffer("std", torch.ones(config.in_dim))
         if config.hidden:
-            self.trunk: nn.Module = nn.Sequential(
+            self.trunk = nn.Sequential(
                 nn.Dropout(config.dropout / 2),
                 nn.Linear(config.in_dim, config.hidden),
                 nn.LayerNorm(config.hidden),

@@ -48,8 +48,10 @@ class TorchTopK:
         return tensor
 
     @torch.inference_mode()
-    def __call__(self, query: np.ndarray, block: np.ndarray, start: int, k: int,
-                 exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, query: np.ndarray, block: np.ndarray, start: int, k: int, exclude: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` rows of ``block`` (offset ``start``) for each query, and their similarities."""
         ref = self._block(block, start)
         q = torch.from_numpy(np.ascontiguousarray(query)).to(self.device)
         sims = (q.to(ref.dtype) @ ref.T).float()

@@ -10,8 +10,8 @@ root -> leaf paths observed in training, used to decode consistent predictions.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Vocabulary:
     folded: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, column: str, values: Iterable[object], min_count: int = 1, fold_rare: bool = True) -> "Vocabulary":
+    def fit(cls, column: str, values: Iterable[object], min_count: int = 1, fold_rare: bool = True) -> Vocabulary:
         """Build from training values.
 
         Args:
@@ -92,7 +92,7 @@ class Vocabulary:
         return {"column": self.column, "classes": self.classes, "counts": self.counts, "folded": self.folded}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Vocabulary":
+    def from_dict(cls, data: Mapping) -> Vocabulary:
         """Inverse of :meth:`to_dict`."""
         return cls(data["column"], list(data["classes"]), list(data["counts"]), dict(data.get("folded", {})))
 
@@ -110,7 +110,7 @@ class Hierarchy:
     paths: np.ndarray
 
     @classmethod
-    def fit(cls, vocabularies: Sequence[Vocabulary], codes: np.ndarray) -> "Hierarchy":
+    def fit(cls, vocabularies: Sequence[Vocabulary], codes: np.ndarray) -> Hierarchy:
         """Observed paths from ``codes`` ``(N, L)`` (rows with a missing level are ignored)."""
         complete = codes[(codes >= 0).all(axis=1)] if len(codes) else codes.reshape(0, len(vocabularies))
         paths = np.unique(complete, axis=0) if len(complete) else np.zeros((0, len(vocabularies)), np.int64)
@@ -142,7 +142,9 @@ class Hierarchy:
         per_level = []
         for level, lp in enumerate(log_probs):
             node_best = np.full((n, lp.shape[1]), -np.inf)
-            np.maximum.at(node_best, (np.arange(n)[:, None], np.broadcast_to(self.paths[:, level], scores.shape)), scores)
+            np.maximum.at(
+                node_best, (np.arange(n)[:, None], np.broadcast_to(self.paths[:, level], scores.shape)), scores
+            )
             per_level.append(np.argsort(-node_best, axis=1)[:, :top_k])
         return best, per_level
 
@@ -151,7 +153,7 @@ class Hierarchy:
         return {"levels": self.levels, "paths": self.paths.tolist()}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Hierarchy":
+    def from_dict(cls, data: Mapping) -> Hierarchy:
         """Inverse of :meth:`to_dict`."""
         paths = np.asarray(data["paths"], dtype=np.int64)
         if not data["levels"]:
@@ -160,7 +162,9 @@ class Hierarchy:
         return cls(list(data["levels"]), paths)
 
 
-def tag_targets(rows: Sequence[Mapping[str, object]], columns: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+def tag_targets(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str], vocab: Vocabulary
+) -> tuple[np.ndarray, np.ndarray]:
     """Multi-label targets and their mask for the tag head.
 
     A tag is *known* for a row when at least one column it can come from has a

@@ -64,9 +64,9 @@ def prepare(image: Image.Image, config: BackboneConfig) -> np.ndarray:
 
 def normalize(prepared: np.ndarray, config: BackboneConfig) -> np.ndarray:
     """uint8 HWC (from :func:`prepare`) -> float32 CHW scaled to 0..1 and normalised by mean/std."""
-    array = prepared.astype(np.float32) * (1.0 / 255.0)
-    array = (array - np.asarray(config.mean, dtype=np.float32)) / np.asarray(config.std, dtype=np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    array = prepared.astype(np.float32) * np.float32(1.0 / 255.0)
+    scaled = (array - np.asarray(config.mean, dtype=np.float32)) / np.asarray(config.std, dtype=np.float32)
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1))
 
 
 def preprocess(image: Image.Image, config: BackboneConfig) -> np.ndarray:

@@ -20,7 +20,7 @@ def seeded(seed: int) -> Iterator[None]:
     draw the same numbers as after ``torch.manual_seed(seed)``; the CUDA generators are not
     touched (the heads and the projection train on CPU).
 
-    Example:
+    Examples:
         >>> with seeded(0):
         ...     a = torch.rand(2)
         >>> with seeded(0):

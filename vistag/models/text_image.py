@@ -19,7 +19,7 @@ dropped at random: :func:`query_like`).
 Saved as a folder (``text-image/`` inside a model directory): ``config.json`` and
 ``projection.pt``; :meth:`TextImageProjection.load` reads it back.
 
-Example:
+Examples:
     >>> proj = TextImageProjection.fit(titles, image_vectors, image_model_id=embedder.model_id)  # doctest: +SKIP
     >>> proj.save("model/text-image")                                                            # doctest: +SKIP
     >>> vectors = TextImageProjection.load("model/text-image").encode(["red running shoes"])     # doctest: +SKIP
@@ -36,17 +36,20 @@ import logging
 import math
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vistag.models.seeding import seeded
 from vistag.catalog.vocabulary import normalize_tag
+from vistag.errors import ConfigError, NotFoundError
+from vistag.models.seeding import seeded
+from vistag.models.text import TagNameEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +111,16 @@ class ProjectionMLP(nn.Module):
     def __init__(self, config: TextImageConfig) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(config.text_dim, config.hidden), nn.LayerNorm(config.hidden), nn.GELU(),
-            nn.Dropout(config.dropout), nn.Linear(config.hidden, config.image_dim))
+            nn.Linear(config.text_dim, config.hidden),
+            nn.LayerNorm(config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.image_dim),
+        )
         self.labels = nn.ModuleDict({col: nn.Linear(config.hidden, len(names)) for col, names in config.labels.items()})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output for the batch ``x``."""
         return F.normalize(self.net(x), dim=1)
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -124,7 +132,7 @@ class ProjectionMLP(nn.Module):
 def query_like(text: str, rng: random.Random, drop: float = 1 / 3) -> str:
     """A title as a shopper might type it: the leading word (usually the brand) and ``drop`` of the rest dropped.
 
-    Example:
+    Examples:
         >>> query_like("Nike Men Navy Blue Running Shoes", random.Random(0))
         'Men Navy Blue Shoes'
     """
@@ -133,8 +141,13 @@ def query_like(text: str, rng: random.Random, drop: float = 1 / 3) -> str:
     return " ".join(keep or words[-1:])
 
 
-def contrastive_loss(text: torch.Tensor, image: torch.Tensor, temperature: float,
-                     groups: torch.Tensor | None = None, group_weight: float = 1.0) -> torch.Tensor:
+def contrastive_loss(
+    text: torch.Tensor,
+    image: torch.Tensor,
+    temperature: float,
+    groups: torch.Tensor | None = None,
+    group_weight: float = 1.0,
+) -> torch.Tensor:
     """Symmetric InfoNCE over a batch of unit vectors: pair ``i`` is the positive of row ``i``.
 
     Pairs whose image vectors are identical (the same photo under two ids) are not
@@ -151,8 +164,10 @@ def contrastive_loss(text: torch.Tensor, image: torch.Tensor, temperature: float
     loss = (F.cross_entropy(pair_logits, target) + F.cross_entropy(pair_logits.T, target)) / 2
     if groups is not None and group_weight > 0:
         positive = ((groups[:, None] == groups[None, :]) | same | eye).float()
-        per_row = [-(logits.log_softmax(1) * positive).sum(1) / positive.sum(1),
-                   -(logits.T.log_softmax(1) * positive).sum(1) / positive.sum(1)]
+        per_row = [
+            -(logits.log_softmax(1) * positive).sum(1) / positive.sum(1),
+            -(logits.T.log_softmax(1) * positive).sum(1) / positive.sum(1),
+        ]
         loss = loss + group_weight * (per_row[0].mean() + per_row[1].mean()) / 2
     return loss
 
@@ -173,13 +188,13 @@ class TextImageProjection:
         encoder: a :class:`vistag.models.text.TagNameEncoder` (loaded on first use if ``None``).
     """
 
-    def __init__(self, config: TextImageConfig, module: ProjectionMLP, encoder=None) -> None:
+    def __init__(self, config: TextImageConfig, module: ProjectionMLP, encoder: TagNameEncoder | None = None) -> None:
         self.config = config
         self.module = module.eval()
         self._encoder = encoder
 
     @property
-    def encoder(self):
+    def encoder(self) -> TagNameEncoder:
         """The sentence encoder (the bundled MiniLM), loaded on first use."""
         if self._encoder is None:
             from vistag.models.text import TagNameEncoder
@@ -188,11 +203,21 @@ class TextImageProjection:
         return self._encoder
 
     @classmethod
-    def fit(cls, texts: Sequence[str] | np.ndarray, image_vectors: np.ndarray, *, image_model_id: str,
-            val_texts: Sequence[str] | np.ndarray | None = None, val_vectors: np.ndarray | None = None,
-            groups: Sequence[object] | None = None, labels: Mapping[str, Sequence[object]] | None = None,
-            query_texts: np.ndarray | None = None, encoder=None, progress: bool = False,
-            **overrides) -> "TextImageProjection":
+    def fit(
+        cls,
+        texts: Sequence[str] | np.ndarray,
+        image_vectors: np.ndarray,
+        *,
+        image_model_id: str,
+        val_texts: Sequence[str] | np.ndarray | None = None,
+        val_vectors: np.ndarray | None = None,
+        groups: Sequence[object] | None = None,
+        labels: Mapping[str, Sequence[object]] | None = None,
+        query_texts: np.ndarray | None = None,
+        encoder: TagNameEncoder | None = None,
+        progress: bool = False,
+        **overrides: Any,
+    ) -> TextImageProjection:
         """Train on (text, image vector) pairs; texts may be given already encoded (``(N, 384)``).
 
         Args:
@@ -212,9 +237,12 @@ class TextImageProjection:
             progress: show a progress bar while encoding.
             **overrides: :class:`TextImageConfig` fields (``epochs``, ``hidden`` ...).
         """
-        label_names = {col: sorted({str(v) for v in values if v not in (None, "")}) for col, values in (labels or {}).items()}
-        config = TextImageConfig(image_model_id=image_model_id, image_dim=int(image_vectors.shape[1]),
-                                 labels=label_names, **overrides)
+        label_names = {
+            col: sorted({str(v) for v in values if v not in (None, "")}) for col, values in (labels or {}).items()
+        }
+        config = TextImageConfig(
+            image_model_id=image_model_id, image_dim=int(image_vectors.shape[1]), labels=label_names, **overrides
+        )
         with seeded(config.seed):  # the same initial weights for the same seed
             proj = cls(config, ProjectionMLP(config), encoder)
         t = proj._as_text_vectors(texts, progress)
@@ -224,12 +252,16 @@ class TextImageProjection:
         if groups is not None:
             _, inverse = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
             codes = inverse.astype(np.int64)
-        targets = {col: np.asarray([names.index(str(x)) if x not in (None, "") else -1 for x in (labels or {})[col]],
-                                   np.int64) for col, names in label_names.items()}
+        targets = {
+            col: np.asarray([names.index(str(x)) if x not in (None, "") else -1 for x in (labels or {})[col]], np.int64)
+            for col, names in label_names.items()
+        }
         if config.query_noise > 0:
             if query_texts is None and not (isinstance(texts, np.ndarray) and texts.ndim == 2):
                 rng = random.Random(config.seed)
-                query_texts = proj._as_text_vectors([query_like(str(x), rng, config.query_noise) for x in texts], progress)
+                query_texts = proj._as_text_vectors(
+                    [query_like(str(x), rng, config.query_noise) for x in texts], progress
+                )
             if query_texts is not None:  # each pair twice: as the title and as a query
                 t = np.concatenate([t, np.asarray(query_texts, np.float32)])
                 v = np.concatenate([v, v])
@@ -239,13 +271,20 @@ class TextImageProjection:
             proj._train(t, v, vt, None if val_vectors is None else np.asarray(val_vectors, np.float32), codes, targets)
         return proj
 
-    def _as_text_vectors(self, texts, progress: bool = False) -> np.ndarray:
+    def _as_text_vectors(self, texts: Sequence[str] | np.ndarray, progress: bool = False) -> np.ndarray:
         if isinstance(texts, np.ndarray) and texts.ndim == 2:
             return texts.astype(np.float32, copy=False)
         return self.encoder([str(t) for t in texts], progress=progress)
 
-    def _train(self, t: np.ndarray, v: np.ndarray, vt: np.ndarray | None, vv: np.ndarray | None,
-               groups: np.ndarray | None = None, targets: dict[str, np.ndarray] | None = None) -> None:
+    def _train(
+        self,
+        t: np.ndarray,
+        v: np.ndarray,
+        vt: np.ndarray | None,
+        vv: np.ndarray | None,
+        groups: np.ndarray | None = None,
+        targets: dict[str, np.ndarray] | None = None,
+    ) -> None:
         c = self.config
         generator = torch.Generator().manual_seed(c.seed)
         module = self.module
@@ -256,7 +295,8 @@ class TextImageProjection:
         steps = max(1, len(x) // c.batch_size)  # drop the last partial batch: fewer in-batch negatives there
         opt = torch.optim.AdamW(module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / (c.epochs * steps)))))
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / (c.epochs * steps))))
+        )
         best, best_state, started = -1.0, None, time.monotonic()
         c.history = []
         for epoch in range(c.epochs):
@@ -264,13 +304,14 @@ class TextImageProjection:
             order = torch.randperm(len(x), generator=generator)
             total = 0.0
             for step in range(steps):
-                idx = order[step * c.batch_size:(step + 1) * c.batch_size]
+                idx = order[step * c.batch_size : (step + 1) * c.batch_size]
                 vec, logits = module.forward_all(x[idx])
                 loss = contrastive_loss(vec, y[idx], c.temperature, None if g is None else g[idx], c.group_weight)
                 for col, target in ys.items():
                     if (target[idx] >= 0).any():
-                        loss = loss + c.label_weight * F.cross_entropy(logits[col], target[idx], ignore_index=-1,
-                                                                       label_smoothing=0.1)
+                        loss = loss + c.label_weight * F.cross_entropy(
+                            logits[col], target[idx], ignore_index=-1, label_smoothing=0.1
+                        )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -298,17 +339,19 @@ class TextImageProjection:
         out = []
         with torch.inference_mode():
             for start in range(0, len(t), batch_size):
-                out.append(self.module(torch.from_numpy(np.ascontiguousarray(t[start:start + batch_size]))).numpy())
+                out.append(self.module(torch.from_numpy(np.ascontiguousarray(t[start : start + batch_size]))).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.config.image_dim), np.float32)
 
     def encode_query(self, text: str) -> tuple[np.ndarray, dict[str, float]]:
         """One query's image-space vector and its read tags (:meth:`query_tags`), encoding the text once.
 
-        Example:
+        Examples:
             >>> vector, tags = proj.encode_query("navy blue shirt")  # doctest: +SKIP
         """
         with torch.inference_mode():  # one pass through the MLP for the vector and the labels
-            vector, logits = self.module.forward_all(torch.from_numpy(np.ascontiguousarray(self._as_text_vectors([text]))))
+            vector, logits = self.module.forward_all(
+                torch.from_numpy(np.ascontiguousarray(self._as_text_vectors([text])))
+            )
         probs = {col: z.softmax(1).numpy() for col, z in logits.items()}
         return vector[0].numpy(), self._tags_from_probs(probs, 1)[0]
 
@@ -318,27 +361,42 @@ class TextImageProjection:
         out: dict[str, list[np.ndarray]] = {col: [] for col in self.config.labels}
         with torch.inference_mode():
             for start in range(0, len(t), batch_size):
-                _, logits = self.module.forward_all(torch.from_numpy(np.ascontiguousarray(t[start:start + batch_size])))
+                _, logits = self.module.forward_all(
+                    torch.from_numpy(np.ascontiguousarray(t[start : start + batch_size]))
+                )
                 for col, z in logits.items():
                     out[col].append(z.softmax(1).numpy())
-        return {col: np.concatenate(parts) if parts else np.zeros((0, len(self.config.labels[col])), np.float32)
-                for col, parts in out.items()}
+        return {
+            col: np.concatenate(parts) if parts else np.zeros((0, len(self.config.labels[col])), np.float32)
+            for col, parts in out.items()
+        }
 
-    def query_tags(self, texts: Sequence[str] | np.ndarray, min_prob: float = 0.2, per_column: int = 2,
-                   column_weights: Mapping[str, float] | None = None) -> list[dict[str, float]]:
+    def query_tags(
+        self,
+        texts: Sequence[str] | np.ndarray,
+        min_prob: float = 0.2,
+        per_column: int = 2,
+        column_weights: Mapping[str, float] | None = None,
+    ) -> list[dict[str, float]]:
         """Each text's predicted catalog tags, weighted by probability (times ``column_weights``, default 1).
 
         Tags are the label values slugged as the index slugs them (``Navy Blue`` -> ``navy-blue``);
         per column at most ``per_column`` values with probability ``>= min_prob``.
 
-        Example:
+        Examples:
             >>> proj.query_tags(["blue jeans men"])  # doctest: +SKIP
             [{'jeans': 0.97, 'blue': 0.81, 'men': 0.95}]
         """
         return self._tags_from_probs(self.predict_labels(texts), len(texts), min_prob, per_column, column_weights)
 
-    def _tags_from_probs(self, probs: Mapping[str, np.ndarray], n: int, min_prob: float = 0.2, per_column: int = 2,
-                         column_weights: Mapping[str, float] | None = None) -> list[dict[str, float]]:
+    def _tags_from_probs(
+        self,
+        probs: Mapping[str, np.ndarray],
+        n: int,
+        min_prob: float = 0.2,
+        per_column: int = 2,
+        column_weights: Mapping[str, float] | None = None,
+    ) -> list[dict[str, float]]:
         """The read tags of ``n`` texts from their label probabilities (see :meth:`query_tags`)."""
         out: list[dict[str, float]] = [{} for _ in range(n)]
         for col, p in probs.items():
@@ -359,19 +417,47 @@ class TextImageProjection:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path, encoder=None) -> "TextImageProjection":
+    def load(cls, directory: str | Path, encoder: TagNameEncoder | None = None) -> TextImageProjection:
         """Read a folder written by :meth:`save`.
 
         Raises:
-            FileNotFoundError: the folder has no projection.
+            NotFoundError: the folder has no projection.
+            ConfigError: its weights do not match its config.
         """
         path = Path(directory)
         if not (path / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{path} holds no text->image projection ({CONFIG_FILE} missing)")
+            raise NotFoundError(f"{path} holds no text->image projection ({CONFIG_FILE} missing)")
         config = TextImageConfig(**json.loads((path / CONFIG_FILE).read_text()))
         module = ProjectionMLP(config)
         try:
             module.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         except (RuntimeError, OSError) as exc:
-            raise ValueError(f"{path / WEIGHTS_FILE} does not match {path / CONFIG_FILE}: {exc}") from None
+            raise ConfigError(f"{path / WEIGHTS_FILE} does not match {path / CONFIG_FILE}: {exc}") from None
         return cls(config, module, encoder)
+
+
+def load_projection(path: str | Path, image_dim: int | None = None) -> TextImageProjection:
+    """A text->image projection from its folder, or from a model directory trained with ``--text-image``.
+
+    Args:
+        path: the projection's folder, or a model directory holding one in ``text-image/``.
+        image_dim: the vector size of the index it will query; a projection into another space is refused.
+
+    Raises:
+        NotFoundError: no projection there.
+        ConfigError: it projects into vectors of another size.
+
+    Examples:
+        >>> load_projection("models/fashion", image_dim=2048).config.image_model_id  # doctest: +SKIP
+        'efficientnet-lite0-colour@1-128px-meanmidgrid-lab0.5'
+    """
+    folder = Path(path)
+    if not (folder / CONFIG_FILE).is_file() and (folder / "text-image" / CONFIG_FILE).is_file():
+        folder = folder / "text-image"  # a model directory trained with --text-image
+    projection = TextImageProjection.load(folder)
+    if image_dim is not None and projection.config.image_dim != image_dim:
+        raise ConfigError(
+            f"{folder} projects into {projection.config.image_dim}-d {projection.config.image_model_id} "
+            f"vectors, the index holds {image_dim}-d vectors: train it on the index's backbone"
+        )
+    return projection

@@ -14,8 +14,9 @@ import numpy as np
 GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
 
-def tune_per_tag(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, default: float = 0.5,
-                 min_positives: int = 3) -> np.ndarray:
+def tune_per_tag(
+    probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, default: float = 0.5, min_positives: int = 3
+) -> np.ndarray:
     """The threshold of each tag that maximises its F1 on the known rows.
 
     Tags with fewer than ``min_positives`` validation positives keep ``default``.

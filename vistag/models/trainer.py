@@ -1,23 +1,51 @@
-"""``vistag train``: labelled catalog -> cached embeddings -> trained multi-task head -> model directory."""
+"""``vistag train``: labelled catalog -> cached embeddings -> trained multi-task head -> model directory.
+
+Examples:
+    >>> result = train("labels.csv", "models/fashion", images="images.tar",
+    ...                schema="fashion-product-images")                        # doctest: +SKIP
+    >>> result.model.tagger_id                                                 # doctest: +SKIP
+    'fashion@3f2a9c1d0e4b'
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vistag.catalog.schema import CatalogSchema, as_schema
 from vistag.catalog.vocabulary import tags_from_labels
-from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
+from vistag.errors import ConfigError
 from vistag.models.config import BackboneConfig
+from vistag.models.dataset import (
+    TRAIN,
+    VAL,
+    EmbeddedCatalog,
+    assign_splits,
+    embed_catalog,
+)
 from vistag.models.heads import HeadConfig
 from vistag.models.labels import Hierarchy, Vocabulary, tag_targets
 from vistag.models.tagging_model import TaggingModel, sigmoid
-from vistag.models.training import TAGS, Split, TrainConfig, fit_temperatures, predict_logits, train_head
+from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
+from vistag.models.training import (
+    TAGS,
+    Split,
+    TrainConfig,
+    fit_temperatures,
+    predict_logits,
+    train_head,
+)
 from vistag.models.validator import TypeValidator
-from vistag.models.dataset import TRAIN, VAL, EmbeddedCatalog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.text_image import TextImageProjection
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +76,264 @@ class TrainSettings:
     train: TrainConfig = field(default_factory=TrainConfig)
     title_column: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return asdict(self)
 
+    @classmethod
+    def for_schema(
+        cls,
+        schema: CatalogSchema,
+        *,
+        levels: Sequence[str] | None = None,
+        attributes: Sequence[str] | None = None,
+        tag_columns: Sequence[str] | None = None,
+        title_aware: bool = False,
+        **options: Any,
+    ) -> TrainSettings:
+        """Settings that learn the schema's category levels, attributes and tags unless told otherwise.
 
-def _split(data: EmbeddedCatalog, levels: list[Vocabulary], attributes: list[Vocabulary], tags: Vocabulary,
-           tag_columns: list[str]) -> Split:
+        Args:
+            schema: the catalog's schema.
+            levels: hierarchy columns, root first (default: the schema's ``category``).
+            attributes: attribute columns (default: the schema's ``attributes``).
+            tag_columns: tag columns (default: the schema's ``tags``).
+            title_aware: the heads also read the schema's title column.
+            **options: the other fields (``min_count``, ``min_confidence``, ``train``, ...).
+
+        Raises:
+            ConfigError: nothing to learn, or ``title_aware`` without a title column.
+
+        Examples:
+            >>> TrainSettings.for_schema(CatalogSchema(category=("masterCategory",))).levels
+            ['masterCategory']
+        """
+        settings = cls(
+            levels=list(schema.category if levels is None else levels),
+            attributes=list(schema.attributes if attributes is None else attributes),
+            tag_columns=list(schema.tags if tag_columns is None else tag_columns),
+            **options,
+        )
+        if not (settings.levels or settings.attributes or settings.tag_columns):
+            raise ConfigError("nothing to learn: the schema names no category, attribute or tag columns")
+        if title_aware:
+            if not schema.title:
+                raise ConfigError("a title-aware model needs a title column in the schema")
+            settings.title_column = schema.title
+        return settings
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How rows are split into train, validation and test.
+
+    Attributes:
+        column: a column whose value ``test`` marks test rows (``val`` validation rows);
+            ``None``: a hash of the id decides.
+        test_fraction: test share by id hash when there is no ``column``.
+        val_fraction: validation share of the other rows.
+        seed: salts the hash.
+    """
+
+    column: str | None = None
+    test_fraction: float = 0.1
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the model directory records (``vistag eval`` splits the same way)."""
+        return {
+            "split_column": self.column,
+            "test_fraction": None if self.column else self.test_fraction,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` made and how long it took.
+
+    Attributes:
+        model: the trained model (saved in ``path``).
+        path: the model directory.
+        projection: the text->image projection (saved in ``path / "text-image"``), or ``None``.
+        rows: usable rows of the catalog.
+        embedding_seconds: reading and embedding the catalog.
+        images_embedded: images run through the network (the rest came from the cache).
+        from_cache: images whose vector was in the cache.
+        total_seconds: the whole run.
+    """
+
+    model: TaggingModel
+    path: Path
+    projection: TextImageProjection | None
+    rows: int
+    embedding_seconds: float
+    images_embedded: int
+    from_cache: int
+    total_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary (what ``vistag train --json`` prints)."""
+        t = self.model.info["training"]
+        return {
+            "model": str(self.path),
+            "tagger": self.model.tagger_id,
+            "backbone": self.model.backbone.model_id,
+            "rows": t["rows"],
+            "embedding_seconds": round(self.embedding_seconds, 1),
+            "images_embedded": self.images_embedded,
+            "from_cache": self.from_cache,
+            "train_seconds": t["seconds"],
+            "total_seconds": round(self.total_seconds, 1),
+            "best_epoch": t["history"]["best_epoch"],
+            "validation": self.model.info["validation"],
+        }
+
+
+def default_read_labels(settings: TrainSettings) -> list[str]:
+    """The columns a text->image projection learns to read by default: the deepest category level and
+    any colour attribute, when they are tag columns (a read label is of use only as an index tag).
+
+    Examples:
+        >>> default_read_labels(TrainSettings(levels=["subCategory", "articleType"], attributes=["baseColour"],
+        ...                                   tag_columns=["articleType", "baseColour"]))
+        ['articleType', 'baseColour']
+    """
+    readable = set(settings.tag_columns)
+    deepest = [c for c in settings.levels[-1:] if c in readable]
+    return deepest + [c for c in settings.attributes if c in readable and re.search(r"colou?r", c, re.I)]
+
+
+def train(
+    catalog: str | Path | Iterable[Mapping[str, Any]],
+    out: str | Path,
+    *,
+    images: str | Path | None = None,
+    schema: CatalogSchema | str | Path | None = None,
+    backbone: str = "efficientnet-lite0",
+    settings: TrainSettings | None = None,
+    split: SplitSettings | None = None,
+    text_image: bool = False,
+    read_labels: Sequence[str] | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    input_size: int | None = None,
+    weights: str | None = None,
+    compile: bool = False,
+    workers: int = 4,
+    decode_processes: int | None = None,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+    max_pixels: int | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Embed a labelled catalog (through the embedding cache), train the heads and write the model directory.
+
+    Args:
+        catalog: a labelled ``.csv``/``.tsv``/``.jsonl`` file, or an iterable of row dicts.
+        out: the model directory to write (its name is the model's name in documents).
+        images: where relative image references are found (a folder or a ``.tar``).
+        schema: the catalog's schema (default ``id``/``title``/``image``).
+        backbone: a registered backbone name.
+        settings: what to learn (default: :meth:`TrainSettings.for_schema`).
+        split: how rows are split (default: 10 % test and 10 % validation by id hash).
+        text_image: also train the text->image projection on the titles (``out/text-image``).
+        read_labels: columns the projection learns to read from a query
+            (default :func:`default_read_labels`; empty: none).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: images per forward pass.
+        input_size: another input resolution.
+        weights: a local weights file (torchvision backbones).
+        compile: ``torch.compile`` the backbone.
+        workers: image loading threads.
+        decode_processes: image decode processes.
+        cache_dir: the embedding cache (default: a temporary one).
+        limit: read only the first rows.
+        max_pixels: decompression-bomb guard.
+        progress: progress bars.
+
+    Raises:
+        ConfigError: nothing to learn, no training rows, or ``text_image`` without titles.
+    """
+    from vistag.models.embedding import open_batch_embedder
+    from vistag.models.loading import create_embedder
+
+    started = time.monotonic()
+    schema = as_schema(schema)
+    settings = settings or TrainSettings.for_schema(schema)
+    split = split or SplitSettings()
+    embedder = create_embedder(
+        backbone, device=device, batch_size=batch_size, input_size=input_size, weights=weights, compile=compile
+    )
+    with open_batch_embedder(
+        embedder, images, cache_dir, workers=workers, processes=decode_processes, max_pixels=max_pixels
+    ) as batch:
+        data = embed_catalog(catalog, schema, batch, limit=limit, progress=progress)
+    logger.info(
+        "embedded %d rows (%d computed, %d from cache, %d skipped)",
+        len(data),
+        batch.computed,
+        batch.cache_hits,
+        len(data.skipped),
+    )
+    embed_s = time.monotonic() - started
+    splits = assign_splits(data, split.column, split.test_fraction, split.val_fraction, split.seed)
+    out = Path(out)
+    model = train_model(
+        data, splits, embedder.config, settings, name=out.name, split_info=split.to_dict(), progress=progress
+    )
+    model.info["training"]["embedding"] = {
+        "seconds": round(embed_s, 2),
+        "computed": batch.computed,
+        "from_cache": batch.cache_hits,
+        "rows": len(data),
+    }
+    projection = None
+    if text_image:
+        if not schema.title:
+            raise ConfigError("the text->image projection needs a title column in the schema")
+        t0 = time.monotonic()
+        labels = default_read_labels(settings) if read_labels is None else list(read_labels)
+        projection = train_text_image(
+            data, splits, schema.title, embedder.model_id, split.seed, progress, label_columns=labels
+        )
+        model.info["training"]["text_image"] = {
+            "seconds": round(time.monotonic() - t0, 2),
+            "history": projection.config.history[-1:],
+        }
+    model.info["training"]["total_seconds"] = round(time.monotonic() - started, 2)
+    model.save(out)
+    if projection is not None:
+        projection.save(out / "text-image")
+    return TrainResult(
+        model, out, projection, len(data), embed_s, batch.computed, batch.cache_hits, time.monotonic() - started
+    )
+
+
+def _split(
+    data: EmbeddedCatalog,
+    levels: list[Vocabulary],
+    attributes: list[Vocabulary],
+    tags: Vocabulary,
+    tag_columns: list[str],
+) -> Split:
     targets = {f"level:{v.column}": v.encode(data.column(v.column)) for v in levels}
     targets.update({f"attr:{v.column}": v.encode(data.column(v.column)) for v in attributes})
     y, mask = tag_targets(data.fields, tag_columns, tags)
     return Split(data.x, targets, y, mask)
 
 
-def train_model(data: EmbeddedCatalog, splits: np.ndarray, backbone: BackboneConfig, settings: TrainSettings,
-                name: str = "model", split_info: dict | None = None, progress: bool = False) -> TaggingModel:
+def train_model(
+    data: EmbeddedCatalog,
+    splits: np.ndarray,
+    backbone: BackboneConfig,
+    settings: TrainSettings,
+    name: str = "model",
+    split_info: dict | None = None,
+    progress: bool = False,
+) -> TaggingModel:
     """Train heads on the ``train`` rows, early-stop and tune thresholds on the ``val`` rows.
 
     Args:
@@ -83,65 +354,112 @@ def train_model(data: EmbeddedCatalog, splits: np.ndarray, backbone: BackboneCon
     train = data.subset(splits == TRAIN)
     val = data.subset(splits == VAL)
     if len(train) == 0:
-        raise ValueError("no training rows: check --split-col / --test-fraction")
+        raise ConfigError("no training rows: check the split column or the test fraction")
     m = settings.min_count
     levels = [Vocabulary.fit(c, train.column(c), m) for c in settings.levels]
     attributes = [Vocabulary.fit(c, train.column(c), m) for c in settings.attributes]
     tag_values = [t for f in train.fields for t in tags_from_labels(f, settings.tag_columns)]
     tags = Vocabulary.fit("tags", tag_values, m, fold_rare=False)
-    codes = np.stack([v.encode(train.column(v.column)) for v in levels], axis=1) if levels else np.zeros((len(train), 0), np.int64)
+    codes = (
+        np.stack([v.encode(train.column(v.column)) for v in levels], axis=1)
+        if levels
+        else np.zeros((len(train), 0), np.int64)
+    )
     hierarchy = Hierarchy.fit(levels, codes)
     train_split = _split(train, levels, attributes, tags, settings.tag_columns)
     val_split = _split(val, levels, attributes, tags, settings.tag_columns) if len(val) else None
     tasks = {f"level:{v.column}": len(v) for v in levels}
     tasks.update({f"attr:{v.column}": len(v) for v in attributes})
-    head_config = HeadConfig(in_dim=data.x.shape[1], tasks=tasks, n_tags=len(tags), hidden=settings.train.hidden,
-                             dropout=settings.train.dropout)
+    head_config = HeadConfig(
+        in_dim=data.x.shape[1],
+        tasks=tasks,
+        n_tags=len(tags),
+        hidden=settings.train.hidden,
+        dropout=settings.train.dropout,
+    )
     head, history = train_head(head_config, train_split, val_split, settings.train, progress=progress)
 
     # Calibration and thresholds on validation rows (training rows if there are none).
     tune = val_split or train_split
     temperatures = fit_temperatures(head, tune)
     probs = sigmoid(predict_logits(head, tune.x)[TAGS]) if len(tags) else np.zeros((len(tune), 0))
-    per_tag = tune_per_tag(probs, tune.tags, tune.tag_mask) if len(tags) else np.zeros(0, np.float32)
-    global_t = tune_global(probs, tune.tags, tune.tag_mask) if len(tags) else 0.5
+    tune_tags = tune.tags if tune.tags is not None else np.zeros(probs.shape, np.float32)
+    tune_mask = tune.tag_mask if tune.tag_mask is not None else np.zeros(probs.shape, np.float32)
+    per_tag = tune_per_tag(probs, tune_tags, tune_mask) if len(tags) else np.zeros(0, np.float32)
+    global_t = tune_global(probs, tune_tags, tune_mask) if len(tags) else 0.5
     validator = None
     if levels:
         validator = TypeValidator.fit(train.x, codes[:, -1], len(levels[-1]), settings.validator_quantile)
-    rare = {v.column: {"classes": len(v), "folded_into_other": len(v.folded), "folded_rows": sum(v.folded.values())}
-            for v in levels + attributes}
+    rare = {
+        v.column: {"classes": len(v), "folded_into_other": len(v.folded), "folded_rows": sum(v.folded.values())}
+        for v in levels + attributes
+    }
     rare["tags"] = {"kept": len(tags), "dropped": len(tags.folded)}
     info = {
         "name": name,
         "training": {
             "data_sha256": data.data_hash(settings.levels + settings.attributes + settings.tag_columns),
-            "rows": {"train": len(train), "val": len(val), "test": int((splits == "test").sum()),
-                     "skipped": len(data.skipped)},
+            "rows": {
+                "train": len(train),
+                "val": len(val),
+                "test": int((splits == "test").sum()),
+                "skipped": len(data.skipped),
+            },
             "split": split_info or {},
             "settings": settings.to_dict(),
-            "rare_classes": {"min_count": m, "handling": "classes with fewer training rows are folded into 'other'; "
-                             f"tags below the count are dropped; class weighting: {settings.train.class_weighting}",
-                             **rare},
+            "rare_classes": {
+                "min_count": m,
+                "handling": "classes with fewer training rows are folded into 'other'; "
+                f"tags below the count are dropped; class weighting: {settings.train.class_weighting}",
+                **rare,
+            },
             "history": history,
             "seconds": round(time.monotonic() - started, 2),
         },
         "validation": {
-            "hamming_score_per_tag_thresholds": round(hamming_score(probs >= per_tag, tune.tags, tune.tag_mask), 4) if len(tags) else None,
-            "hamming_score_global_threshold": round(hamming_score(probs >= global_t, tune.tags, tune.tag_mask), 4) if len(tags) else None,
+            "hamming_score_per_tag_thresholds": round(hamming_score(probs >= per_tag, tune_tags, tune_mask), 4)
+            if len(tags)
+            else None,
+            "hamming_score_global_threshold": round(hamming_score(probs >= global_t, tune_tags, tune_mask), 4)
+            if len(tags)
+            else None,
             "best_val_score": history["best_val_score"],
         },
     }
-    logger.info("trained %s in %.1fs (best epoch %s of %s)", name, time.monotonic() - started,
-                history["best_epoch"], history["epochs_run"])
-    return TaggingModel(backbone=backbone, levels=levels, attributes=attributes, tags=tags,
-                        tag_columns=list(settings.tag_columns), hierarchy=hierarchy, head=head,
-                        tag_thresholds=per_tag, global_threshold=global_t, min_confidence=settings.min_confidence,
-                        validator=validator, info=info, temperatures=temperatures,
-                        title_column=settings.title_column or None)
+    logger.info(
+        "trained %s in %.1fs (best epoch %s of %s)",
+        name,
+        time.monotonic() - started,
+        history["best_epoch"],
+        history["epochs_run"],
+    )
+    return TaggingModel(
+        backbone=backbone,
+        levels=levels,
+        attributes=attributes,
+        tags=tags,
+        tag_columns=list(settings.tag_columns),
+        hierarchy=hierarchy,
+        head=head,
+        tag_thresholds=per_tag,
+        global_threshold=global_t,
+        min_confidence=settings.min_confidence,
+        validator=validator,
+        info=info,
+        temperatures=temperatures,
+        title_column=settings.title_column or None,
+    )
 
 
-def train_text_image(data: EmbeddedCatalog, splits: np.ndarray, title_column: str, image_model_id: str,
-                     seed: int = 0, progress: bool = False, label_columns: Sequence[str] = ()):
+def train_text_image(
+    data: EmbeddedCatalog,
+    splits: np.ndarray,
+    title_column: str,
+    image_model_id: str,
+    seed: int = 0,
+    progress: bool = False,
+    label_columns: Sequence[str] = (),
+) -> TextImageProjection:
     """Train the text->image projection on the training rows' (title, embedding) pairs.
 
     Validation rows pick the best epoch; test rows are never seen. Each title is also
@@ -167,9 +485,17 @@ def train_text_image(data: EmbeddedCatalog, splits: np.ndarray, title_column: st
     has = titles != ""
     fit, val = has & (splits == TRAIN), has & (splits == VAL)
     if not fit.any():
-        raise ValueError(f"no training row has a {title_column!r} title: the text->image projection needs titles")
+        raise ConfigError(f"no training row has a {title_column!r} title: the text->image projection needs titles")
     labels = {col: list(np.asarray(data.column(col), dtype=object)[fit]) for col in label_columns}
     groups = ["|".join(str(labels[c][n]) for c in labels) for n in range(int(fit.sum()))] if labels else None
-    return TextImageProjection.fit(list(titles[fit]), data.x[fit], image_model_id=image_model_id,
-                                   labels=labels or None, groups=groups, val_texts=list(titles[val]) if val.any() else None,
-                                   val_vectors=data.x[val] if val.any() else None, seed=seed, progress=progress)
+    return TextImageProjection.fit(
+        list(titles[fit]),
+        data.x[fit],
+        image_model_id=image_model_id,
+        labels=labels or None,
+        groups=groups,
+        val_texts=list(titles[val]) if val.any() else None,
+        val_vectors=data.x[val] if val.any() else None,
+        seed=seed,
+        progress=progress,
+    )

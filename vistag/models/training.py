@@ -114,7 +114,7 @@ def predict_logits(head: MultiTaskHead, x: np.ndarray, batch_size: int = 4096) -
     head.eval()
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(x), batch_size):
-        out = head(torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)))
+        out = head(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32)))
         for name, logits in out.items():
             parts.setdefault(name, []).append(logits.float().numpy())
     return {name: np.concatenate(p) for name, p in parts.items()}
@@ -150,7 +150,7 @@ def validation_score(head: MultiTaskHead, split: Split) -> dict[str, float]:
         known = y >= 0
         if known.any():
             scores[name] = float((logits[name][known].argmax(1) == y[known]).mean())
-    if split.tags is not None and TAGS in logits:
+    if split.tags is not None and split.tag_mask is not None and TAGS in logits:
         pred = logits[TAGS] > 0
         m = split.tag_mask > 0
         tp = float((pred & (split.tags > 0) & m).sum())
@@ -161,8 +161,9 @@ def validation_score(head: MultiTaskHead, split: Split) -> dict[str, float]:
     return scores
 
 
-def train_head(head_config: HeadConfig, train: Split, val: Split | None, config: TrainConfig,
-               progress: bool = False) -> tuple[MultiTaskHead, dict]:
+def train_head(
+    head_config: HeadConfig, train: Split, val: Split | None, config: TrainConfig, progress: bool = False
+) -> tuple[MultiTaskHead, dict]:
     """Train a :class:`MultiTaskHead`; return it (best epoch) and the training history.
 
     Args:
@@ -176,20 +177,24 @@ def train_head(head_config: HeadConfig, train: Split, val: Split | None, config:
         return _train_head(head_config, train, val, config, progress)
 
 
-def _train_head(head_config: HeadConfig, train: Split, val: Split | None, config: TrainConfig,
-                progress: bool) -> tuple[MultiTaskHead, dict]:
+def _train_head(
+    head_config: HeadConfig, train: Split, val: Split | None, config: TrainConfig, progress: bool
+) -> tuple[MultiTaskHead, dict]:
     generator = torch.Generator().manual_seed(config.seed)
     head = MultiTaskHead(head_config)
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
     head.set_normalization(x.mean(0), x.std(0))
     ys = {name: torch.from_numpy(y) for name, y in train.targets.items()}
-    weights = {name: class_weights(y, head_config.tasks[name], config.class_weighting) for name, y in train.targets.items()}
+    weights = {
+        name: class_weights(y, head_config.tasks[name], config.class_weighting) for name, y in train.targets.items()
+    }
     tags = torch.from_numpy(train.tags) if train.tags is not None and head_config.n_tags else None
     tag_mask = torch.from_numpy(train.tag_mask) if tags is not None else None
     steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
-                                                pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
+    )
     best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
     history: list[dict] = []
     started = time.monotonic()
@@ -199,16 +204,17 @@ def _train_head(head_config: HeadConfig, train: Split, val: Split | None, config
         order = torch.randperm(len(train), generator=generator)
         total = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             out = head(x[idx])
             loss = torch.zeros(())
             for name, y in ys.items():
                 yb = y[idx]
                 known = yb >= 0
                 if known.any():
-                    loss = loss + F.cross_entropy(out[name][known], yb[known], weight=weights[name],
-                                                  label_smoothing=config.label_smoothing)
-            if tags is not None:
+                    loss = loss + F.cross_entropy(
+                        out[name][known], yb[known], weight=weights[name], label_smoothing=config.label_smoothing
+                    )
+            if tags is not None and tag_mask is not None:
                 mb = tag_mask[idx]
                 bce = F.binary_cross_entropy_with_logits(out[TAGS], tags[idx], reduction="none")
                 loss = loss + (bce * mb).sum() / mb.sum().clamp(min=1.0) * 10.0  # ~ the scale of one CE task
@@ -235,5 +241,10 @@ def _train_head(head_config: HeadConfig, train: Split, val: Split | None, config
     if best_state is not None:
         head.load_state_dict(best_state)
     head.eval()
-    return head, {"epochs_run": len(history), "best_epoch": best_epoch or len(history), "best_val_score": best_score,
-                  "seconds": round(time.monotonic() - started, 2), "history": history}
+    return head, {
+        "epochs_run": len(history),
+        "best_epoch": best_epoch or len(history),
+        "best_val_score": best_score,
+        "seconds": round(time.monotonic() - started, 2),
+        "history": history,
+    }

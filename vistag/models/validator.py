@@ -1,4 +1,4 @@
-"""Product-type validation (Gutierrez et al.): is an image really the type it claims? (numpy)
+"""Product-type validation (Gutierrez et al.): is an image really the type it claims (numpy)?
 
 Each class of the finest category level gets the normalised mean (centroid) of its
 training embeddings and a radius: the ``quantile`` of its training images' cosine
@@ -6,7 +6,8 @@ distances to that centroid. An image farther than its type's radius is an
 outlier for that type -- a seller's claimed type or the predicted one.
 
 References:
-    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson, "Deep Learning for Automated Tagging of Fashion Images".
+    P. Gutierrez, P.-A. Sondag, P. Butkovic, M. Lacy, J. Berges, F. Bertrand, A. Knudson,
+    "Deep Learning for Automated Tagging of Fashion Images".
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class TypeValidator:
     quantile: float = 0.99
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, quantile: float = 0.99,
-            min_examples: int = 5) -> "TypeValidator":
+    def fit(
+        cls, x: np.ndarray, y: np.ndarray, n_classes: int, quantile: float = 0.99, min_examples: int = 5
+    ) -> TypeValidator:
         """Centroids and radii from training embeddings ``x`` and class indexes ``y`` (``-1`` ignored).
 
         Classes with fewer than ``min_examples`` examples get an infinite radius
@@ -74,6 +76,6 @@ class TypeValidator:
         np.save(directory / "radii.npy", self.radii.astype(np.float32))
 
     @classmethod
-    def load(cls, directory: Path, quantile: float) -> "TypeValidator":
+    def load(cls, directory: Path, quantile: float) -> TypeValidator:
         """Inverse of :meth:`save`."""
         return cls(np.load(directory / "centroids.npy"), np.load(directory / "radii.npy"), quantile)

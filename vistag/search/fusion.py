@@ -9,17 +9,19 @@ ranked list of ``(id, score)``; the output is a ranked list of ``(id, fused scor
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
-
-Ranked = Sequence[tuple[str, float]]
+from collections.abc import Callable, Mapping, Sequence
 
 from vistag.engine.adapter import RRF_RANK_CONSTANT
+
+Ranked = Sequence[tuple[str, float]]
 
 #: The RRF constant of Cormack et al. (2009), also Elasticsearch's default and vistag's engine-side pipeline's.
 RRF_K = RRF_RANK_CONSTANT
 
 
-def rrf(lists: Mapping[str, Ranked], k: int = RRF_K, weights: Mapping[str, float] | None = None) -> list[tuple[str, float]]:
+def rrf(
+    lists: Mapping[str, Ranked], k: int = RRF_K, weights: Mapping[str, float] | None = None
+) -> list[tuple[str, float]]:
     """Reciprocal rank fusion: ``sum_l w_l / (k + rank_l(d))`` (rank from 1)."""
     scores: dict[str, float] = {}
     for name, ranked in lists.items():
@@ -49,4 +51,5 @@ def weighted_sum(lists: Mapping[str, Ranked], weights: Mapping[str, float] | Non
     return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
 
 
-FUSIONS = {"rrf": rrf, "weighted": weighted_sum}
+#: Fusions by name: each takes ``{list name: ranked list}`` and ``weights=``.
+FUSIONS: dict[str, Callable[..., list[tuple[str, float]]]] = {"rrf": rrf, "weighted": weighted_sum}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from vistag.analyzers.knn_tagger import idw_tag_scores
+from vistag.analyzers.knn_tagger import MIN_TAG_SCORE, idw_tag_scores, rank_tags
 from vistag.analyzers.taggers import DocumentTags
-from vistag.search.queries import Searcher
+from vistag.catalog.schema import CatalogSchema
 from vistag.catalog.vocabulary import tags_from_labels
+from vistag.search.queries import Searcher
 
 
 class EngineKnnDocumentTagger:
@@ -22,7 +24,7 @@ class EngineKnnDocumentTagger:
     :func:`~vistag.documents.build.build_document` wrote them). Similarities are
     recovered from the engines' cosine scores, ``(1 + cos) / 2``.
 
-    Example:
+    Examples:
         >>> tagger = EngineKnnDocumentTagger(Searcher(engine, "labelled"), schema)  # doctest: +SKIP
 
     Args:
@@ -32,16 +34,27 @@ class EngineKnnDocumentTagger:
         top_d: tags kept per row.
         num_candidates: HNSW candidates per query.
         eps: distance floor (as :class:`~vistag.analyzers.knn_tagger.KnnTagger`).
+        min_score: tags scoring below this are dropped (as the kNN tagger).
     """
 
-    def __init__(self, searcher: Searcher, schema, k: int = 10, top_d: int = 10, num_candidates: int = 100,
-                 eps: float = 1e-4) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        schema: CatalogSchema,
+        k: int = 10,
+        top_d: int = 10,
+        num_candidates: int = 100,
+        eps: float = 1e-4,
+        min_score: float = MIN_TAG_SCORE,
+    ) -> None:
         self.searcher = searcher
         self.schema = schema
         self.k = k
         self.top_d = top_d
         self.num_candidates = max(num_candidates, k + 1)
         self.eps = eps
+        self.min_score = min_score
+        self.reference_size = 0
         self.id = f"knn-engine:{searcher.index}:k={k}"
 
     def labels_of(self, source: dict) -> list[str]:
@@ -51,13 +64,40 @@ class EngineKnnDocumentTagger:
         labels.update(source.get("attributes") or {})
         return tags_from_labels(labels, self.schema.tags)
 
-    def tag(self, vectors: np.ndarray, ids: Sequence[str], claimed: Sequence[object],
-            exclude_rows: Sequence[int] | None = None) -> list[DocumentTags]:  # noqa: D102
-        answers = self.searcher.image_many(vectors, k=self.k + 1, num_candidates=self.num_candidates)
+    def tag(
+        self,
+        vectors: np.ndarray,
+        ids: Sequence[str],
+        claimed: Sequence[object],
+        exclude_rows: Sequence[int] | None = None,
+    ) -> list[DocumentTags]:
+        """Tags for each row (see :class:`~vistag.analyzers.taggers.DocumentTagger`)."""
+        answers = self.searcher.image_many(list(vectors), k=self.k + 1, num_candidates=self.num_candidates)
         out = []
         for own, hits in zip(ids, answers):
             hits = [h for h in hits if h.id != own][: self.k]
             scores = idw_tag_scores([self.labels_of(h.source) for h in hits], [2 * h.score - 1 for h in hits], self.eps)
-            top = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: self.top_d]
-            out.append(DocumentTags([(t, s) for t, s in top if s > 0]))
+            out.append(DocumentTags(rank_tags(scores, self.top_d, self.min_score)))
         return out
+
+
+def reference_index_tagger(
+    client: Any, index: str, schema: CatalogSchema, dim: int | None = None, *, k: int = 10, top_d: int = 10
+) -> EngineKnnDocumentTagger:
+    """The kNN tagger over a labelled reference index the engine searches by HNSW.
+
+    Args:
+        client: an ``Elasticsearch``/``OpenSearch`` client or an :class:`~vistag.engine.client.EngineClient`.
+        index: the labelled index.
+        schema: its catalog schema.
+        dim: the vector dimension (default: read from the index mapping).
+        k: neighbours per row.
+        top_d: tags kept per row.
+
+    Raises:
+        NotFoundError: the index does not exist.
+    """
+    searcher = Searcher(client, index, dim)  # raises NotFoundError for a missing index
+    tagger = EngineKnnDocumentTagger(searcher, schema, k=k, top_d=top_d)
+    tagger.reference_size = searcher.client.count(index)
+    return tagger

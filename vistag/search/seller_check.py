@@ -19,8 +19,8 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 from vistag.catalog.vocabulary import normalize_tag
 from vistag.search.queries import Searcher
@@ -42,8 +42,14 @@ class TagCheck:
         return asdict(self)
 
 
-def check_seller_tags(searcher: Searcher, vector: Sequence[float], seller_tags: Sequence[str], k: int = 20,
-                      support_min: float = 0.3, suggest_min: float = 0.6) -> TagCheck:
+def check_seller_tags(
+    searcher: Searcher,
+    vector: Sequence[float],
+    seller_tags: Sequence[str],
+    k: int = 20,
+    support_min: float = 0.3,
+    suggest_min: float = 0.6,
+) -> TagCheck:
     """Judge ``seller_tags`` (free text is slugged like catalog labels) against the image's neighbours."""
     hits = searcher.image(vector, k=k)
     total: dict[str, float] = {}
@@ -64,8 +70,11 @@ def check_seller_tags(searcher: Searcher, vector: Sequence[float], seller_tags: 
             out.contradicted.append({"tag": tag, "support": s})
         else:
             out.weak.append({"tag": tag, "support": s})
-    out.suggested = [{"tag": t, "support": round(s, 3)} for t, s in sorted(support.items(), key=lambda p: -p[1])
-                     if s >= suggest_min and t not in tags]
+    out.suggested = [
+        {"tag": t, "support": round(s, 3)}
+        for t, s in sorted(support.items(), key=lambda p: -p[1])
+        if s >= suggest_min and t not in tags
+    ]
     return out
 
 
@@ -74,7 +83,8 @@ def neighbour_labels(source: dict) -> dict[str, float]:
     attributes, slugged like tags) with weight 1; a product without labels falls back
     to its own predicted ``tags`` weighted by their presence scores, unless a
     title-aware model wrote them (``model.tagger`` ends in ``+title``): the check judges
-    the photo, so tags read from a title never vote."""
+    the photo, so tags read from a title never vote.
+    """
     labels = [v for k, v in source.get("category", {}).items() if k.startswith("lvl")]
     labels += list(source.get("attributes", {}).values())
     slugs = {t: 1.0 for t in (normalize_tag(v) for v in labels) if t}

@@ -10,8 +10,9 @@ the product type outweighs ``men``.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from vistag.catalog.vocabulary import normalize_tag
 
@@ -37,7 +38,7 @@ def tags_from_text(text: str, document_frequency: Mapping[str, int], total: int)
         total: products in the catalog.
     """
     words = text.split()
-    grams = [f"{a} {b}" for a, b in zip(words, words[1:])] + words  # pairs first: "navy blue" before "blue"
+    grams = [f"{a} {b}" for a, b in itertools.pairwise(words)] + words  # pairs first: "navy blue" before "blue"
     found: dict[str, float] = {}
     covered: set[str] = set()
     for gram in grams:

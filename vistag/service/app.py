@@ -16,7 +16,7 @@ A request carries raw image bytes, or JSON with base64, data: URIs or URLs (see
 an unexpected failure is a 500 with no traceback. With a token, every route but
 ``/healthz`` and ``/readyz`` needs ``Authorization: Bearer <token>``.
 
-Example:
+Examples:
     >>> app = create_app(InferenceModel(create_embedder("efficientnet-lite0")), ServiceConfig())  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                                          # doctest: +SKIP
 """
@@ -27,6 +27,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,12 +39,19 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from vistag.version import __version__
 from vistag.service.batcher import Busy, MicroBatcher
 from vistag.service.fetch import UrlPolicy
-from vistag.service.inputs import ImageInput, InputError, Limits, check_urls, load_image, parse_request
+from vistag.service.inputs import (
+    ImageInput,
+    InputError,
+    Limits,
+    check_urls,
+    load_image,
+    parse_request,
+)
 from vistag.service.metrics import ServiceMetrics
 from vistag.service.model import InferenceModel
+from vistag.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +77,76 @@ class ServiceConfig:
     max_queue: int = 512
 
 
-class ImagesRequest(BaseModel):
-    """One image (``image``) or several (``images``): each a URL, base64 or a ``data:`` URI."""
+def request_schema(max_images: int) -> dict[str, Any]:
+    """The JSON body the image routes take: exactly one of ``image`` or ``images`` (nothing else).
 
-    image: str | None = Field(None, description="http(s) URL, base64, or data: URI")
-    images: list[str | dict[str, str]] | None = Field(
-        None, description='up to the image limit; strings or {"url": ...} / {"base64": ...}')
+    Examples:
+        >>> [sorted(branch["required"]) for branch in request_schema(32)["oneOf"]]
+        [['image'], ['images']]
+    """
+    one = {
+        "type": "string",
+        "minLength": 1,
+        "format": "image",
+        "description": "an image: an http(s) URL of an allowed host, base64, or a base64 data: URI",
+    }
+    url = {
+        "type": "string",
+        "minLength": 1,
+        "format": "image-url",
+        "description": "an http(s) URL of an image on an allowed host",
+    }
+    encoded = {"type": "string", "minLength": 1, "format": "image", "description": "the image's bytes in base64"}
+    item = {
+        "oneOf": [
+            one,
+            {"type": "object", "properties": {"url": url}, "required": ["url"], "additionalProperties": False},
+            {
+                "type": "object",
+                "properties": {"base64": encoded},
+                "required": ["base64"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "title": "one image",
+                "properties": {"image": one},
+                "required": ["image"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "title": "a batch",
+                "required": ["images"],
+                "additionalProperties": False,
+                "properties": {"images": {"type": "array", "items": item, "minItems": 1, "maxItems": max_images}},
+            },
+        ]
+    }
+
+
+def request_body(max_images: int) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of the image routes: JSON (:func:`request_schema`) or the raw image bytes."""
+    raw = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": request_schema(max_images)},
+                "image/*": raw,
+                "application/octet-stream": raw,
+            },
+        }
+    }
 
 
 class ImageInfo(BaseModel):
+    """What the service read of one image (the ``image`` object of a document)."""
+
     source: str | None = Field(None, description="the URL, or null for bytes sent in the request")
     sha256: str
     width: int
@@ -85,6 +154,8 @@ class ImageInfo(BaseModel):
 
 
 class EmbedResponse(BaseModel):
+    """The answer of ``/v1/embed``: one unit vector per image."""
+
     model: dict
     dim: int
     vectors: list[list[float]]
@@ -94,6 +165,8 @@ class EmbedResponse(BaseModel):
 
 
 class TagResult(BaseModel):
+    """The tags of one image, as ``vistag index`` writes them into a document."""
+
     tags: list[str]
     tag_weights: dict[str, float]
     category: list[str] | None = Field(None, description="a trained model's predicted category path")
@@ -103,12 +176,16 @@ class TagResult(BaseModel):
 
 
 class TagResponse(BaseModel):
+    """The answer of ``/v1/tag``: one result per image."""
+
     model: dict
     images: list[ImageInfo]
     results: list[TagResult]
 
 
 class AnalyzeResponse(BaseModel):
+    """The answer of ``/v1/analyze``: vectors and tags from one forward pass."""
+
     model: dict
     dim: int
     vectors: list[list[float]]
@@ -117,24 +194,29 @@ class AnalyzeResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """A refusal: what was wrong, naming the image or the limit."""
+
     error: str
 
 
-_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": ImagesRequest.model_json_schema()},
-    "image/*": {"schema": {"type": "string", "format": "binary"}},
-}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text} for code, text in (
-        (400, "malformed request, or a URL that is refused or cannot be fetched"), (401, "missing or wrong token"),
-        (413, "body, image or batch too large"), (415, "unsupported Content-Type"),
-        (422, "not a decodable image, or a decompression bomb"), (503, "the model queue is full, or not ready"))}
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "malformed request, or a URL that is refused or cannot be fetched"),
+        (401, "missing or wrong token"),
+        (413, "body, image or batch too large"),
+        (415, "unsupported Content-Type"),
+        (422, "not a decodable image, or a decompression bomb"),
+        (503, "the model queue is full, or not ready"),
+    )
+}
 
 
 class FastJSONResponse(JSONResponse):
     """JSON by orjson: numpy float32 vectors are written directly, in their shortest exact form."""
 
     def render(self, content: Any) -> bytes:
+        """The body's bytes."""
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -151,26 +233,39 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
     """
     config = config or ServiceConfig()
     metrics = ServiceMetrics()
-    batcher: MicroBatcher = MicroBatcher(model.embed, max_batch=config.max_batch, max_wait=config.max_wait_ms / 1000,
-                                         max_queue=config.max_queue, observe=metrics.batch_size.observe)
+    batcher: MicroBatcher = MicroBatcher(
+        model.embed,
+        max_batch=config.max_batch,
+        max_wait=config.max_wait_ms / 1000,
+        max_queue=config.max_queue,
+        observe=metrics.batch_size.observe,
+    )
     state = {"warm": False}
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
         # One forward before the first request, so readiness means "answers at full speed".
         from PIL import Image
 
         await batcher.submit(await run_in_threadpool(model.prepare, Image.new("RGB", (64, 64))))
         state["warm"] = True
-        logger.info("vistag service ready: %s (%d-d)%s", model.info["version"], model.dim,
-                    f", tagger {model.info['tagger']}" if "tagger" in model.info else "")
+        logger.info(
+            "vistag service ready: %s (%d-d)%s",
+            model.info["version"],
+            model.dim,
+            f", tagger {model.info['tagger']}" if "tagger" in model.info else "",
+        )
         yield
         await batcher.stop()
 
-    app = FastAPI(title="vistag inference service", version=__version__, lifespan=lifespan,
-                  description="Image embeddings and tags for a storefront backend or a search engine's "
-                              "ingest and search pipelines.")
+    app = FastAPI(
+        title="vistag inference service",
+        version=__version__,
+        lifespan=lifespan,
+        description="Image embeddings and tags for a storefront backend or a search engine's "
+        "ingest and search pipelines.",
+    )
     app.state.metrics = metrics
     app.state.batcher = batcher
 
@@ -179,7 +274,9 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
     async def read_images(request: Request) -> list[ImageInput]:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > config.limits.max_body_bytes:
-            raise InputError(413, f"the request body is {declared} bytes, over the {config.limits.max_body_bytes}-byte limit")
+            raise InputError(
+                413, f"the request body is {declared} bytes, over the {config.limits.max_body_bytes}-byte limit"
+            )
         chunks, total = [], 0
         async for chunk in request.stream():
             total += len(chunk)
@@ -193,7 +290,12 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
     async def vectors_of(inputs: list[ImageInput]) -> tuple[list[np.ndarray], list[dict]]:
         def load_and_prepare(inp: ImageInput) -> tuple[np.ndarray, dict]:
             loaded = load_image(inp, config.urls, config.limits)
-            image = {"source": loaded.source, "sha256": loaded.sha256, "width": loaded.width, "height": loaded.height}
+            image = {
+                "source": loaded.source or None,
+                "sha256": loaded.sha256,
+                "width": loaded.width,
+                "height": loaded.height,
+            }
             return model.prepare(loaded.image), image
 
         with batcher.incoming(len(inputs)):  # a batch forming now waits for these
@@ -229,18 +331,35 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
             metrics.errors.labels(kind="busy").inc()
             return _error(503, str(exc), {"Retry-After": "1"})
 
-    @app.post("/v1/embed", response_model=EmbedResponse, responses=_ERRORS, openapi_extra=_BODY,
-              summary="Embedding vectors of one image or a batch")
+    body = request_body(config.limits.max_images)
+
+    @app.post(
+        "/v1/embed",
+        response_model=EmbedResponse,
+        responses=_ERRORS,
+        openapi_extra=body,
+        summary="Embedding vectors of one image or a batch",
+    )
     async def embed(request: Request) -> Response:
         return await handle(request, want_vectors=True, want_tags=False)
 
-    @app.post("/v1/tag", response_model=TagResponse, responses=_ERRORS, openapi_extra=_BODY,
-              summary="Tags with scores (and a model's category path and attributes)")
+    @app.post(
+        "/v1/tag",
+        response_model=TagResponse,
+        responses={**_ERRORS, 404: {"model": ErrorResponse, "description": "the service has no tagger"}},
+        openapi_extra=body,
+        summary="Tags with scores (and a model's category path and attributes)",
+    )
     async def tag(request: Request) -> Response:
         return await handle(request, want_vectors=False, want_tags=True)
 
-    @app.post("/v1/analyze", response_model=AnalyzeResponse, responses=_ERRORS, openapi_extra=_BODY,
-              summary="Vectors and tags from one forward pass")
+    @app.post(
+        "/v1/analyze",
+        response_model=AnalyzeResponse,
+        responses={**_ERRORS, 404: {"model": ErrorResponse, "description": "the service has no tagger"}},
+        openapi_extra=body,
+        summary="Vectors and tags from one forward pass",
+    )
     async def analyze(request: Request) -> Response:
         return await handle(request, want_vectors=True, want_tags=True)
 
@@ -257,7 +376,15 @@ def create_app(model: InferenceModel, config: ServiceConfig | None = None) -> Fa
             return _error(503, reason)
         return FastJSONResponse({"status": "ready", "model": model.info})
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (text exposition format 0.0.4)",
+        response_class=Response,
+        responses={
+            200: {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            401: {"model": ErrorResponse, "description": "missing or wrong token"},
+        },
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
@@ -271,7 +398,7 @@ class _Guard:
         self.app, self.metrics = app, metrics
         self.expected = f"Bearer {token}".encode() if token else None
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -279,7 +406,7 @@ class _Guard:
         route = scope["path"] if scope["path"] in _ROUTES else "other"
         status = {"code": 500}
 
-        async def send_status(message: dict) -> None:
+        async def send_status(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
@@ -289,14 +416,17 @@ class _Guard:
                 sent = dict(scope["headers"]).get(b"authorization", b"")
                 if not hmac.compare_digest(sent, self.expected):
                     await _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})(
-                        scope, receive, send_status)
+                        scope, receive, send_status
+                    )
                     return
             await self.app(scope, receive, send_status)
-        except Exception:  # noqa: BLE001 - never a traceback to the caller
+        except Exception:
             logger.exception("%s %s failed", scope.get("method"), scope["path"])
             await _error(500, "internal error (logged by the service)")(scope, receive, send_status)
         finally:
             self.metrics.observe(route, status["code"], time.perf_counter() - started)
 
 
-_ROUTES = frozenset({"/v1/embed", "/v1/tag", "/v1/analyze", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+_ROUTES = frozenset(
+    {"/v1/embed", "/v1/tag", "/v1/analyze", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+)

@@ -9,7 +9,7 @@ one fills up. Requests announce the images they are still decoding
 so a lone request does not pay the wait. The queue is bounded: when it is full the request is refused at
 once (:class:`Busy`, HTTP 503) instead of piling up latency.
 
-Example:
+Examples:
     >>> import asyncio
     >>> async def demo():
     ...     batcher = MicroBatcher(lambda xs: [x * 2 for x in xs], max_batch=8, max_wait=0.002)
@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
+from contextlib import contextmanager, suppress
+from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,14 @@ class MicroBatcher(Generic[T, R]):
         observe: called with each batch size (metrics).
     """
 
-    def __init__(self, fn: Callable[[list[T]], Sequence[R]], max_batch: int = 32, max_wait: float = 0.005,
-                 max_queue: int = 256, observe: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[list[T]], Sequence[R]],
+        max_batch: int = 32,
+        max_wait: float = 0.005,
+        max_queue: int = 256,
+        observe: Callable[[int], None] | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.fn, self.max_batch, self.max_wait, self.max_queue = fn, max_batch, max_wait, max_queue
@@ -70,10 +77,8 @@ class MicroBatcher(Generic[T, R]):
         """Stop collecting; waiting requests fail with :class:`Busy`."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         while self._queue is not None and not self._queue.empty():
             _, future = self._queue.get_nowait()
@@ -143,7 +148,7 @@ class MicroBatcher(Generic[T, R]):
                 results: Any = await loop.run_in_executor(self._executor, self.fn, [item for item, _ in live])
                 if len(results) != len(live):
                     raise RuntimeError(f"the batch function returned {len(results)} results for {len(live)} items")
-            except Exception as exc:  # noqa: BLE001 - every waiter gets the batch's error
+            except Exception as exc:
                 logger.exception("batch of %d failed", len(live))
                 for _, future in live:
                     if not future.done():

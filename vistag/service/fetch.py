@@ -10,7 +10,7 @@ is checked like the first URL, up to a few hops. Size and time are bounded.
 
 Only the standard library is used (``http.client`` over a pinned socket).
 
-Example:
+Examples:
     >>> policy = UrlPolicy(allowed_hosts=("images.example.com",))
     >>> policy.check_url("http://127.0.0.1/x.jpg")
     Traceback (most recent call last):
@@ -112,8 +112,10 @@ class UrlPolicy:
             return
         if self.allow_private and not ip.is_multicast and not ip.is_unspecified:
             return
-        raise UrlRefused(f"URL host {host!r} resolves to {ip}, a non-public address "
-                         f"(start the service with --allow-private-urls to allow it)")
+        raise UrlRefused(
+            f"URL host {host!r} resolves to {ip}, a non-public address "
+            f"(start the service with --allow-private-urls to allow it)"
+        )
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -123,7 +125,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         super().__init__(host, port, timeout=timeout)
         self._address = address
 
-    def connect(self) -> None:  # noqa: D102
+    def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -131,7 +133,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 class _PinnedHTTPSConnection(_PinnedHTTPConnection):
     """TLS to a checked address; the certificate is verified against the URL's host name."""
 
-    def connect(self) -> None:  # noqa: D102
+    def connect(self) -> None:
         super().connect()
         self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
 
@@ -150,7 +152,7 @@ def fetch_url(url: str, policy: UrlPolicy) -> bytes:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror:
             raise UrlFetchFailed(f"URL host {host!r} does not resolve") from None
-        addresses = [info[4][0] for info in infos]
+        addresses = [str(info[4][0]) for info in infos]
         for address in addresses:  # every answer must pass, so a mixed answer cannot slip through
             policy.check_address(host, address)
         remaining = deadline - time.monotonic()
@@ -171,9 +173,11 @@ def fetch_url(url: str, policy: UrlPolicy) -> bytes:
                 raise UrlFetchFailed(f"{url[:200]!r} answered HTTP {resp.status}")
             length = resp.getheader("Content-Length")
             if length and length.isdigit() and int(length) > policy.max_bytes:
-                raise UrlFetchFailed(f"{url[:200]!r} is {length} bytes, over the {policy.max_bytes}-byte limit",
-                                     too_large=True)
-            chunks, total = [], 0
+                raise UrlFetchFailed(
+                    f"{url[:200]!r} is {length} bytes, over the {policy.max_bytes}-byte limit", too_large=True
+                )
+            chunks: list[bytes] = []
+            total = 0
             while True:
                 if time.monotonic() > deadline:
                     raise UrlFetchFailed(f"fetching {url[:200]!r} took over {policy.timeout:g}s")

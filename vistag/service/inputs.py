@@ -64,7 +64,7 @@ def parse_request(body: bytes, content_type: str, limits: Limits) -> list[ImageI
     Raises:
         InputError: 413 too many images or bytes, 415 an unsupported body, 400 malformed.
 
-    Example:
+    Examples:
         >>> [i.url for i in parse_request(b'{"image": "https://x.example/a.jpg"}', "application/json", Limits())]
         ['https://x.example/a.jpg']
     """
@@ -81,7 +81,10 @@ def parse_request(body: bytes, content_type: str, limits: Limits) -> list[ImageI
     except (ValueError, UnicodeDecodeError):
         raise InputError(400, "the request body is not valid JSON") from None
     if not isinstance(payload, dict) or ("image" in payload) == ("images" in payload):
-        raise InputError(400, 'send {"image": ...} or {"images": [...]}')
+        raise InputError(400, 'send {"image": ...} or {"images": [...]}: exactly one of the two')
+    unknown = sorted(set(payload) - {"image", "images"})
+    if unknown:
+        raise InputError(400, f'unknown key(s) {unknown[:5]}: send {{"image": ...}} or {{"images": [...]}}')
     if "image" in payload:
         items, names = [payload["image"]], ["image"]
     else:
@@ -99,20 +102,25 @@ def _one(item: Any, name: str, limits: Limits) -> ImageInput:
         if set(item) == {"url"} and isinstance(item["url"], str):
             return ImageInput(name, url=item["url"])
         if set(item) == {"base64"} and isinstance(item["base64"], str):
-            return ImageInput(name, data=_b64(item["base64"], name, limits))
+            return ImageInput(name, data=_b64(_strip_data_uri(item["base64"], name), name, limits))
         raise InputError(400, f'{name}: an object must be {{"url": ...}} or {{"base64": ...}}')
     if not isinstance(item, str) or not item:
         raise InputError(400, f"{name}: expected a URL or base64 string")
     if item.startswith(("http://", "https://")):
         return ImageInput(name, url=item)
-    if item.startswith("data:"):
-        head, _, data = item.partition(",")
-        if not head.endswith(";base64"):
-            raise InputError(400, f"{name}: only base64 data: URIs are accepted")
-        item = data
-    elif "://" in item[:16]:
+    if "://" in item[:16]:
         raise InputError(400, f"{name}: URL scheme {item.split('://', 1)[0]!r} is not allowed (http or https only)")
-    return ImageInput(name, data=_b64(item, name, limits))
+    return ImageInput(name, data=_b64(_strip_data_uri(item, name), name, limits))
+
+
+def _strip_data_uri(text: str, name: str) -> str:
+    """The base64 payload of a ``data:...;base64,`` URI (the text itself when it is not one)."""
+    if not text.startswith("data:"):
+        return text
+    head, _, data = text.partition(",")
+    if not head.endswith(";base64"):
+        raise InputError(400, f"{name}: only base64 data: URIs are accepted")
+    return data
 
 
 def _b64(text: str, name: str, limits: Limits) -> bytes:
@@ -120,7 +128,9 @@ def _b64(text: str, name: str, limits: Limits) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise InputError(400, f"{name}: not valid base64 (or a URL that does not start with http:// or https://)") from None
+        raise InputError(
+            400, f"{name}: not valid base64 (or a URL that does not start with http:// or https://)"
+        ) from None
 
 
 def _check_size(name: str, size: int, limits: Limits) -> None:
@@ -153,8 +163,16 @@ def load_image(inp: ImageInput, policy: UrlPolicy, limits: Limits) -> LoadedImag
     data = inp.data
     if inp.url is not None:
         try:
-            data = fetch_url(inp.url, UrlPolicy(policy.allowed_hosts, policy.allow_private, policy.timeout,
-                                                min(policy.max_bytes, limits.max_image_bytes), policy.max_redirects))
+            data = fetch_url(
+                inp.url,
+                UrlPolicy(
+                    policy.allowed_hosts,
+                    policy.allow_private,
+                    policy.timeout,
+                    min(policy.max_bytes, limits.max_image_bytes),
+                    policy.max_redirects,
+                ),
+            )
         except UrlRefused as exc:
             raise InputError(400, f"{inp.name}: {exc}") from None
         except UrlFetchFailed as exc:
@@ -164,5 +182,5 @@ def load_image(inp: ImageInput, policy: UrlPolicy, limits: Limits) -> LoadedImag
         loaded = decode_image(data, inp.name, max_pixels=limits.max_pixels)
     except ImageLoadError as exc:
         raise InputError(422, str(exc)) from None
-    loaded.source = inp.url
+    loaded.source = inp.url or ""  # "" for bytes sent in the request; the service reports it as null
     return loaded

@@ -9,8 +9,10 @@ pipeline that calls the service stores what ``vistag index`` would.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -33,7 +35,7 @@ class InferenceModel:
         ready_check: returns ``None`` when what the tagger needs (an engine) is
             reachable, else the reason.
 
-    Example:
+    Examples:
         >>> model = InferenceModel(create_embedder("efficientnet-lite0"))  # doctest: +SKIP
         >>> model.embed([model.prepare(Image.open("a.jpg"))])[0].shape     # doctest: +SKIP
         (1840,)
@@ -65,13 +67,14 @@ class InferenceModel:
 
     def tag(self, vectors: Sequence[np.ndarray]) -> list[dict]:
         """Document fields for each vector: ``tags``, ``tag_weights`` and, from a
-        trained model, ``predicted`` (with ``category`` and ``attributes``)."""
+        trained model, ``predicted`` (with ``category`` and ``attributes``).
+        """
         if self.tagger is None:
             raise RuntimeError("this service has no tagger: start it with --reference, --reference-index or --model")
         matrix = np.stack(vectors).astype(np.float32, copy=False)
         n = len(matrix)
         out = []
-        for row in self.tagger.tag(matrix, [None] * n, [None] * n):
+        for row in self.tagger.tag(matrix, [""] * n, [None] * n):  # no ids: the images are not catalog rows
             weights = tag_weights(row.tags)  # exactly as vistag index writes them
             result: dict = {"tags": list(weights), "tag_weights": weights}
             if row.predicted is not None:
@@ -90,3 +93,85 @@ class InferenceModel:
     def not_ready(self) -> str | None:
         """``None`` when the service can answer, else why not."""
         return self.ready_check() if self.ready_check is not None else None
+
+
+def build_inference_model(
+    model: Any = "efficientnet-lite0",
+    *,
+    reference: Any = None,
+    reference_images: str | Path | None = None,
+    reference_index: str | None = None,
+    client: Any = None,
+    schema: Any = None,
+    k: int = 10,
+    top_d: int = 10,
+    device: str = "auto",
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+    compile: bool = False,
+) -> InferenceModel:
+    """What ``vistag service`` runs: an embedder and at most one tag source.
+
+    Args:
+        model: a backbone name, or a trained (image-only) model directory whose heads then tag.
+        reference: a labelled catalog whose kNN tags ``/v1/tag`` gives.
+        reference_images: the images of ``reference``.
+        reference_index: a labelled index the engine searches for the kNN neighbours (needs ``client``).
+        client: the engine holding ``reference_index``.
+        schema: the schema of the reference.
+        k: neighbours for kNN tags.
+        top_d: tags kept per image.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: images per forward pass.
+        cache_dir: the embedding cache of the reference catalog.
+        compile: ``torch.compile`` the backbone.
+
+    Raises:
+        ConfigError: more than one tag source, a title-aware model, or ``reference_index`` without a client.
+
+    Examples:
+        >>> model = build_inference_model("tiny-random", device="cpu")  # doctest: +SKIP
+        >>> model.dim                                                     # doctest: +SKIP
+        64
+    """
+    from vistag.analyzers.taggers import ModelDocumentTagger
+    from vistag.catalog.schema import as_schema
+    from vistag.engine.client import EngineClient, as_engine
+    from vistag.engine.retry import RetryPolicy
+    from vistag.errors import ConfigError, VistagError
+    from vistag.models.loading import image_only, load_model
+
+    loaded = load_model(model, device=device, batch_size=batch_size, compile=compile)
+    trained = image_only(loaded.tagging, "the inference service")
+    sources = [reference is not None, bool(reference_index), trained is not None]
+    if sum(sources) > 1:
+        raise ConfigError("give one tag source: a reference catalog, a reference index or a trained model")
+    tagger: DocumentTagger | None = None
+    ready: Callable[[], str | None] | None = None
+    if trained is not None:
+        tagger = ModelDocumentTagger(trained, None, top_d=top_d)
+    elif reference is not None:
+        from vistag.analyzers.tagger import Tagger
+
+        tagger = Tagger(
+            reference, reference_images, schema=schema, model=loaded.embedder, k=k, top_d=top_d, cache_dir=cache_dir
+        ).document_tagger()
+    elif reference_index:
+        if client is None:
+            raise ConfigError("a reference index needs the client of the engine that holds it")
+        from vistag.search.reference_tagger import reference_index_tagger
+
+        engine = as_engine(client)
+        probe = EngineClient(engine.raw, retry=RetryPolicy(max_retries=0), label=engine.label)
+        tagger = reference_index_tagger(
+            engine, reference_index, as_schema(schema), loaded.embedder.dim, k=k, top_d=top_d
+        )
+
+        def ready() -> str | None:
+            try:
+                probe.cluster_health(timeout="2s")
+            except VistagError as exc:
+                return f"the engine holding {reference_index!r} does not answer: {exc}"
+            return None
+
+    return InferenceModel(loaded.embedder, tagger, ready)

@@ -1,10 +1,11 @@
 """The demo page on top of ``vistag service``: image queries embedded by the service over HTTP
-(so the page process needs no torch and shares the service's model and batching)."""
+(so the page process needs no torch and shares the service's model and batching).
+"""
 
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 from PIL import Image
@@ -23,7 +24,7 @@ def service_embedder(url: str, token: str | None = None, timeout: float = 30.0) 
     Raises:
         VistagError: (from the returned function) the service refused or did not answer.
 
-    Example:
+    Examples:
         >>> embed = service_embedder("http://127.0.0.1:8000")  # doctest: +SKIP
         >>> len(embed(Image.open("photo.jpg")))                # doctest: +SKIP
         1840

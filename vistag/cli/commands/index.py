@@ -1,26 +1,92 @@
-"""``vistag index``."""
+"""``vistag index``, ``vistag sync`` and ``vistag reindex``: see :mod:`vistag.indexer`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from vistag.cli.commands.common import (connect, embedding_cache, is_model_dir, load_tagging_model, make_embedder,
-                                       print_json, print_summary)
-from vistag.errors import ConfigError
-from vistag.models.embedding import BatchEmbedder
-from vistag.indexer.options import parse_partition
-from vistag.images import ImageStore
-from vistag.indexer.pipeline import IndexOptions, IndexSummary, index_catalog
-from vistag.catalog.schema import CatalogSchema
+from vistag.cli.options import (
+    add_connection,
+    add_indexing,
+    add_model,
+    connect,
+    index_kwargs,
+)
+from vistag.cli.output import print_dead_letters, print_json, print_summary
 
 
-def cmd_index(args: argparse.Namespace) -> int:
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``vistag index``, ``vistag sync`` and ``vistag reindex``."""
+    index = sub.add_parser(
+        "index",
+        help="embed, tag and bulk-index a catalog",
+        description="Read a catalog (CSV/JSONL) and its images, embed them, tag them by kNN over a "
+        "labelled reference set and stream them into the index.",
+    )
+    add_connection(index)
+    add_model(index)
+    index.add_argument("--catalog", required=True, help="catalog file (.csv, .tsv, .jsonl)")
+    index.add_argument("--index", default="products", help="index name (default %(default)s)")
+    index.add_argument("--resume", action="store_true", help="skip rows whose id is already in the index")
+    index.add_argument(
+        "--partition",
+        default=None,
+        metavar="I/N",
+        help="index only the I-th of N disjoint slices of the catalog (a stable hash of the id), so N "
+        "jobs or machines can share one catalog into one index; the kNN reference set is the "
+        "slice itself unless --reference or --reference-index names a shared one",
+    )
+    add_indexing(index)
+    index.set_defaults(handler=run_index)
+
+    sync = sub.add_parser(
+        "sync",
+        help="make an index equal to today's catalog, doing only what changed",
+        description="Index new rows, re-embed and re-tag rows whose image changed, rewrite rows that "
+        "changed otherwise (no embedding), delete documents that left the catalog, leave "
+        "unchanged rows alone. Idempotent; run it again after an interruption.",
+    )
+    add_connection(sync)
+    add_model(sync)
+    sync.add_argument("--catalog", required=True, help="today's catalog file (.csv, .tsv, .jsonl)")
+    sync.add_argument("--index", default="products", help="index or alias to sync (default %(default)s)")
+    sync.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    add_indexing(sync)
+    sync.set_defaults(handler=run_sync)
+
+    reindex = sub.add_parser(
+        "reindex",
+        help="build a new versioned index and swap the alias to it with no downtime",
+        description="Build <alias>-<timestamp> from a catalog (or from the current index with --from-index, "
+        "re-tagging stored vectors when --model is a trained model), check it is complete, then point "
+        "the alias at it in one atomic _aliases call and delete the old index (unless --keep-old).",
+    )
+    add_connection(reindex)
+    add_model(reindex)
+    reindex.add_argument("--alias", default="products", help="the alias readers use (default %(default)s)")
+    reindex.add_argument("--catalog", default=None, help="catalog file to build from")
+    reindex.add_argument("--from-index", action="store_true", help="build from the documents the alias serves now")
+    reindex.add_argument("--keep-old", action="store_true", help="keep the old index after the swap")
+    reindex.add_argument("--dry-run", action="store_true", help="print what would happen; change nothing")
+    reindex.add_argument("--resume", action="store_true", help="continue the newest unfinished <alias>-* index")
+    add_indexing(reindex)
+    reindex.set_defaults(handler=run_reindex)
+
+
+def run_index(args: argparse.Namespace) -> int:
     """Index a catalog; exit 1 when any row failed or was dead-lettered."""
-    client = connect(args)
-    client.info()
-    summary = run_index(args, client, args.index)
+    from vistag.indexer.pipeline import index_catalog
+
+    summary = index_catalog(
+        connect(args),
+        args.catalog,
+        args.images,
+        args.index,
+        resume=args.resume,
+        partition=args.partition,
+        vector_quantization=args.vector_quantization or "none",
+        **index_kwargs(args),
+    )
     if args.json:
         print_json(summary.to_dict())
     else:
@@ -28,150 +94,93 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def run_index(args: argparse.Namespace, client, index: str, template: str | None = None,
-              resume: bool | None = None) -> IndexSummary:
-    """Index ``args.catalog`` into ``index`` with the flags of ``vistag index``."""
-    if not args.catalog:
-        raise ConfigError("--catalog is required")
-    schema = CatalogSchema.load(args.schema)
-    try:
-        parse_partition(getattr(args, "partition", None))
-    except ValueError as exc:
-        raise ConfigError(f"--partition: {exc}") from None
-    model = load_tagging_model(args.model) if is_model_dir(args.model) else None
-    tagger = args.tagger or ("heads" if model is not None else "knn")
-    if tagger != "knn" and model is None:
-        raise ConfigError(f"--tagger {tagger} needs --model MODEL_DIR (a directory written by `vistag train`)")
-    if args.reference_index and (args.reference or tagger != "knn"):
-        raise ConfigError("--reference-index replaces --reference and tags by kNN only (no --tagger heads/ensemble)")
-    embedder = make_embedder(args, model)
-    cache = embedding_cache(embedder)
-    options = IndexOptions(
-        index=index, template=template, batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunk_bytes=args.chunk_bytes,
-        k=args.k, top_d=args.top_d, resume=args.resume if resume is None else resume, dead_letter=Path(args.dead_letter),
-        progress=not args.quiet and sys.stderr.isatty(), max_retries=args.max_retries, limit=args.limit,
-        tagger=tagger, relations=Path(args.expand_relations) if args.expand_relations else None,
-        expand_discount=args.expand_discount, knn_batch=args.knn_batch, bulk_threads=args.bulk_threads,
-        vector_quantization=args.vector_quantization or "none", reference_index=args.reference_index,
-        pipeline=getattr(args, "pipeline", None), partition=getattr(args, "partition", None),
+def run_sync(args: argparse.Namespace) -> int:
+    """Sync ``--index`` with ``--catalog``; exit 1 when a row failed or the run stopped early."""
+    from vistag.errors import ConfigError
+    from vistag.indexer.sync import sync
+
+    if args.limit is not None:
+        raise ConfigError("sync reads the whole catalog: with --limit it would delete every document past the limit")
+    if args.reference or args.reference_index or args.tagger or args.expand_relations:
+        raise ConfigError(
+            "sync tags new rows by kNN over the index itself: --reference, --reference-index, --tagger "
+            "and --expand-relations do not apply"
+        )
+    kwargs = index_kwargs(args)
+    for unused in (
+        "tagger",
+        "reference",
+        "reference_images",
+        "reference_index",
+        "relations",
+        "expand_discount",
+        "progress",
+        "input_size",
+        "weights",
+        "compile",
+        "limit",
+    ):
+        kwargs.pop(unused, None)
+    summary = sync(
+        connect(args),
+        args.catalog,
+        args.images,
+        args.index,
+        dry_run=args.dry_run,
+        vector_quantization=args.vector_quantization or "none",
+        **kwargs,
     )
-    engine_tagger = None
-    if args.reference_index:
-        engine_tagger = reference_index_tagger(client, args.reference_index, schema, embedder.dim, options)
-    with ImageStore(args.images) as store:
-        batch_embedder = BatchEmbedder(embedder, store, cache, workers=args.workers, processes=args.decode_processes)
-        reference = None
-        ref_store = None
-        try:
-            if args.reference:
-                ref_store = ImageStore(args.reference_images or args.images)
-                reference = (args.reference, schema, BatchEmbedder(embedder, ref_store, cache, workers=args.workers,
-                                                                processes=args.decode_processes))
-            summary = index_catalog(client, args.catalog, schema, batch_embedder, options, reference, model=model,
-                                    tagger=engine_tagger)
-        finally:
-            batch_embedder.close()
-            if ref_store:
-                ref_store.close()
-    return summary
-
-
-def reference_index_tagger(client, index: str, schema: CatalogSchema, dim: int, options: IndexOptions):
-    """The kNN tagger over a labelled reference index the engine searches by HNSW."""
-    from vistag.search.queries import Searcher
-    from vistag.search.reference_tagger import EngineKnnDocumentTagger
-
-    if not client.index_exists(index):
-        raise ConfigError(f"reference index {index!r} does not exist")
-    tagger = EngineKnnDocumentTagger(Searcher(client, index, dim), schema, k=options.k, top_d=options.top_d)
-    tagger.reference_size = client.count(index)
-    return tagger
-
-
-def cmd_reindex(args: argparse.Namespace) -> int:
-    """Build a new versioned index and swap the alias to it (see :mod:`vistag.indexer.reindex`)."""
-    from vistag.indexer import reindex as rx
-
-    client = connect(args)
-    client.info()
-    source = "index" if args.from_index else "catalog"
-    if source == "catalog" and not args.catalog:
-        raise ConfigError("give --catalog FILE, or --from-index to rebuild from the current index")
-    if source == "index" and not client.index_exists(args.alias):
-        raise ConfigError(f"--from-index: {args.alias!r} does not exist")
-    plan = rx.plan_reindex(client, args.alias, resume=args.resume, source=source, keep_old=args.keep_old)
-    if args.dry_run:
-        if args.json:
-            print_json({"dry_run": True, **plan.to_dict()})
-        else:
-            print("dry run, nothing changed:\n" + "\n".join(f"  {n}. {step}" for n, step in enumerate(plan.describe(), 1)))
-        return 0
-    result: dict = {"plan": plan.to_dict()}
-    if source == "catalog":
-        summary = run_index(args, client, plan.new_index, template=args.alias, resume=plan.resume)
-        result["index"] = summary.to_dict()
-        if not summary.ok:
-            print_summary(summary)
-            print(f"the alias {args.alias!r} was not moved; fix the rows above and rerun with --resume", file=sys.stderr)
-            return 1
-        expected = summary.indexed + summary.skipped_existing
-    else:
-        expected = client.count(args.alias)
-        copy = rx.copy_index(client, args.alias, plan.new_index, _spec_of(client, args.alias, args.vector_quantization),
-                             _retagger(args))
-        result["copy"] = copy.__dict__
-    rx.check_complete(client, plan.new_index, expected)
-    rx.swap_alias(client, plan)
-    result["alias"] = {args.alias: plan.new_index}
     if args.json:
-        print_json(result)
+        print_json(summary.to_dict())
     else:
-        print(f"{args.alias} -> {plan.new_index} ({expected} documents); "
-              + ("old indices kept" if plan.keep_old else f"deleted {', '.join(plan.old_indices) or 'nothing'}"))
+        verb = "would add" if summary.dry_run else "added"
+        print(
+            f"sync {summary.index}: read {summary.read}; {verb} {summary.added}, re-tagged {summary.retagged} "
+            f"(new image), updated {summary.updated} (row changed), deleted {summary.deleted}, unchanged "
+            f"{summary.unchanged}, failed {summary.failed}; {summary.embedded} images embedded in "
+            f"{summary.seconds:.1f}s"
+        )
+        print_dead_letters(summary.dead_letters)
+        if summary.aborted:
+            print(f"stopped early: {summary.aborted}\nrun the same command again to finish")
+    return 0 if summary.ok else 1
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    """Build a new versioned index and swap the alias to it (see :mod:`vistag.indexer.reindex`)."""
+    from vistag.indexer.reindex import reindex
+
+    kwargs = index_kwargs(args)
+    if args.from_index:  # copying: no catalog is read and no image embedded
+        kwargs = {key: kwargs[key] for key in ("model", "top_d", "retry")}
+    result = reindex(
+        connect(args),
+        args.alias,
+        args.catalog,
+        args.images,
+        from_index=args.from_index,
+        keep_old=args.keep_old,
+        dry_run=args.dry_run,
+        resume=args.resume,
+        vector_quantization=args.vector_quantization,
+        **kwargs,
+    )
+    if args.json:
+        print_json({"dry_run": args.dry_run, **result.to_dict()})
+    elif args.dry_run:
+        print(
+            "dry run, nothing changed:\n"
+            + "\n".join(f"  {n}. {step}" for n, step in enumerate(result.plan.describe(), 1))
+        )
+    elif result.done:
+        plan = result.plan
+        print(
+            f"{plan.alias} -> {plan.new_index} ({result.documents} documents); "
+            + ("old indices kept" if plan.keep_old else f"deleted {', '.join(plan.old_indices) or 'nothing'}")
+        )
+    if not result.done and not args.dry_run:
+        if result.index is not None and not args.json:
+            print_summary(result.index)
+        print(f"the alias {args.alias!r} was not moved; fix the rows above and rerun with --resume", file=sys.stderr)
+        return 1
     return 0
-
-
-def _spec_of(client, alias: str, quantization: str | None = None):
-    """The document spec of an existing index (vector dimension and quantization from
-    its mapping; ``quantization`` overrides the latter)."""
-    from vistag.documents import DocumentSpec
-
-    mapping = client.get_mapping(alias)
-    meta = next(iter(mapping.values()))["mappings"].get("_meta", {})
-    return DocumentSpec(name=alias, vector_dim=int(meta.get("vector_dim", 1840)),
-                        vector_quantization=quantization or meta.get("vector_quantization", "none"))
-
-
-def _retagger(args: argparse.Namespace):
-    """With ``--model MODEL_DIR``, a function that re-tags copied documents from their stored vectors
-    (and, for a title-aware model, their stored ``title``)."""
-    if not is_model_dir(args.model):
-        return None
-    import numpy as np
-
-    from vistag.analyzers.taggers import ModelDocumentTagger
-
-    model = load_tagging_model(args.model)
-    tagger = ModelDocumentTagger(model, None, top_d=args.top_d)
-
-    def retag(docs: list[dict]) -> list[dict]:
-        stored = {d.get("model", {}).get("version") for d in docs}
-        if stored != {model.backbone.model_id}:
-            raise ConfigError(f"the stored vectors come from {sorted(map(str, stored))}, the model needs "
-                              f"{model.backbone.model_id}: reindex from the catalog instead")
-        vectors = np.asarray([d["image_vector"] for d in docs], dtype=np.float32)
-        leaf = [_leaf(d.get("category", {})) for d in docs]
-        titles = [d.get("title") for d in docs] if tagger.title_column else None
-        for doc, tagged in zip(docs, tagger.tag(vectors, [d["_id"] for d in docs], leaf, titles=titles)):
-            weights = {t: round(float(s), 6) for t, s in tagged.tags}
-            doc.update(tags=list(weights), tag_weights=weights, predicted=tagged.predicted)
-            doc["model"] = {**doc.get("model", {}), "tagger": tagger.id}
-        return docs
-
-    return retag
-
-
-def _leaf(category: dict) -> str | None:
-    """The deepest ``lvl<N>`` value of a document's category."""
-    levels = sorted((int(k[3:]), v) for k, v in category.items() if k.startswith("lvl") and k[3:].isdigit())
-    return levels[-1][1] if levels else None

@@ -1,29 +1,57 @@
-"""``vistag mappings show|install``."""
+"""``vistag mappings show|install``: see :mod:`vistag.documents.templates`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
-from vistag.cli.commands.common import connect, print_json
-from vistag.documents import DocumentSpec, EngineAdapter, index_template, install_index_template, install_search_templates
-from vistag.documents.templates import search_templates
-from vistag.models import get_config
+from vistag.cli.options import add_connection, connect
+from vistag.cli.output import print_json
 
 
-def cmd_mappings(args: argparse.Namespace) -> int:
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``vistag mappings``."""
+    mappings = sub.add_parser(
+        "mappings",
+        help="show or install the index template and search templates",
+        description="Render the index template and stored search templates, or install them.",
+    )
+    actions = mappings.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (
+        ("show", "print the index template and search templates as JSON"),
+        ("install", "install the index template and search templates on the cluster"),
+    ):
+        p = actions.add_parser(action, help=text, description=text)
+        add_connection(p)
+        p.add_argument("--index", default="products", help="index/alias name (default %(default)s)")
+        p.add_argument("--dim", type=int, default=None, help="vector dimension (default: the model's)")
+        p.add_argument(
+            "--vector-quantization",
+            choices=("none", "int8"),
+            default="none",
+            help="float HNSW (none) or int8 scalar-quantized HNSW (default %(default)s)",
+        )
+        p.add_argument(
+            "--model",
+            default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"),
+            help="backbone whose dimension to use (env VISTAG_MODEL, default %(default)s)",
+        )
+        if action == "show":
+            p.add_argument(
+                "--offline", action="store_true", help="render for --engine with all modules, without a cluster"
+            )
+        p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
     """Render or install the templates."""
-    spec = DocumentSpec(name=args.index, vector_dim=args.dim or get_config(args.model).embedding_dim,
-                        vector_quantization=args.vector_quantization)
+    from vistag.documents.templates import install_templates, render_templates, spec_for
+
+    spec = spec_for(args.index, vector_dim=args.dim, model=args.model, vector_quantization=args.vector_quantization)
     if args.action == "show":
-        if args.offline:
-            adapter = EngineAdapter.for_engine(args.engine)
-        else:
-            adapter = EngineAdapter(connect(args).info())
-        print_json({"engine": adapter.engine, "index_template": index_template(adapter, spec),
-                    "search_templates": search_templates(adapter, spec), "limitations": adapter.limitations()})
+        print_json(render_templates(args.engine if args.offline else connect(args), spec))
         return 0
     client = connect(args)
-    install_index_template(client, spec)
-    ids = install_search_templates(client, spec)
+    ids = install_templates(client, args.index, spec.vector_dim, vector_quantization=args.vector_quantization)
     print(f"installed index template vistag-{spec.name} and {len(ids)} search templates {ids} on {client.label}")
     return 0

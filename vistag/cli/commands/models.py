@@ -1,212 +1,244 @@
-"""``vistag train``, ``vistag eval`` and ``vistag tag``."""
+"""``vistag train``, ``vistag eval`` and ``vistag tag``: see :mod:`vistag.models.trainer`,
+:func:`vistag.evaluation.evaluate.evaluate_model` and :func:`vistag.models.loading.tag_images`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import re
-import sys
-import time
-from dataclasses import replace
+import os
 from pathlib import Path
+from typing import Any
 
-from vistag.cli.commands.common import embedding_cache, image_only, load_tagging_model, make_embedder, print_json
-from vistag.errors import ConfigError
-from vistag.images import ImageStore
-from vistag.catalog.schema import CatalogSchema
-
-logger = logging.getLogger(__name__)
+from vistag.cli.options import add_catalog, add_runtime, loading_kwargs, progress
+from vistag.cli.output import print_json
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
-
-
-def _embedder(name: str, args: argparse.Namespace, input_size: int | None):
-    from vistag.models import create_embedder
-
-    return create_embedder(name, device=args.device, batch_size=args.batch_size, input_size=input_size, weights=args.weights,
-                           compile=args.compile)
-
-
-def _embed(args: argparse.Namespace, embedder, catalog: str, images: str | None, schema: CatalogSchema):
-    from vistag.models.embedding import BatchEmbedder
-    from vistag.models.dataset import embed_catalog
-
-    with ImageStore(images) as store:
-        batch = BatchEmbedder(embedder, store, embedding_cache(embedder), workers=args.workers,
-                              processes=args.decode_processes)
-        try:
-            data = embed_catalog(catalog, schema, batch, limit=args.limit, progress=_progress(args))
-        finally:
-            batch.close()
-    logger.info("embedded %d rows (%d computed, %d from cache, %d skipped)", len(data), batch.computed,
-                batch.cache_hits, len(data.skipped))
-    return data, batch
-
-
-def title_column(args: argparse.Namespace, schema: CatalogSchema) -> str | None:
-    """The schema's title column with ``--title-aware``, else ``None``."""
-    if not getattr(args, "title_aware", False):
-        return None
-    if not schema.title:
-        raise ConfigError("--title-aware needs a title column in the schema")
-    return schema.title
-
-
-def read_label_columns(given: list[str] | None, settings) -> list[str]:
-    """The columns the text->image projection learns to read: ``given``, or the deepest level and colour attributes."""
-    if given is not None:
-        return list(given)
-    readable = set(settings.tag_columns)  # a read label is of use only as an index tag
-    deepest = [c for c in settings.levels[-1:] if c in readable]
-    return deepest + [c for c in settings.attributes if c in readable and re.search(r"colou?r", c, re.I)]
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train heads on a labelled catalog and write the model directory."""
-    from vistag.models.training import TrainConfig
-    from vistag.models.dataset import assign_splits
-    from vistag.models.trainer import TrainSettings, train_model
-
-    started = time.monotonic()
-    schema = CatalogSchema.load(args.schema)
-    settings = TrainSettings(
-        levels=args.levels if args.levels is not None else list(schema.category),
-        attributes=args.attributes if args.attributes is not None else list(schema.attributes),
-        tag_columns=args.tag_columns if args.tag_columns is not None else list(schema.tags),
-        min_count=args.min_count, min_confidence=args.min_confidence,
-        train=TrainConfig(hidden=args.hidden, epochs=args.epochs, class_weighting=args.class_weighting, seed=args.seed),
-        title_column=title_column(args, schema),
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``vistag train``, ``vistag eval`` and ``vistag tag``."""
+    train = sub.add_parser(
+        "train",
+        help="train category, attribute and tag heads on a labelled catalog",
+        description="Embed a labelled catalog (through the embedding cache), train a multi-task head (consistent "
+        "category hierarchy, masked attribute heads, multi-label tags with per-tag thresholds) and "
+        "write a model directory that `vistag index --model`, `eval` and `tag` read.",
     )
-    if not (settings.levels or settings.attributes or settings.tag_columns):
-        raise ConfigError("nothing to learn: the schema names no category, attribute or tag columns")
-    embedder = _embedder(args.backbone, args, args.input_size)
-    data, batch = _embed(args, embedder, args.catalog, args.images, schema)
-    embed_s = time.monotonic() - started
-    split_info = {"split_column": args.split_col, "test_fraction": None if args.split_col else args.test_fraction,
-                  "val_fraction": args.val_fraction, "seed": args.seed}
-    splits = assign_splits(data, args.split_col, args.test_fraction, args.val_fraction, args.seed)
-    out = Path(args.out)
-    model = train_model(data, splits, embedder.config, settings, name=out.name, split_info=split_info,
-                        progress=_progress(args))
-    model.info["training"]["embedding"] = {"seconds": round(embed_s, 2), "computed": batch.computed,
-                                           "from_cache": batch.cache_hits, "rows": len(data)}
-    model.info["training"]["total_seconds"] = round(time.monotonic() - started, 2)
-    if args.text_image:
-        from vistag.models.trainer import train_text_image
+    add_catalog(train)
+    train.add_argument("--out", required=True, help="model directory to write")
+    split = train.add_mutually_exclusive_group()
+    split.add_argument(
+        "--split-col", default=None, help="column whose value 'test' marks test rows (and 'val' validation rows)"
+    )
+    split.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="test share by id hash when no --split-col (default %(default)s)",
+    )
+    train.add_argument(
+        "--val-fraction", type=float, default=0.1, help="validation share of the training rows (default %(default)s)"
+    )
+    train.add_argument(
+        "--backbone",
+        default=os.environ.get("VISTAG_MODEL", "efficientnet-lite0"),
+        help="backbone name (env VISTAG_MODEL, default %(default)s)",
+    )
+    train.add_argument("--input-size", type=int, default=None, help="input resolution (default: the backbone's)")
+    train.add_argument(
+        "--levels", nargs="*", default=None, help="hierarchy columns root first (default: the schema's category)"
+    )
+    train.add_argument(
+        "--attributes", nargs="*", default=None, help="attribute columns (default: the schema's attributes)"
+    )
+    train.add_argument("--tag-columns", nargs="*", default=None, help="tag columns (default: the schema's tags)")
+    train.add_argument(
+        "--min-count",
+        type=int,
+        default=10,
+        help="rarer classes fold into 'other', rarer tags are dropped (default %(default)s)",
+    )
+    train.add_argument(
+        "--class-weighting",
+        choices=("none", "sqrt", "balanced"),
+        default="sqrt",
+        help="loss weights against class imbalance (default %(default)s)",
+    )
+    train.add_argument("--epochs", type=int, default=40, help="maximum epochs (default %(default)s)")
+    train.add_argument(
+        "--hidden", type=int, default=1024, help="hidden layer width, 0 for linear heads (default %(default)s)"
+    )
+    train.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="best-path probability below which predictions are not written (default %(default)s)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    train.add_argument(
+        "--text-image",
+        action="store_true",
+        help="also train the text->image projection on the rows' titles (saved in MODEL/text-image; "
+        "hybrid search then adds a text->image kNN list)",
+    )
+    train.add_argument(
+        "--title-aware",
+        action="store_true",
+        help="opt-in: the heads also read the product title (its sentence vector joined to the image "
+        "embedding); such a model tags in `vistag index` only, and `vistag check-tags` stays "
+        "image-only",
+    )
+    train.add_argument(
+        "--read-labels",
+        nargs="*",
+        default=None,
+        metavar="COLUMN",
+        help="with --text-image: label columns the query text learns to read as query tags (default: "
+        "the deepest category level and any colour attribute; none: nothing read)",
+    )
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_runtime(train.add_argument_group("runtime"), loading=True)
+    train.set_defaults(handler=run_train)
 
-        if not schema.title:
-            raise ConfigError("--text-image needs a title column in the schema")
-        t0 = time.monotonic()
-        projection = train_text_image(data, splits, schema.title, embedder.model_id, args.seed, _progress(args),
-                                      label_columns=read_label_columns(args.read_labels, settings))
-        model.info["training"]["text_image"] = {"seconds": round(time.monotonic() - t0, 2),
-                                                "history": projection.config.history[-1:]}
-    model.save(out)
-    if args.text_image:
-        projection.save(out / "text-image")
-    t = model.info["training"]
-    summary = {"model": str(out), "tagger": model.tagger_id, "backbone": embedder.model_id, "rows": t["rows"],
-               "embedding_seconds": round(embed_s, 1), "images_embedded": batch.computed,
-               "train_seconds": t["seconds"], "total_seconds": t["total_seconds"],
-               "best_epoch": t["history"]["best_epoch"], "validation": model.info["validation"]}
+    ev = sub.add_parser(
+        "eval",
+        help="measure a model and the kNN tagger on the test rows",
+        description="Top-1/top-5/MACC per level and attribute, P/R/F1@K of heads, kNN and their ensemble, Hamming "
+        "score and exact match, coverage vs error, type-validator rates, confusion matrix PNG.",
+    )
+    ev.add_argument("--model", required=True, help="model directory from `vistag train`")
+    add_catalog(ev)
+    ev.add_argument("--split-col", default=None, help="override the model's split column")
+    ev.add_argument("--test-fraction", type=float, default=None, help="override the model's test fraction")
+    ev.add_argument("--k", type=int, default=10, help="neighbours of the kNN tagger (default %(default)s)")
+    ev.add_argument("--json", default=None, help="write the report as JSON here")
+    ev.add_argument("--report", default=None, help="write the report as Markdown here")
+    ev.add_argument("--confusion-png", default=None, help="write the finest level's confusion matrix here")
+    ev.add_argument(
+        "--attribute-confusion-png",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("COLUMN", "PNG"),
+        help="write an attribute's confusion matrix (e.g. baseColour colours.png); repeatable",
+    )
+    ev.add_argument(
+        "--robustness",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also re-encode and re-resize N test images and report prediction agreement",
+    )
+    add_runtime(ev.add_argument_group("runtime"), loading=True)
+    ev.set_defaults(handler=run_eval)
+
+    tag = sub.add_parser(
+        "tag",
+        help="tag image files with a trained model (JSON)",
+        description="Print categories, attributes and tags with scores for each image as JSON.",
+    )
+    tag.add_argument("images", nargs="+", metavar="IMAGE", help="image files or http(s) URLs")
+    tag.add_argument("--model", required=True, help="model directory from `vistag train`")
+    tag.add_argument("--top-k", type=int, default=3, help="ranked classes shown per level (default %(default)s)")
+    add_runtime(tag.add_argument_group("runtime"))
+    tag.set_defaults(handler=run_tag)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train heads on a labelled catalog and write the model directory."""
+    from vistag.catalog.schema import as_schema
+    from vistag.config import embedding_cache_dir
+    from vistag.models.trainer import SplitSettings, TrainSettings, train
+    from vistag.models.training import TrainConfig
+
+    schema = as_schema(args.schema)
+    settings = TrainSettings.for_schema(
+        schema,
+        levels=args.levels,
+        attributes=args.attributes,
+        tag_columns=args.tag_columns,
+        title_aware=args.title_aware,
+        min_count=args.min_count,
+        min_confidence=args.min_confidence,
+        train=TrainConfig(hidden=args.hidden, epochs=args.epochs, class_weighting=args.class_weighting, seed=args.seed),
+    )
+    result = train(
+        args.catalog,
+        args.out,
+        images=args.images,
+        schema=schema,
+        backbone=args.backbone,
+        settings=settings,
+        split=SplitSettings(args.split_col, args.test_fraction, args.val_fraction, args.seed),
+        text_image=args.text_image,
+        read_labels=args.read_labels,
+        device=args.device,
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        weights=args.weights,
+        compile=args.compile,
+        cache_dir=embedding_cache_dir(),
+        limit=args.limit,
+        progress=progress(args),
+        **_loading(args),
+    )
     if args.json:
-        print_json(summary)
+        print_json(result.summary())
     else:
-        print(f"model written to {out} ({model.tagger_id}): {t['rows']['train']} train / {t['rows']['val']} val rows, "
-              f"embedding {embed_s:.0f}s ({batch.computed} images embedded, {batch.cache_hits} from cache), "
-              f"training {t['seconds']:.0f}s, total {t['total_seconds']:.0f}s")
+        rows = result.model.info["training"]["rows"]
+        print(
+            f"model written to {result.path} ({result.model.tagger_id}): {rows['train']} train / {rows['val']} val "
+            f"rows, embedding {result.embedding_seconds:.0f}s ({result.images_embedded} images embedded, "
+            f"{result.from_cache} from cache), training {result.model.info['training']['seconds']:.0f}s, "
+            f"total {result.total_seconds:.0f}s"
+        )
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _loading(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs = loading_kwargs(args)
+    return {
+        "workers": kwargs["workers"],
+        "decode_processes": kwargs["decode_processes"],
+        "max_pixels": kwargs["max_pixels"],
+    }
+
+
+def run_eval(args: argparse.Namespace) -> int:
     """Evaluate a model on the test split of a catalog."""
-    import numpy as np
+    from vistag.config import embedding_cache_dir
+    from vistag.evaluation.evaluate import evaluate_model
 
-    from vistag.evaluation.plots import confusion_png
-    from vistag.evaluation.report import markdown
-    from vistag.models.dataset import TEST, TRAIN, assign_splits
-    from vistag.evaluation.evaluate import evaluate, robustness
-
-    model = load_tagging_model(args.model)
-    schema = CatalogSchema.load(args.schema)
-    embedder = make_embedder(args, model)
-    data, _ = _embed(args, embedder, args.catalog, args.images, schema)
-    if model.title_column and not any(data.column(model.title_column)):
-        raise ConfigError(f"this model is title-aware: no row of {args.catalog} has a {model.title_column!r} title")
-    split = model.info.get("training", {}).get("split", {})
-    split_col = args.split_col if args.split_col is not None else split.get("split_column")
-    test_fraction = args.test_fraction if args.test_fraction is not None else (split.get("test_fraction") or 0.1)
-    splits = assign_splits(data, split_col, test_fraction, split.get("val_fraction", 0.1), split.get("seed", 0))
-    image_x = data.x
-    if model.title_column:
-        data = replace(data, x=model.with_titles(data.x, data.column(model.title_column)))
-    test, train = data.subset(splits == TEST), data.subset(splits == TRAIN)
-    if len(test) == 0:
-        raise ConfigError("the catalog has no test rows under the model's split; pass --split-col or --test-fraction")
-    knn_x = (image_x[splits == TEST], image_x[splits == TRAIN]) if model.title_column else None  # kNN: images only
-    report, extras = evaluate(model, test, train, k=args.k, knn_x=knn_x)
-    report["split"] = {"split_column": split_col, "test_fraction": None if split_col else test_fraction,
-                       "test_rows": len(test), "reference_rows": len(train)}
-    if args.robustness:
-        rng = np.random.default_rng(0)
-        pick = rng.choice(len(test), size=min(args.robustness, len(test)), replace=False)
-        with ImageStore(args.images) as store:
-            images = [store.load(schema.image_ref(test.fields[i])).image for i in pick]
-        size = embedder.config.input_size
-
-        def alternate(image):  # another library path: plain stretch + bilinear, no padding to a square
-            return image.convert("RGB").resize((size, size), resample=2)
-
-        embed = embedder.embed_images
-        if model.title_column:  # the same titles beside each re-encoded image
-            titles = [test.fields[i].get(model.title_column) for i in pick]
-
-            def embed(batch, _embed=embedder.embed_images):
-                return model.with_titles(_embed(batch), titles)
-        report["robustness"] = robustness(model, embed, images, alternate)
-    if args.confusion_png and "confusion" in extras:
-        confusion_png(extras["confusion"], extras["classes"], args.confusion_png,
-                      title=f"{model.levels[-1].column}: {len(test)} test rows, top-1 "
-                            f"{100 * report['levels'][model.levels[-1].column]['top1']:.1f}%")
-        report["confusion_png"] = str(args.confusion_png)
-    for column, png in args.attribute_confusion_png:
-        if column not in extras.get("attribute_confusion", {}):
-            raise ConfigError(f"--attribute-confusion-png: {column!r} is not an attribute of this model "
-                              f"({', '.join(extras.get('attribute_confusion', {})) or 'none'})")
-        cm, classes = extras["attribute_confusion"][column]
-        confusion_png(cm, classes, png, title=f"{column}: {len(test)} test rows, top-1 "
-                                              f"{100 * report['attributes'][column]['top1']:.1f}%")
-        report.setdefault("attribute_confusion_png", {})[column] = str(png)
+    result = evaluate_model(
+        args.model,
+        args.catalog,
+        images=args.images,
+        schema=args.schema,
+        k=args.k,
+        split_column=args.split_col,
+        test_fraction=args.test_fraction,
+        robustness_images=args.robustness,
+        confusion_png=args.confusion_png,
+        attribute_confusion_png=dict(args.attribute_confusion_png),
+        device=args.device,
+        batch_size=args.batch_size,
+        cache_dir=embedding_cache_dir(),
+        limit=args.limit,
+        progress=progress(args),
+        **_loading(args),
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
-    text = markdown(report)
+        Path(args.json).write_text(json.dumps(result.report, indent=1, default=str))
     if args.report:
-        Path(args.report).write_text(text + "\n")
+        Path(args.report).write_text(result.markdown + "\n")
     if not args.json or args.verbose:
-        print(text)
+        print(result.markdown)
     return 0
 
 
-def cmd_tag(args: argparse.Namespace) -> int:
-    """Tag image files with a trained model; prints JSON."""
-    from vistag.images import ImageLoadError
+def run_tag(args: argparse.Namespace) -> int:
+    """Tag image files with a trained model; prints JSON; exit 1 when an image could not be read."""
+    from vistag.models.loading import tag_images
 
-    model = image_only(load_tagging_model(args.model), "`vistag tag`")
-    embedder = make_embedder(args, model)
-    store = ImageStore(None)
-    images, names, errors = [], [], []
-    for ref in args.images:
-        try:
-            images.append(store.load(ref if "://" in ref else str(Path(ref).resolve())).image)
-            names.append(ref)
-        except ImageLoadError as exc:
-            errors.append({"image": ref, "error": str(exc)})
-    out = []
-    if images:
-        records = model.to_records(embedder.embed_images(images), top_k=args.top_k)
-        out = [{"image": n, "tagger": model.tagger_id, **r} for n, r in zip(names, records)]
-    print_json(out + errors)
-    return 1 if errors else 0
+    records = tag_images(args.model, args.images, top_k=args.top_k, device=args.device, batch_size=args.batch_size)
+    print_json([r for r in records if "error" not in r] + [r for r in records if "error" in r])
+    return 1 if any("error" in r for r in records) else 0

@@ -8,9 +8,17 @@ Filter parameters (all optional) are the same for every query type:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Union
 
-PAGING = '"size":{{size}}{{^size}}10{{/size}},"from":{{from}}{{^from}}0{{/from}},"_source":{"excludes":["image_vector"]}'
+from vistag.errors import ConfigError
+
+#: Attribute filters: ``{"gender": "Men"}`` or ``[("gender", "Men")]``.
+Attributes = Union[Mapping[str, str], Sequence[tuple[str, str]], None]  # noqa: UP007 - a runtime alias on 3.10
+
+PAGING = (
+    '"size":{{size}}{{^size}}10{{/size}},"from":{{from}}{{^from}}0{{/from}},"_source":{"excludes":["image_vector"]}'
+)
 
 #: A JSON list body of filter clauses; it always ends with match_all so it is never empty.
 FILTER_CLAUSES = (
@@ -20,7 +28,9 @@ FILTER_CLAUSES = (
 )
 
 
-def filter_params(category: str | None = None, attributes: Mapping[str, str] | Sequence[tuple[str, str]] | None = None) -> dict:
+def filter_params(
+    category: str | None = None, attributes: Mapping[str, str] | Sequence[tuple[str, str]] | None = None
+) -> dict:
     """Template parameters for the filters."""
     params: dict = {}
     if category:
@@ -34,5 +44,5 @@ def filter_params(category: str | None = None, attributes: Mapping[str, str] | S
 def paging_params(size: int = 10, offset: int = 0) -> dict:
     """Template parameters for paging."""
     if size < 0 or offset < 0:
-        raise ValueError("size and from must not be negative")
+        raise ConfigError("size and from must not be negative")
     return {"size": size, "from": offset}

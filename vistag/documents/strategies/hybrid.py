@@ -18,41 +18,53 @@ Paging uses a fixed ``pagination_depth`` (the candidates per sub-query).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from vistag.engine.adapter import HYBRID_RRF_PIPELINE, RRF_RANK_CONSTANT, EngineAdapter
 from vistag.documents.spec import DocumentSpec
 from vistag.documents.strategies import image, keyword, tags
-from vistag.documents.strategies.common import PAGING, filter_params, paging_params
+from vistag.documents.strategies.common import PAGING, Attributes, filter_params, paging_params
+from vistag.engine.adapter import HYBRID_RRF_PIPELINE, RRF_RANK_CONSTANT, EngineAdapter
+from vistag.errors import ConfigError
 
 NAME = "hybrid"
 
 
 def pipelines() -> dict[str, dict]:
     """The search pipelines vistag installs where neural-search is present."""
-    return {HYBRID_RRF_PIPELINE: {
-        "description": "vistag: reciprocal rank fusion of hybrid sub-queries",
-        "phase_results_processors": [{"score-ranker-processor": {
-            "combination": {"technique": "rrf", "rank_constant": RRF_RANK_CONSTANT}}}],
-    }}
+    return {
+        HYBRID_RRF_PIPELINE: {
+            "description": "vistag: reciprocal rank fusion of hybrid sub-queries",
+            "phase_results_processors": [
+                {"score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": RRF_RANK_CONSTANT}}}
+            ],
+        }
+    }
 
 
 def weighted_pipeline(weights: Sequence[float]) -> dict:
     """An inline pipeline: min-max normalised scores, weighted arithmetic mean."""
     total = sum(weights)
-    return {"phase_results_processors": [{"normalization-processor": {
-        "normalization": {"technique": "min_max"},
-        "combination": {"technique": "arithmetic_mean",
-                        "parameters": {"weights": [round(w / total, 6) for w in weights]}},
-    }}]}
+    return {
+        "phase_results_processors": [
+            {
+                "normalization-processor": {
+                    "normalization": {"technique": "min_max"},
+                    "combination": {
+                        "technique": "arithmetic_mean",
+                        "parameters": {"weights": [round(w / total, 6) for w in weights]},
+                    },
+                }
+            }
+        ]
+    }
 
 
 def _query_part(source: str) -> str:
     """The ``query`` object of a strategy's template source."""
     head = "{" + PAGING + ',"query":'
     if not source.startswith(head) or not source.endswith("}"):
-        raise ValueError("a strategy template changed shape; update hybrid._query_part")
-    return source[len(head):-1]
+        raise AssertionError("a strategy template changed shape; update hybrid._query_part")
+    return source[len(head) : -1]
 
 
 def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
@@ -63,7 +75,7 @@ def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
     the list valid JSON and adds nothing to rank fusion.
     """
     if not adapter.hybrid:
-        raise ValueError("hybrid queries inside the engine need OpenSearch with the neural-search plugin")
+        raise ConfigError("hybrid queries inside the engine need OpenSearch with the neural-search plugin")
     return (
         "{" + PAGING + ',"query":{"hybrid":{"pagination_depth":{{pagination_depth}},"queries":['
         "{{#query}}" + _query_part(keyword.template(adapter, spec)) + ",{{/query}}"
@@ -73,9 +85,16 @@ def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
     )
 
 
-def params(query: str | None = None, tag_weights: Mapping[str, float] | None = None,
-           vector: Sequence[float] | None = None, size: int = 10, offset: int = 0, window: int = 100,
-           category: str | None = None, attributes=None) -> dict:
+def params(
+    query: str | None = None,
+    tag_weights: Mapping[str, float] | None = None,
+    vector: Sequence[float] | None = None,
+    size: int = 10,
+    offset: int = 0,
+    window: int = 100,
+    category: str | None = None,
+    attributes: Attributes = None,
+) -> dict:
     """Template parameters; ``window`` is the candidates per sub-query (and the paging depth)."""
     window = max(window, offset + size)
     out: dict = {**paging_params(size, offset), **filter_params(category, attributes), "pagination_depth": window}
@@ -84,8 +103,10 @@ def params(query: str | None = None, tag_weights: Mapping[str, float] | None = N
     if tag_weights:
         out.update(has_tags=True, tags=tags.params(tag_weights)["tags"])
     if vector is not None:
-        out.update(has_vector=True, **{k: v for k, v in image.params(vector, k=window).items()
-                                       if k in ("vector", "k", "num_candidates")})
+        out.update(
+            has_vector=True,
+            **{k: v for k, v in image.params(vector, k=window).items() if k in ("vector", "k", "num_candidates")},
+        )
     if not ("query" in out or "has_tags" in out or "has_vector" in out):
-        raise ValueError("a hybrid query needs text, tags or an image")
+        raise ConfigError("a hybrid query needs text, tags or an image")
     return out

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from vistag.engine.adapter import EngineAdapter
 from vistag.documents.spec import DocumentSpec
-from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, filter_params
+from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, Attributes, filter_params
+from vistag.engine.adapter import EngineAdapter
+from vistag.errors import ConfigError
 
 NAME = "image"
 FIELD = "image_vector"
@@ -43,14 +44,14 @@ def params(
     size: int | None = None,
     offset: int = 0,
     category: str | None = None,
-    attributes=None,
+    attributes: Attributes = None,
 ) -> dict:
     """Template parameters for a kNN query (``size`` defaults to ``k``)."""
     if k < 1:
-        raise ValueError("k must be at least 1")
+        raise ConfigError("k must be at least 1")
     num_candidates = num_candidates or max(100, 2 * k)
     if num_candidates < k:
-        raise ValueError("num_candidates must be >= k")
+        raise ConfigError("num_candidates must be >= k")
     return {
         "vector": [float(x) for x in vector],
         "k": int(k),

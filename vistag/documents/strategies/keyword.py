@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from vistag.engine.adapter import EngineAdapter
 from vistag.documents.spec import TEXT_FIELDS, DocumentSpec
-from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
+from vistag.documents.strategies.common import (
+    FILTER_CLAUSES,
+    PAGING,
+    Attributes,
+    filter_params,
+    paging_params,
+)
+from vistag.engine.adapter import EngineAdapter
+from vistag.errors import ConfigError
 
 NAME = "keyword"
 
@@ -28,8 +35,10 @@ def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
     )
 
 
-def params(query: str, size: int = 10, offset: int = 0, category: str | None = None, attributes=None) -> dict:
+def params(
+    query: str, size: int = 10, offset: int = 0, category: str | None = None, attributes: Attributes = None
+) -> dict[str, object]:
     """Template parameters for a keyword query."""
     if not query or not query.strip():
-        raise ValueError("a keyword query needs some text")
+        raise ConfigError("a keyword query needs some text")
     return {"query": query, **paging_params(size, offset), **filter_params(category, attributes)}

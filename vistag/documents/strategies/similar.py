@@ -9,14 +9,14 @@ image decides and shared tags break ties. Filters apply inside the kNN search.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from vistag.engine.adapter import EngineAdapter
 from vistag.documents.spec import DocumentSpec
 from vistag.documents.strategies import image
-from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING
+from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, Attributes
 from vistag.documents.strategies.image import FIELD as VECTOR
 from vistag.documents.strategies.tags import FIELD as TAGS
+from vistag.engine.adapter import EngineAdapter
 
 NAME = "similar"
 DEFAULT_TAG_WEIGHT = 0.2
@@ -28,7 +28,9 @@ def properties(adapter: EngineAdapter, spec: DocumentSpec) -> dict:
 
 
 def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
-    """``vector``, ``tags`` (``{"tag", "weight"}``), ``exclude_id``, ``k``, ``num_candidates`` plus paging and filters."""
+    """``vector``, ``tags`` (``{"tag", "weight"}``), ``exclude_id``, ``k``, ``num_candidates`` plus paging and
+    filters.
+    """
     vector = "{{#toJson}}vector{{/toJson}}"
     exclude = '{"ids":{"values":["{{exclude_id}}"]}}'
     filt = '{"bool":{"filter":[' + FILTER_CLAUSES + '],"must_not":[' + exclude + "]}}"
@@ -40,8 +42,10 @@ def template(adapter: EngineAdapter, spec: DocumentSpec) -> str:
             '"query":{"bool":{"should":[' + tag_clauses + '{"match_none":{}}],"filter":[' + FILTER_CLAUSES + "],"
             '"must_not":[' + exclude + "]}}}"
         )
-    knn = ('{"knn":{"' + VECTOR + '":{"vector":' + vector + ',"k":{{k}},'
-           '"method_parameters":{"ef_search":{{num_candidates}}},"filter":' + filt + "}}}")
+    knn = (
+        '{"knn":{"' + VECTOR + '":{"vector":' + vector + ',"k":{{k}},'
+        '"method_parameters":{"ef_search":{{num_candidates}}},"filter":' + filt + "}}}"
+    )
     return (
         "{" + PAGING + ',"query":{"bool":{"should":[' + tag_clauses + knn + "],"
         '"minimum_should_match":1,"filter":[' + FILTER_CLAUSES + '],"must_not":[' + exclude + "]}}}"
@@ -58,13 +62,16 @@ def params(
     size: int | None = None,
     offset: int = 0,
     category: str | None = None,
-    attributes=None,
+    attributes: Attributes = None,
 ) -> dict:
     """Template parameters: the product's id, vector and tag weights (kNN part as :func:`image.params`)."""
     num_candidates = max(num_candidates or max(100, 2 * k), k)
     return {
         **image.params(vector, k, num_candidates, size, offset, category, attributes),
         "exclude_id": str(exclude_id),
-        "tags": [{"tag": t, "weight": round(float(w) * tag_weight, 6)} for t, w in (tags or {}).items()
-                 if w > 0 and "." not in t],
+        "tags": [
+            {"tag": t, "weight": round(float(w) * tag_weight, 6)}
+            for t, w in (tags or {}).items()
+            if w > 0 and "." not in t
+        ],
     }

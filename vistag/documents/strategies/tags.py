@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from vistag.engine.adapter import EngineAdapter
 from vistag.documents.spec import DocumentSpec
-from vistag.documents.strategies.common import FILTER_CLAUSES, PAGING, filter_params, paging_params
+from vistag.documents.strategies.common import (
+    FILTER_CLAUSES,
+    PAGING,
+    Attributes,
+    filter_params,
+    paging_params,
+)
+from vistag.engine.adapter import EngineAdapter
+from vistag.errors import ConfigError
 
 NAME = "tags"
 FIELD = "tag_weights"
@@ -35,17 +42,17 @@ def params(
     size: int = 10,
     offset: int = 0,
     category: str | None = None,
-    attributes=None,
+    attributes: Attributes = None,
 ) -> dict:
     """Template parameters for a tag query; a plain list of tags weighs each 1.0."""
-    weights = dict(tags) if isinstance(tags, Mapping) else {t: 1.0 for t in tags}
+    weights = dict(tags) if isinstance(tags, Mapping) else dict.fromkeys(tags, 1.0)
     if not weights:
-        raise ValueError("a tag query needs at least one tag")
+        raise ConfigError("a tag query needs at least one tag")
     for tag, weight in weights.items():
         if not tag or "." in tag:
-            raise ValueError(f"invalid tag {tag!r}: tags are non-empty and contain no '.'")
+            raise ConfigError(f"invalid tag {tag!r}: tags are non-empty and contain no '.'")
         if not weight > 0:
-            raise ValueError(f"tag {tag!r} has weight {weight}; weights must be positive")
+            raise ConfigError(f"tag {tag!r} has weight {weight}; weights must be positive")
     return {
         "tags": [{"tag": t, "weight": float(w)} for t, w in weights.items()],
         **paging_params(size, offset),
