@@ -40,7 +40,7 @@ from vistag.catalog.schema import CatalogSchema
 from vistag.config import ConnectionSettings, default_data_dir
 from vistag.engine.connect import connect
 from vistag.images import ImageStore
-from vistag.indexer.pipeline import IndexOptions, index_catalog
+from vistag.indexer.pipeline import IndexOptions, run_index
 from vistag.local.node import LocalNode
 from vistag.models import create_embedder
 from vistag.models.cache import EmbeddingCache
@@ -156,7 +156,7 @@ def main() -> None:
                     bulk_threads=args.threads,
                     chunk_size=args.chunk_size,
                 )
-                summary = index_catalog(client, catalog, schema, batch_embedder, options)
+                summary = run_index(client, catalog, schema, batch_embedder, options)
                 batch_embedder.close()
                 assert summary.ok and summary.indexed == args.rows, summary.to_dict()
                 if n == 0 and tag == "cold":

@@ -45,7 +45,7 @@ from vistag.config import ConnectionSettings, default_data_dir, vistag_home
 from vistag.engine.connect import connect
 from vistag.evaluation.ranking import capped_recall_at_k, ndcg_at_k
 from vistag.images import ImageStore
-from vistag.indexer.pipeline import IndexOptions, index_catalog
+from vistag.indexer.pipeline import IndexOptions, run_index
 from vistag.local.node import LocalNode
 from vistag.models import create_embedder
 from vistag.models.cache import EmbeddingCache
@@ -293,7 +293,7 @@ def main() -> None:
                 relations=relations_file,
                 chunk_size=1000,
             )
-            summary = index_catalog(client, catalog, schema, batch, options)
+            summary = run_index(client, catalog, schema, batch, options)
             batch.close()
             assert summary.ok, summary.to_dict()
             print(f"{engine}: indexed {summary.indexed} into {index} in {summary.seconds:.0f}s", flush=True)

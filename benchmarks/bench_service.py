@@ -167,7 +167,7 @@ def ingest(data: Path, count: int, port: int) -> None:
     from vistag.config import ConnectionSettings
     from vistag.engine.connect import connect
     from vistag.images import ImageStore
-    from vistag.indexer.pipeline import IndexOptions, index_catalog
+    from vistag.indexer.pipeline import IndexOptions, run_index
     from vistag.local.node import LocalNode
     from vistag.models import create_embedder
     from vistag.models.cache import EmbeddingCache
@@ -191,7 +191,7 @@ def ingest(data: Path, count: int, port: int) -> None:
         for index in ("bench-cli", "bench-raw"):
             client.delete_index(index)
         batch = BatchEmbedder(embedder, store, EmbeddingCache(work / "cache", embedder.model_id, embedder.dim))
-        summary = index_catalog(
+        summary = run_index(
             client,
             catalog,
             CatalogSchema.bundled(),

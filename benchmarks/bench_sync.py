@@ -30,7 +30,7 @@ from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
 from vistag.images import ImageStore
 from vistag.indexer.options import IndexOptions
-from vistag.indexer.pipeline import index_catalog
+from vistag.indexer.pipeline import run_index
 from vistag.indexer.sync import sync_catalog
 from vistag.local.node import LocalNode
 from vistag.models import create_embedder
@@ -86,7 +86,7 @@ def main() -> None:
         with BatchEmbedder(
             embedder, store, EmbeddingCache(work / "cache-full", embedder.model_id, embedder.dim)
         ) as batch:
-            full = index_catalog(client, write(work / "yesterday.csv", yesterday), schema, batch, options)
+            full = run_index(client, write(work / "yesterday.csv", yesterday), schema, batch, options)
         full_s = time.monotonic() - t0
         assert full.ok, full.to_dict()
         print(f"full index of {len(yesterday)} rows: {full_s:.1f}s ({full.embedded} images embedded)", flush=True)

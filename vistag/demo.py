@@ -84,6 +84,7 @@ def run_demo(
     batch_size: int = 64,
     stop: bool = False,
     progress: bool = False,
+    node_name: str = "default",
 ) -> DemoResult:
     """Start a local node, index a sample of the fashion catalog and run example queries.
 
@@ -97,6 +98,7 @@ def run_demo(
         batch_size: images per forward pass.
         stop: stop the node at the end.
         progress: progress bars.
+        node_name: the local node's instance name (tests use their own).
 
     Raises:
         ConfigError: the sample data is not found.
@@ -115,7 +117,7 @@ def run_demo(
             "sample data not found: pass data= (--data) or set VISTAG_DATA to the fashion-product-images "
             "folder (with labels.csv and images.tar)"
         )
-    node = LocalNode(engine)
+    node = LocalNode(engine, name=node_name)
     url = node.start()
     client = node.client()
     info = client.info()

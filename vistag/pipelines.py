@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from vistag.engine.client import EngineClient, as_engine
+from vistag.engine.client import Client, EngineClient, as_engine
 from vistag.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _is_private(host: str) -> bool:
 
 
 def install_inference(
-    client: Any, index: str, service_url: str, token: str | None = None, wait: float = 120.0
+    client: Client, index: str, service_url: str, token: str | None = None, wait: float = 120.0
 ) -> InferenceSetup:
     """Register ``service_url`` as a remote model and install the ingest and search pipelines of ``index``.
 

@@ -129,6 +129,13 @@ def test_raw_bulk_rows_are_tagged_by_the_engine_and_searchable_by_image(ml_node,
 
 
 def test_elasticsearch_and_plain_opensearch_refuse_with_the_reason(node, capsys):
+    from vistag.errors import ConfigError
+    from vistag.pipelines import install_inference
+
     code = main(["pipelines", "install", "--url", node.url, "--index", "products", "--service", "http://127.0.0.1:9"])
     assert code != 0
     assert "no ml-commons plugin" in capsys.readouterr().err
+    client = node.client()  # the function under the command, from Python
+    with pytest.raises(ConfigError, match="no ml-commons plugin"):
+        install_inference(client, "products", "http://127.0.0.1:9")
+    client.close()

@@ -15,7 +15,7 @@ from vistag.catalog.schema import CatalogSchema
 from vistag.config import ConnectionSettings
 from vistag.engine.connect import connect
 from vistag.images import ImageStore
-from vistag.indexer.pipeline import IndexOptions, index_catalog
+from vistag.indexer.pipeline import IndexOptions, run_index
 from vistag.local.node import LocalNode
 from vistag.models.embedding import BatchEmbedder
 
@@ -56,7 +56,7 @@ def test_429_storm_loses_and_duplicates_nothing(engine, data_dir, tmp_path):
                 max_backoff=0.5,
                 max_retries=200,
             )
-            summary = index_catalog(client, catalog, schema, batch, options)
+            summary = run_index(client, catalog, schema, batch, options)
             batch.close()
         stats = requests.get(f"{url}/_nodes/stats/thread_pool", timeout=10).json()
         rejected = sum(n["thread_pool"]["write"]["rejected"] for n in stats["nodes"].values())

@@ -85,3 +85,20 @@ def test_index_time_expansion_finds_related_products_below_exact_ones(client, da
     doc = related[0].source
     assert doc["tag_weights"]["tshirts"] <= 0.5 * max(doc["tag_weights"][t] for t in doc["tags"])
     assert doc["model"]["expansion"] == "relations x 0.5"
+
+
+def test_relations_built_and_stored_from_python(client, data_dir, tmp_path):
+    """The functions under `vistag relations build --install`, called from Python."""
+    from vistag.analyzers.relations import build_relations
+    from vistag.indexer.relations_index import write_relations
+
+    catalog, _, _ = write_slice(data_dir, tmp_path, 120, step=89)
+    relations = build_relations(catalog, schema="fashion-product-images", semantic=False)
+    assert relations.semantic is None and "tshirts" in relations.vocabulary
+    count = write_relations(client, relations, "rel-py")
+    assert count == len(relations.vocabulary)
+    client.refresh("rel-py")
+    doc = client.perform("GET", "/rel-py/_doc/tshirts")["_source"]
+    assert doc["tag"] == "tshirts"
+    assert doc["related_tags"] == [t for t, _ in relations.related("tshirts", limit=20)]
+    assert client.count("rel-py") == count

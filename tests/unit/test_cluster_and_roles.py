@@ -86,3 +86,20 @@ def test_generated_passwords_can_follow_password_on_the_command_line(tmp_path):
     assert set(setup.credentials) == set(USERS) and all(p.isalnum() for p in setup.credentials.values())
     args = build_parser().parse_args(["search", "--user", "u", "--password", passwords[0], "--query", "x"])
     assert args.password == passwords[0]
+
+
+def test_a_node_that_dies_on_faiss_is_explained_with_the_index_and_the_way_out(tmp_path):
+    from vistag.local.node import explain_start_failure
+
+    data = tmp_path / "data"
+    (data / "nodes" / "0" / "indices" / "G9D4HoGhR5SLx2AH3AADSA").mkdir(parents=True)
+    log = (
+        "[INFO ][o.o.p.PluginsService] PluginService:onIndexModule index:[my-vectors/G9D4HoGhR5SLx2AH3AADSA]\n"
+        "[INFO ][o.o.p.PluginsService] PluginService:onIndexModule index:[gone/AAAAAAAAAAAAAAAAAAAAAA]\n"
+        "fatal error in thread [opensearch[node][write][T#2]], exiting\n"
+        "java.lang.UnsatisfiedLinkError: no opensearchknn_faiss_avx512 in java.library.path\n"
+    )
+    text = explain_start_failure(log, data)
+    assert "faiss" in text and "my-vectors (G9D4HoGhR5SLx2AH3AADSA)" in text and "gone" not in text
+    assert "--drop-index NAME" in text
+    assert explain_start_failure("java.lang.OutOfMemoryError: Java heap space", data) == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from vistag.analyzers.taggers import DocumentTags
 from vistag.pipelines import ingest_pipeline_body
@@ -50,3 +51,18 @@ def test_the_ingest_pipeline_maps_predictions_only_for_a_trained_model():
     assert knn["override"] is True and knn["if"] == "ctx.image instanceof String"
     heads = ingest_pipeline_body("m1", with_predictions=True)["processors"][0]["ml_inference"]["output_map"][0]
     assert heads["predicted"] == "predicted" and heads["category"] == "category_fields"
+
+
+def test_build_inference_model_takes_one_tag_source_and_refuses_two():
+    pytest.importorskip("torch")
+    from vistag.errors import ConfigError
+    from vistag.service.model import build_inference_model
+
+    model = build_inference_model("tiny-random", device="cpu")
+    assert model.dim == 64 and model.tagger is None and model.info["version"].startswith("tiny-random")
+    with pytest.raises(ConfigError, match="give one tag source"):
+        build_inference_model(
+            "tiny-random", device="cpu", reference=[{"id": "1", "image": "1.jpg"}], reference_index="labelled"
+        )
+    with pytest.raises(ConfigError, match="needs the client"):
+        build_inference_model("tiny-random", device="cpu", reference_index="labelled")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from vistag.analyzers.taggers import KnnDocumentTagger
 from vistag.catalog.rows import catalog_rows
 from vistag.catalog.schema import CatalogSchema, as_schema
 from vistag.errors import ImageLoadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.loading import ModelSpec
 
 
 class Tagger:
@@ -45,7 +48,7 @@ class Tagger:
         images: str | Path | None = None,
         *,
         schema: CatalogSchema | str | Path | None = None,
-        model: Any = "efficientnet-lite0",
+        model: ModelSpec = "efficientnet-lite0",
         k: int = 10,
         top_d: int = 10,
         min_score: float = MIN_TAG_SCORE,

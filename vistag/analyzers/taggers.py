@@ -150,7 +150,7 @@ class ModelDocumentTagger:
 def make_document_tagger(
     name: str,
     reference: ReferenceSet | None,
-    model: Any = None,
+    model: TaggingModel | None = None,
     *,
     k: int = 10,
     top_d: int = 10,

@@ -200,9 +200,9 @@ def parse_partition(text: str | None) -> tuple[int, int] | None:
         part, _, total = str(text).partition("/")
         i, n = int(part), int(total)
     except ValueError:
-        raise ConfigError(f"partition {text!r} is not I/N (e.g. 2/3)") from None
+        raise ConfigError(f"--partition (partition=) {text!r} is not I/N (e.g. 2/3)") from None
     if not 1 <= i <= n:
-        raise ConfigError(f"partition {text!r}: I must be between 1 and N")
+        raise ConfigError(f"--partition (partition=) {text!r}: I must be between 1 and N")
     return i, n
 
 

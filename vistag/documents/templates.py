@@ -12,7 +12,7 @@ from vistag.documents import mustache
 from vistag.documents.spec import DocumentSpec
 from vistag.documents.strategies import STRATEGIES, hybrid
 from vistag.engine.adapter import EngineAdapter
-from vistag.engine.client import EngineClient, as_engine
+from vistag.engine.client import Client, EngineClient, as_engine
 from vistag.errors import ConfigError
 from vistag.version import __version__
 
@@ -226,7 +226,7 @@ def render_templates(engine: str | Any, spec: DocumentSpec) -> dict[str, Any]:
 
 
 def install_templates(
-    client: Any,
+    client: Client,
     index: str = "products",
     vector_dim: int | None = None,
     *,

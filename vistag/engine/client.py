@@ -32,12 +32,19 @@ import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:  # pragma: no cover - the two libraries are imported only by the user
+    from elasticsearch import Elasticsearch
+    from opensearchpy import OpenSearch
 
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
+
+#: What vistag accepts as "the client": the user's official client object, or vistag's own wrapper.
+Client: TypeAlias = "Elasticsearch | OpenSearch | EngineClient"
 
 #: Major versions vistag supports; others work with a warning.
 SUPPORTED_MAJORS = {"opensearch": (2, 3), "elasticsearch": (8, 9)}
@@ -102,7 +109,7 @@ class EngineClient:
         200
     """
 
-    def __init__(self, client: Any, retry: RetryPolicy | None = None, label: str | None = None) -> None:
+    def __init__(self, client: Client, retry: RetryPolicy | None = None, label: str | None = None) -> None:
         self.library = library_of(client)
         self.user_client = client
         self.raw = without_client_retries(client, self.library)
@@ -455,7 +462,7 @@ class EngineClient:
         self.user_client.close()
 
 
-def as_engine(client: Any, retry: RetryPolicy | None = None) -> EngineClient:
+def as_engine(client: Client, retry: RetryPolicy | None = None) -> EngineClient:
     """An :class:`EngineClient` for a user's client (an ``EngineClient`` is returned as is).
 
     Examples:

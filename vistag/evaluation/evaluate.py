@@ -43,6 +43,7 @@ from vistag.evaluation.metrics import (
 )
 from vistag.models.dataset import EmbeddedCatalog
 from vistag.models.labels import OTHER, Vocabulary, clean_label
+from vistag.models.loading import ModelSpec
 from vistag.models.tagging_model import TaggingModel
 
 logger = logging.getLogger(__name__)
@@ -291,7 +292,7 @@ class EvaluationResult:
 
 
 def evaluate_model(
-    model: Any,
+    model: ModelSpec,
     catalog: Any,
     *,
     images: str | Path | None = None,

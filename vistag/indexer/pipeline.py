@@ -47,7 +47,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vistag.analyzers.knn_tagger import ReferenceSet
 from vistag.analyzers.relations import TagRelations
@@ -57,7 +57,7 @@ from vistag.catalog.rows import CatalogSource, catalog_rows, parse_partition
 from vistag.catalog.schema import CatalogSchema, as_schema
 from vistag.documents.spec import DocumentSpec
 from vistag.documents.templates import create_index
-from vistag.engine.client import EngineClient, as_engine
+from vistag.engine.client import Client, EngineClient, as_engine
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError, EngineUnavailable
 from vistag.indexer.index_pass import IndexPass
@@ -65,17 +65,20 @@ from vistag.indexer.options import IndexOptions, IndexSummary
 from vistag.indexer.reference_pass import build_reference
 from vistag.models.embedding import BatchEmbedder, open_batch_embedder
 
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.loading import ModelSpec
+
 logger = logging.getLogger(__name__)
 
 
 def index_catalog(
-    client: Any,
+    client: Client,
     catalog: CatalogSource,
     images: str | Path | None = None,
     index: str = "products",
     *,
     schema: CatalogSchema | str | Path | None = None,
-    model: Any = "efficientnet-lite0",
+    model: ModelSpec = "efficientnet-lite0",
     tagger: str | None = None,
     reference: CatalogSource | None = None,
     reference_images: str | Path | None = None,

@@ -31,18 +31,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vistag.catalog.rows import CatalogSource
 from vistag.documents.spec import DocumentSpec
 from vistag.documents.templates import create_index
-from vistag.engine.client import EngineClient, as_engine
+from vistag.engine.client import Client, EngineClient, as_engine
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import ConfigError, EngineError, NotFoundError
 from vistag.indexer.bulk import streaming_bulk
 from vistag.indexer.options import IndexSummary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.loading import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +305,7 @@ def _leaf(category: dict[str, Any]) -> str | None:
 
 
 def reindex(
-    client: Any,
+    client: Client,
     alias: str,
     catalog: CatalogSource | None = None,
     images: str | Path | None = None,
@@ -311,7 +314,7 @@ def reindex(
     keep_old: bool = False,
     dry_run: bool = False,
     resume: bool = False,
-    model: Any = "efficientnet-lite0",
+    model: ModelSpec = "efficientnet-lite0",
     vector_quantization: str | None = None,
     top_d: int = 10,
     retry: RetryPolicy | None = None,

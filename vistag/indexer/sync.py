@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vistag.analyzers.reference import batches
 from vistag.analyzers.taggers import DocumentTagger
@@ -42,7 +42,7 @@ from vistag.catalog.deadletter import DeadLetters
 from vistag.catalog.rows import CatalogRow, CatalogSource, MalformedRow, catalog_rows
 from vistag.catalog.schema import CatalogSchema, as_schema
 from vistag.documents.build import row_fields, row_hash
-from vistag.engine.client import EngineClient, as_engine
+from vistag.engine.client import Client, EngineClient, as_engine
 from vistag.engine.retry import RetryPolicy
 from vistag.errors import EngineUnavailable
 from vistag.images import ImageLoadError, sha256_of
@@ -50,6 +50,9 @@ from vistag.indexer.bulk import bulk
 from vistag.indexer.options import IndexOptions
 from vistag.indexer.pipeline import index_options, run_index
 from vistag.models.embedding import BatchEmbedder
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.loading import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +86,13 @@ class SyncSummary:
 
 
 def sync(
-    client: Any,
+    client: Client,
     catalog: CatalogSource,
     images: str | Path | None = None,
     index: str = "products",
     *,
     schema: CatalogSchema | str | Path | None = None,
-    model: Any = "efficientnet-lite0",
+    model: ModelSpec = "efficientnet-lite0",
     device: str = "auto",
     batch_size: int = 64,
     workers: int = 4,

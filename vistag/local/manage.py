@@ -32,6 +32,7 @@ class LocalEngine:
         secure: TLS and internal users with least-privilege roles.
         nodes: 1 for a single node, more for a cluster on loopback.
         heap: JVM heap per node (default 1g, 768m per member of a cluster).
+        name: instance name: nodes of different names run side by side (tests use their own).
     """
 
     engine: str = "opensearch"
@@ -40,6 +41,7 @@ class LocalEngine:
     secure: bool = False
     nodes: int = 1
     heap: str | None = None
+    name: str = "default"
 
     def setup(self) -> SecureSetup | None:
         """The secured node's certificates and passwords (made on first use), or ``None``."""
@@ -50,7 +52,7 @@ class LocalEngine:
         return load_or_create_setup(vistag_home() / "security" / self.engine)
 
     def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"extras": tuple(self.extras), "version": self.version}
+        options: dict[str, Any] = {"extras": tuple(self.extras), "version": self.version, "name": self.name}
         setup = self.setup()
         if setup is not None:
             from vistag.local.security import secure_options

@@ -134,7 +134,9 @@ class BatchEmbedder:
             if self.cache is not None and sha in self.cache:
                 width, height = image_size(data, ref)
                 if width * height > self.store.max_pixels:  # the same limit as a decode, cache or not
-                    raise ImageLoadError(f"image {ref!r} is {width}x{height}, over the {self.store.max_pixels}-pixel limit")
+                    raise ImageLoadError(
+                        f"image {ref!r} is {width}x{height}, over the {self.store.max_pixels}-pixel limit"
+                    )
                 return ImageMeta(ref, sha, width, height), None, None
         except ImageLoadError as exc:
             return None, None, str(exc)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from vistag.errors import ConfigError, ImageLoadError, NotFoundError
 
@@ -23,11 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover - torch only when a model is built
     from vistag.models.embedder import ImageEmbedder
     from vistag.models.tagging_model import TaggingModel
 
+#: What a user names a model by: a registered backbone, a model directory, an embedder, or one already loaded.
+ModelSpec: TypeAlias = "str | Path | ImageEmbedder | LoadedModel"
+
 #: The file that marks a directory written by ``vistag train``.
 MODEL_FILE = "vistag-model.json"
 
 
-def is_model_dir(path: str | Path | None) -> bool:
+def is_model_dir(path: object) -> bool:
     """Whether ``path`` is a model directory written by ``vistag train``.
 
     Examples:
@@ -68,7 +71,7 @@ def create_embedder(name: str = "efficientnet-lite0", **kwargs: Any) -> ImageEmb
 
 
 def load_model(
-    model: str | Path | ImageEmbedder = "efficientnet-lite0",
+    model: ModelSpec = "efficientnet-lite0",
     *,
     device: str = "auto",
     batch_size: int = 64,
@@ -80,7 +83,8 @@ def load_model(
 
     Args:
         model: a backbone name, a model directory from ``vistag train`` (its backbone and
-            resolution are then used), or an embedder the caller built (returned as is).
+            resolution are then used), an embedder the caller built, or a :class:`LoadedModel`
+            (returned as is).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: images per forward pass.
         input_size: another input resolution (a backbone name only).
@@ -90,6 +94,8 @@ def load_model(
     Raises:
         ConfigError: an unknown backbone, or a model trained on embeddings this vistag no longer makes.
     """
+    if isinstance(model, LoadedModel):
+        return model
     if not isinstance(model, (str, Path)):
         return LoadedModel(model)
     if is_model_dir(model):

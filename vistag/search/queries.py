@@ -20,7 +20,7 @@ from vistag.documents.spec import DocumentSpec
 from vistag.documents.strategies import hybrid, image, keyword, similar, tags
 from vistag.documents.templates import render_search, search_template_id
 from vistag.engine.adapter import HYBRID_RRF_PIPELINE, EngineAdapter
-from vistag.engine.client import as_engine
+from vistag.engine.client import Client, as_engine
 from vistag.errors import ConfigError, EngineError, NotFoundError
 from vistag.search.fusion import FUSIONS
 
@@ -102,7 +102,7 @@ class Searcher:
     """
 
     def __init__(
-        self, client: Any, index: str = "products", vector_dim: int | None = None, embedder: Any = None
+        self, client: Client, index: str = "products", vector_dim: int | None = None, embedder: Any = None
     ) -> None:
         self.client = as_engine(client)
         self.index = index

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -11,6 +10,7 @@ from vistag.analyzers.knn_tagger import MIN_TAG_SCORE, idw_tag_scores, rank_tags
 from vistag.analyzers.taggers import DocumentTags
 from vistag.catalog.schema import CatalogSchema
 from vistag.catalog.vocabulary import tags_from_labels
+from vistag.engine.client import Client
 from vistag.search.queries import Searcher
 
 
@@ -82,7 +82,7 @@ class EngineKnnDocumentTagger:
 
 
 def reference_index_tagger(
-    client: Any, index: str, schema: CatalogSchema, dim: int | None = None, *, k: int = 10, top_d: int = 10
+    client: Client, index: str, schema: CatalogSchema, dim: int | None = None, *, k: int = 10, top_d: int = 10
 ) -> EngineKnnDocumentTagger:
     """The kNN tagger over a labelled reference index the engine searches by HNSW.
 

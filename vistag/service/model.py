@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -20,6 +20,10 @@ from PIL import Image
 from vistag.analyzers.taggers import DocumentTagger
 from vistag.documents.build import tag_weights
 from vistag.documents.spec import category_fields
+from vistag.engine.client import Client
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.loading import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +100,12 @@ class InferenceModel:
 
 
 def build_inference_model(
-    model: Any = "efficientnet-lite0",
+    model: ModelSpec = "efficientnet-lite0",
     *,
     reference: Any = None,
     reference_images: str | Path | None = None,
     reference_index: str | None = None,
-    client: Any = None,
+    client: Client | None = None,
     schema: Any = None,
     k: int = 10,
     top_d: int = 10,

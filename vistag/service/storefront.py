@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +37,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from vistag.engine.client import Client
 from vistag.errors import (
     ConfigError,
     EngineUnavailable,
@@ -48,6 +49,9 @@ from vistag.images import ImageStore, decode_image
 from vistag.search.queries import Hit, Searcher
 from vistag.service.server import ServerThread
 from vistag.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.loading import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -354,12 +358,12 @@ def install_error_handlers(api: FastAPI) -> None:
 
 
 def open_storefront(
-    client: Any,
+    client: Client,
     index: str = "products",
     *,
     images: str | Path | None = None,
     relations: Any = None,
-    model: Any = "efficientnet-lite0",
+    model: ModelSpec = "efficientnet-lite0",
     device: str = "auto",
     service_url: str | None = None,
     service_token: str | None = None,

@@ -166,7 +166,7 @@ def run_reindex(args: argparse.Namespace) -> int:
         **kwargs,
     )
     if args.json:
-        print_json({"dry_run": args.dry_run, **result.to_dict()})
+        print_json({"dry_run": True, **result.plan.to_dict()} if args.dry_run else result.to_dict())
     elif args.dry_run:
         print(
             "dry run, nothing changed:\n"
