@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install engines demo test unit lint docs bench
+.PHONY: install engines demo test unit lint docs bench gpu-sample
 
 $(BIN)/vistag: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,3 +44,11 @@ docs: install
 bench: engines
 	$(BIN)/python benchmarks/bench_index.py
 	$(BIN)/python benchmarks/bench_tagging.py
+
+# 2,000 JPEGs of the fashion catalog in .gpu-sample/sample.tar (ignored by git), for benchmarks/bench_gpu.py on a
+# device machine (the run carries .gpu-sample; ../shared does not travel).
+gpu-sample: install
+	mkdir -p .gpu-sample
+	$(BIN)/python -c "import tarfile, itertools; from vistag.config import default_data_dir; \
+	src = tarfile.open(default_data_dir() / 'images.tar'); out = tarfile.open('.gpu-sample/sample.tar', 'w'); \
+	[out.addfile(m, src.extractfile(m)) for m in itertools.islice((m for m in src if m.isfile()), 2000)]; out.close()"

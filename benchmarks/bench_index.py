@@ -14,11 +14,18 @@ Prints, for N real catalog images:
   helper, in alternating rounds: the transport's own overhead;
 * bytes per document: vistag's float32 vector encoding against the 17-digit doubles
   of ``json.dumps`` of the same document;
-* end-to-end images/s of a cold run (embedding + indexing).
+* end-to-end images/s of a cold run (embedding + indexing);
+* with ``--ray``: whole runs of ``vistag.index_catalog`` (this process) and of the Ray runner
+  (``vistag.ray.index_catalog`` on a local Ray of this machine's cores) on the same rows with the
+  same warm embedding cache, in alternating rounds, and their ratio (goal >= 0.85 here).
+
+With ``--cache-dir`` the embeddings come from that cache (warm after one run; the cold
+end-to-end figure then needs an empty one); by default a fresh cache in a temporary folder.
 
 The embedding pipeline against the bare model forward is ``bench_pipeline.py``.
 
-Usage: ``python benchmarks/bench_index.py [--rows 2000] [--engines opensearch elasticsearch]``
+Usage: ``python benchmarks/bench_index.py [--rows 2000] [--engines opensearch elasticsearch] [--ray]
+[--cache-dir ~/.cache/vistag/cache/embeddings]``
 """
 
 from __future__ import annotations
@@ -126,6 +133,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="bulk requests in flight, both sides")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request, both sides")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of each side (medians reported)")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache to use (default: a fresh one)")
+    parser.add_argument("--ray", action="store_true", help="also compare the Ray runner with vistag.index_catalog")
+    parser.add_argument("--knn-method", default="auto", choices=("auto", "exact", "hnsw"))
     args = parser.parse_args()
     data = require_data_dir()
     print(f"machine: {machine()}")
@@ -142,7 +152,8 @@ def main() -> None:
             client = connect(ConnectionSettings(urls=(url,)))
             for idx in ("bench-products", "bench-products-helper"):
                 client.delete_index(idx)
-            cache = EmbeddingCache(work / "cache", embedder.model_id, embedder.dim)  # cold for the first engine
+            cache_root = Path(args.cache_dir).expanduser() if args.cache_dir else work / "cache"
+            cache = EmbeddingCache(cache_root, embedder.model_id, embedder.dim)  # cold for the first engine
 
             def index_pass(tag: str) -> float:
                 """One ``vistag index`` run into a fresh index; returns the index pass's docs/s."""
@@ -155,12 +166,17 @@ def main() -> None:
                     batch_size=args.batch_size,
                     bulk_threads=args.threads,
                     chunk_size=args.chunk_size,
+                    knn_method=args.knn_method,
                 )
                 summary = run_index(client, catalog, schema, batch_embedder, options)
                 batch_embedder.close()
                 assert summary.ok and summary.indexed == args.rows, summary.to_dict()
                 if n == 0 and tag == "cold":
-                    print(f"cold end to end (embed + tag + index): {args.rows / summary.seconds:.1f} img/s")
+                    print(
+                        f"first run end to end (embed + tag + index; {summary.embedded} embedded, "
+                        f"{summary.cache_hits} from the cache): {args.rows / summary.seconds:.1f} img/s; "
+                        f"tagger {summary.tagger}, timings {summary.timings}"
+                    )
                 return args.rows / summary.timings["index_s"]
 
             first = index_pass("cold")  # embeds (first engine) and warms the node's JVM up
@@ -188,7 +204,53 @@ def main() -> None:
                 f"ratio {layer / helper:.2f}; "
                 f"bytes/doc {ours:.0f} (float32) vs {doubles:.0f} (doubles), {ours / doubles:.2f}x"
             )
+            if args.ray:
+                compare_ray(args, client, url, catalog, data, cache_root, schema)
             LocalNode(engine, name="bench").stop()
+
+
+def compare_ray(
+    args: argparse.Namespace, client, url: str, catalog: Path, data: Path, cache_root: Path, schema
+) -> None:
+    """Whole runs of vistag.index_catalog and of the Ray runner on the same rows, alternating (warm cache)."""
+    import logging
+
+    import ray
+
+    import vistag
+    import vistag.ray
+    from vistag.ray.runner import RayOptions
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local Ray in this benchmark process
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+    common = {
+        "schema": schema,
+        "model": args.model,
+        "cache_dir": cache_root,
+        "batch_size": args.batch_size,
+        "bulk_threads": args.threads,
+        "chunk_size": args.chunk_size,
+        "knn_method": args.knn_method,
+    }
+    options = RayOptions(read_tasks=2, embed_actors=1, embed_cpus=1.0, tag_actors=1, load_cpus=0.5)
+    local, remote = [], []
+    for _ in range(args.rounds):
+        client.delete_index("bench-one")
+        one = vistag.index_catalog(client.raw, catalog, data / "images.tar", "bench-one", progress=False, **common)
+        assert one.ok, one.to_dict()
+        local.append(one.indexed / one.seconds)
+        client.delete_index("bench-ray")
+        by_ray = vistag.ray.index_catalog(url, catalog, data / "images.tar", "bench-ray", ray_options=options, **common)
+        assert by_ray.ok and by_ray.indexed == one.indexed, by_ray.to_dict()
+        remote.append(by_ray.indexed / by_ray.seconds)
+    ray.shutdown()
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    listed = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
+    print(
+        f"{client.engine}: whole run, warm cache: vistag.index_catalog {median(local):.1f} docs/s ({listed(local)}), "
+        f"Ray runner {median(remote):.1f} docs/s ({listed(remote)}; {options}), "
+        f"ratio {median(remote) / median(local):.2f}; last Ray timings {by_ray.timings}, tagger {by_ray.tagger}"
+    )
 
 
 if __name__ == "__main__":

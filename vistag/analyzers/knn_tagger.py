@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vistag.analyzers.ann import NeighbourIndex
 from vistag.analyzers.vector_file import VectorFile
 from vistag.errors import ConfigError
 
@@ -85,6 +86,22 @@ class ReferenceSet:
 
     def __len__(self) -> int:
         return len(self.vectors)
+
+    def portable(self, keep_vectors: bool = True) -> ReferenceSet:
+        """A copy that pickles (e.g. for Ray's object store): the vectors read into memory, or, with
+        ``keep_vectors=False`` (an approximate index holds them), a zero-width placeholder of the same length.
+
+        Examples:
+            >>> ref = ReferenceSet(["a"], np.ones((1, 3), dtype=np.float32), [["x"]])
+            >>> len(ref.portable(keep_vectors=False)), ref.portable(keep_vectors=False).vectors.shape
+            (1, (1, 0))
+        """
+        n = len(self.vectors)
+        if keep_vectors:
+            vectors = np.vstack([block for _, block in iter_chunks(self.vectors, 65_536)]) if n else self.vectors
+        else:
+            vectors = np.zeros((n, 0), dtype=np.float32)
+        return ReferenceSet.from_csr(self.ids, np.asarray(vectors), self.vocabulary, self._offsets, self._tag_idx)
 
     def row_of(self, item_id: str) -> int | None:
         """Row of ``item_id``, or ``None``."""
@@ -258,6 +275,10 @@ class KnnTagger:
         min_score: tags scoring below this are dropped (default :data:`MIN_TAG_SCORE`).
         eps: distance floor.
         chunk_size: reference rows compared at once (bounds memory).
+        topk: the per-block top-k of the exact scan (numpy, or a device one).
+        index: find neighbours in this approximate index instead of the exact scan (e.g.
+            :class:`~vistag.analyzers.ann.HnswNeighbours` over ``reference.vectors``; see
+            :func:`with_neighbour_index`).
     """
 
     def __init__(
@@ -269,6 +290,7 @@ class KnnTagger:
         eps: float = 1e-4,
         chunk_size: int = 4096,
         topk: TopK | None = None,
+        index: NeighbourIndex | None = None,
     ) -> None:
         if k < 1 or top_d < 1:
             raise ConfigError("k and top_d must be at least 1")
@@ -279,6 +301,12 @@ class KnnTagger:
         self.eps = eps
         self.chunk_size = chunk_size
         self.topk: TopK = topk or numpy_topk
+        self.index = index
+
+    @property
+    def method(self) -> str:
+        """``exact`` or ``hnsw``: how neighbours are found."""
+        return "exact" if self.index is None else "hnsw"
 
     def neighbours(
         self,
@@ -306,7 +334,11 @@ class KnnTagger:
         elif exclude_ids is not None:
             rows_of = (self.reference.row_of(i) if i is not None else None for i in exclude_ids)
             exclude = np.array([-1 if r is None else r for r in rows_of], dtype=np.int64)
-        return top_k_rows(vectors, ref, k, exclude, self.chunk_size, self.topk)
+        if self.index is None:
+            return top_k_rows(vectors, ref, k, exclude, self.chunk_size, self.topk)
+        rows, sims = self.index.search(vectors, k, exclude)
+        rows = np.where(rows < 0, 0, rows)  # not found: any row, with weight 0 (similarity -inf)
+        return rows, sims
 
     def score(
         self,
@@ -368,3 +400,29 @@ class KnnTagger:
             idx = idx[np.argsort(-row[idx], kind="stable")]
             out.append([(vocab[i], float(row[i])) for i in idx if row[i] > 0 and row[i] >= self.min_score])
         return out
+
+
+def with_neighbour_index(tagger: KnnTagger, method: str = "auto", on_device: bool = False, **hnsw: int) -> KnnTagger:
+    """Give ``tagger`` an approximate neighbour index when ``method`` asks for one
+    (``auto``: from :data:`~vistag.analyzers.ann.APPROXIMATE_FROM` reference vectors up, on CPU).
+
+    Args:
+        tagger: the tagger (changed in place and returned).
+        method: ``auto``, ``exact`` or ``hnsw``.
+        on_device: the exact scan runs on a GPU.
+        **hnsw: ``m``, ``ef_construction``, ``ef_search`` for
+            :meth:`~vistag.analyzers.ann.HnswNeighbours.build`.
+
+    Raises:
+        ConfigError: an unknown method, or ``hnsw`` without faiss installed.
+
+    Examples:
+        >>> ref = ReferenceSet(["a", "b"], np.eye(2, dtype=np.float32), [["x"], ["y"]])
+        >>> with_neighbour_index(KnnTagger(ref), "auto").method
+        'exact'
+    """
+    from vistag.analyzers.ann import HnswNeighbours, choose_method
+
+    if choose_method(method, len(tagger.reference), on_device) == "hnsw" and tagger.index is None:
+        tagger.index = HnswNeighbours.build(tagger.reference.vectors, **hnsw)
+    return tagger

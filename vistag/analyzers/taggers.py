@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet, TopK
+from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet, TopK, with_neighbour_index
 from vistag.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - torch only with a trained model
@@ -60,7 +60,7 @@ class KnnDocumentTagger:
 
     def __init__(self, tagger: KnnTagger) -> None:
         self.tagger = tagger
-        self.id = f"knn:k={tagger.k}"
+        self.id = f"knn:k={tagger.k}" + ("" if tagger.method == "exact" else f":{tagger.method}")
 
     def tag(
         self,
@@ -155,6 +155,7 @@ def make_document_tagger(
     k: int = 10,
     top_d: int = 10,
     topk: TopK | None = None,
+    knn_method: str = "auto",
 ) -> KnnDocumentTagger | ModelDocumentTagger:
     """The document tagger ``name`` (one of :data:`TAGGERS`) names.
 
@@ -165,6 +166,7 @@ def make_document_tagger(
         k: neighbours per row.
         top_d: tags kept per row.
         topk: a device top-k for the kNN scan (see :mod:`vistag.models.knn_device`).
+        knn_method: ``auto``, ``exact`` or ``hnsw`` (see :func:`~vistag.analyzers.knn_tagger.with_neighbour_index`).
 
     Raises:
         ConfigError: an unknown name, ``heads``/``ensemble`` without a trained model, or kNN without a reference.
@@ -177,7 +179,9 @@ def make_document_tagger(
         raise ConfigError(f"unknown tagger {name!r}: {', '.join(TAGGERS)}")
     if name != "heads" and reference is None:
         raise ConfigError(f"the {name} tagger needs a labelled reference set")
-    knn = KnnTagger(reference, k=k, top_d=top_d, topk=topk) if reference is not None and name != "heads" else None
+    knn = None
+    if reference is not None and name != "heads":
+        knn = with_neighbour_index(KnnTagger(reference, k=k, top_d=top_d, topk=topk), knn_method, topk is not None)
     if name == "knn":
         assert knn is not None
         return KnnDocumentTagger(knn)

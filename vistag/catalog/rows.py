@@ -51,7 +51,7 @@ class MalformedRow:
 def read_catalog(
     source: str | Path | Iterable[Mapping[str, Any]], schema: CatalogSchema
 ) -> Iterator[CatalogRow | MalformedRow]:
-    """Yield the rows of a ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson`` catalog in file order,
+    """Yield the rows of a ``.csv``/``.tsv``, ``.jsonl``/``.ndjson`` or ``.parquet`` catalog in file order,
     or of an iterable of dicts (``line`` is then the 1-based position).
 
     Rows with a wrong number of fields, invalid JSON, no id or a repeated id are
@@ -79,8 +79,10 @@ def read_catalog(
         rows = _read_csv(path, "\t" if suffix == ".tsv" else ",", schema)
     elif suffix in (".jsonl", ".ndjson", ".json"):
         rows = _probed(_read_jsonl(path), schema, f"catalog {path}")
+    elif suffix == ".parquet":
+        rows = _read_parquet(path, schema)
     else:
-        raise ConfigError(f"catalog {path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
+        raise ConfigError(f"catalog {path}: unknown format {suffix!r}; use .csv, .tsv, .jsonl or .parquet")
     yield from _checked(rows, schema)
 
 
@@ -146,6 +148,30 @@ def _read_csv(path: Path, delimiter: str, schema: CatalogSchema) -> Iterator[tup
                 yield line, MalformedRow(line, f"expected {len(header)} fields, found {len(values)}", values)
                 continue
             yield line, dict(zip(header, values))
+
+
+def _read_parquet(path: Path, schema: CatalogSchema) -> Iterator[tuple[int, dict | MalformedRow]]:
+    """Rows of a Parquet file, record batch by record batch (``line``: the 1-based row number)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ConfigError(f"catalog {path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        file = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid/OSError family
+        raise ConfigError(f"catalog {path}: not a readable Parquet file: {exc}") from None
+    names = list(file.schema_arrow.names)
+    missing = [c for c in schema.columns() if c not in names]
+    if missing:
+        raise ConfigError(
+            f"catalog {path}: the schema's column(s) {missing} are not in its columns, which are "
+            f"{names}; pass the schema that describes this catalog"
+        )
+    line = 0
+    for batch in file.iter_batches(batch_size=4096):
+        for item in batch.to_pylist():
+            line += 1
+            yield line, item
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | MalformedRow]]:

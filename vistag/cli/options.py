@@ -104,6 +104,15 @@ def connect(args: argparse.Namespace) -> EngineClient:
     """
     from vistag.engine.connect import connect as connect_settings
 
+    return connect_settings(resolved_settings(args), retry=retry_policy(args))
+
+
+def resolved_settings(args: argparse.Namespace) -> ConnectionSettings:
+    """:func:`connection_settings`, with the running local cluster or node of ``--engine`` when no URL is given.
+
+    Raises:
+        ConfigError: no URL and no local node runs.
+    """
     settings = connection_settings(args)
     if not settings.urls and not settings.cloud_id:
         from vistag.local.manage import local_urls
@@ -115,7 +124,7 @@ def connect(args: argparse.Namespace) -> EngineClient:
                 f"`vistag engine start --engine {args.engine}`"
             )
         settings = replace(settings, urls=tuple(urls), engine=args.engine)
-    return connect_settings(settings, retry=retry_policy(args))
+    return settings
 
 
 def add_model(parser: argparse.ArgumentParser, *, backbone_only: bool = False) -> None:
@@ -255,6 +264,13 @@ def add_indexing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--knn-batch", type=int, default=256, help="rows tagged per kNN scan of the reference set (default %(default)s)"
     )
+    parser.add_argument(
+        "--knn-method",
+        choices=("auto", "exact", "hnsw"),
+        default="auto",
+        help="how kNN neighbours are found: exact scan, or an approximate HNSW graph (faiss-cpu) whose cost per "
+        "row does not grow with the reference set; auto: HNSW from 20,000 reference rows on CPU (default %(default)s)",
+    )
     parser.add_argument("--bulk-threads", type=int, default=2, help="bulk requests in flight (default %(default)s)")
     parser.add_argument("--pipeline", default=None, help="ingest pipeline every document goes through")
     parser.add_argument("--chunk-size", type=int, default=500, help="documents per bulk request (default %(default)s)")
@@ -288,6 +304,7 @@ def index_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "top_d": args.top_d,
         "dead_letter": args.dead_letter,
         "knn_batch": args.knn_batch,
+        "knn_method": args.knn_method,
         "bulk_threads": args.bulk_threads,
         "pipeline": args.pipeline,
         "chunk_size": args.chunk_size,

@@ -28,6 +28,34 @@ from vistag.models.embedding import BatchEmbedder
 logger = logging.getLogger(__name__)
 
 
+def send_documents(
+    client: EngineClient, docs: Iterable[dict], options: IndexOptions, retries: RetryCounter
+) -> Iterator[tuple[bool, dict]]:
+    """:func:`~vistag.indexer.bulk.parallel_bulk` with the run's bulk options: ``(ok, item)`` per document."""
+    return parallel_bulk(
+        client,
+        docs,
+        options.index,
+        threads=options.bulk_threads,
+        chunk_size=options.chunk_size,
+        max_chunk_bytes=options.max_chunk_bytes,
+        max_retries=options.max_retries,
+        initial_backoff=options.initial_backoff,
+        max_backoff=options.max_backoff,
+        pipeline=options.pipeline,
+        retries=retries,
+    )
+
+
+def refused(item: dict) -> tuple[int | None, str, str, str, dict]:
+    """The dead letter of a document the engine refused for good: ``(line, id, "engine", reason, row)``
+    (the row without its vector).
+    """
+    doc = item["doc"]
+    row = {k: v for k, v in doc.items() if k not in ("image_vector", "_line")}
+    return doc.get("_line"), doc["_id"], "engine", item["error"], row
+
+
 @dataclass
 class IndexPass:
     """Everything pass 2 needs; :meth:`run` streams the documents into the engine.
@@ -64,19 +92,7 @@ class IndexPass:
         self._bar = tqdm(total=summary.read or None, desc="index", unit="doc", disable=not opts.progress, leave=False)
         retries = RetryCounter()
         try:
-            for ok, item in parallel_bulk(
-                self.client,
-                self._documents(),
-                opts.index,
-                threads=opts.bulk_threads,
-                chunk_size=opts.chunk_size,
-                max_chunk_bytes=opts.max_chunk_bytes,
-                max_retries=opts.max_retries,
-                initial_backoff=opts.initial_backoff,
-                max_backoff=opts.max_backoff,
-                pipeline=opts.pipeline,
-                retries=retries,
-            ):
+            for ok, item in send_documents(self.client, self._documents(), opts, retries):
                 self._bar.update(1)
                 if ok:
                     summary.indexed += 1
@@ -84,14 +100,7 @@ class IndexPass:
                     summary.failed += 1
                     logger.error("document %s not indexed after retries: HTTP %s", item["_id"], item["status"])
                 else:
-                    doc = item["doc"]
-                    self.dead_letters.write(
-                        doc.get("_line"),
-                        doc["_id"],
-                        "engine",
-                        item["error"],
-                        {k: v for k, v in doc.items() if k not in ("image_vector", "_line")},
-                    )
+                    self.dead_letters.write(*refused(item))
         except EngineUnavailable as exc:
             summary.failed += len(exc.body) if isinstance(exc.body, list) else 0
             raise

@@ -34,6 +34,7 @@ class IndexOptions:
     expand_discount: float = 0.5
     template: str | None = None  # index template / alias name when ``index`` is a versioned index
     knn_batch: int = 256  # rows tagged per kNN scan of the reference set
+    knn_method: str = "auto"  # exact scan, or an HNSW graph (faiss) from APPROXIMATE_FROM reference rows on CPU
     bulk_threads: int = 2  # _bulk requests in flight
     vector_quantization: str = "none"  # or int8 (see DocumentSpec)
     reference_index: str | None = None  # kNN neighbours from this labelled index (needs a tagger from the caller)

@@ -306,9 +306,17 @@ def run_index(
             summary.timings["reference_s"] = round(time.monotonic() - t0, 2)
             if ref_set is not None:
                 summary.reference_size = len(ref_set)
+                t_graph = time.monotonic()
                 tagger = make_document_tagger(
-                    options.tagger, ref_set, model, k=options.k, top_d=options.top_d, topk=_device_topk(embedder)
+                    options.tagger,
+                    ref_set,
+                    model,
+                    k=options.k,
+                    top_d=options.top_d,
+                    topk=_device_topk(embedder),
+                    knn_method=options.knn_method,
                 )
+                summary.timings["neighbour_index_s"] = round(time.monotonic() - t_graph, 2)
             assert tagger is not None
             if summary.reference_size == 0 and options.tagger != "heads":
                 logger.warning("the reference set is empty: documents get no kNN tags")

@@ -61,6 +61,10 @@ class EmbeddingCache:
                 self._index.setdefault(key, self._rows)
                 self._rows += 1
 
+    def refresh(self) -> None:
+        """See the vectors other processes appended since this cache was opened (or last refreshed)."""
+        self._load()
+
     def __len__(self) -> int:
         return len(self._index)
 

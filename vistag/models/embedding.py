@@ -54,6 +54,40 @@ class Embedded:
     error: str | None = None
 
 
+@dataclass
+class ReadImage:
+    """One image read and hashed: its bytes to decode, or its meta when the cache has its vector, or an error."""
+
+    name: str = ""
+    sha256: str = ""
+    data: bytes | None = None
+    meta: ImageMeta | None = None
+    error: str | None = None
+
+
+def read_image(store: ImageStore, ref: ImageRef | None, cache: EmbeddingCache | None = None) -> ReadImage:
+    """Read and hash one image; stop there when ``cache`` has its vector (its size read from the header).
+
+    ``ref`` is a path or URL, or an in-memory image (bytes or a PIL image; see
+    :meth:`~vistag.images.ImageStore.read`). Never raises for a bad image: the reason is in ``error``.
+    A cached image is held to the store's pixel limit too, as a decode would be.
+    """
+    if ref is None or (isinstance(ref, str) and not ref):
+        return ReadImage(error="no image reference in the row")
+    try:
+        data = store.read(ref)
+        name = ref if isinstance(ref, str) else f"<{type(ref).__name__} image>"
+        sha = sha256_of(data)  # empty bytes are never cached: the decoder reports them
+        if cache is not None and sha in cache:
+            width, height = image_size(data, name)
+            if width * height > store.max_pixels:
+                raise ImageLoadError(f"image {name!r} is {width}x{height}, over the {store.max_pixels}-pixel limit")
+            return ReadImage(name, sha, meta=ImageMeta(name, sha, width, height))
+    except ImageLoadError as exc:
+        return ReadImage(error=str(exc))
+    return ReadImage(name, sha, data)
+
+
 def default_decode_processes(device_type: str = "cpu") -> int:
     """Decode processes for a device: on CPU the model needs the cores (1 per 4 cores,
     none below 4: a 2-core CPU decodes faster in threads, measured by
@@ -119,31 +153,14 @@ class BatchEmbedder:
         self.close()
 
     def _load(self, ref: ImageRef | None) -> tuple[ImageMeta | None, np.ndarray | None, str | None]:
-        """Read, hash and (on a cache miss) decode one image: (meta, uint8 array or None, error).
-
-        ``ref`` is a path or URL, or an in-memory image (bytes or a PIL image; see
-        :meth:`ImageStore.read`).
-        """
-        if ref is None or (isinstance(ref, str) and not ref):
-            return None, None, "no image reference in the row"
-        try:
-            data = self.store.read(ref)
-            if not isinstance(ref, str):
-                ref = f"<{type(ref).__name__} image>"
-            sha = sha256_of(data)  # empty bytes are never cached: the decoder reports them
-            if self.cache is not None and sha in self.cache:
-                width, height = image_size(data, ref)
-                if width * height > self.store.max_pixels:  # the same limit as a decode, cache or not
-                    raise ImageLoadError(
-                        f"image {ref!r} is {width}x{height}, over the {self.store.max_pixels}-pixel limit"
-                    )
-                return ImageMeta(ref, sha, width, height), None, None
-        except ImageLoadError as exc:
-            return None, None, str(exc)
-        prepared = self.decoder.decode(data, ref, sha)
+        """Read, hash and (on a cache miss) decode one image: (meta, uint8 array or None, error)."""
+        read = read_image(self.store, ref, self.cache)
+        if read.error or read.data is None:
+            return read.meta, None, read.error
+        prepared = self.decoder.decode(read.data, read.name, read.sha256)
         if prepared.error:
             return None, None, prepared.error
-        return ImageMeta(ref, sha, prepared.width, prepared.height), prepared.array, None
+        return ImageMeta(read.name, read.sha256, prepared.width, prepared.height), prepared.array, None
 
     def embed_stream(self, items: Iterable[tuple[T, Any, ImageMeta | None]]) -> Iterator[tuple[T, Embedded]]:
         """Embed a stream of ``(tag, image ref, known meta or None)``; yield ``(tag, Embedded)`` in input order.

@@ -192,3 +192,14 @@ def tag_images(
         item if item is not None else {"image": next(names_iter), "tagger": trained.tagger_id, **next(records)}
         for item in out
     ]
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Set torch's CPU threads for this process (``torch.set_num_threads``).
+
+    Process-wide: vistag calls it only in a process it owns (a Ray actor of
+    :mod:`vistag.ray`), never from a library call in the user's process.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))

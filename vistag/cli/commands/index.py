@@ -1,9 +1,10 @@
-"""``vistag index``, ``vistag sync`` and ``vistag reindex``: see :mod:`vistag.indexer`."""
+"""``vistag index``, ``vistag sync`` and ``vistag reindex``: see :mod:`vistag.indexer` (and :mod:`vistag.ray`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from vistag.cli.options import (
     add_connection,
@@ -11,6 +12,7 @@ from vistag.cli.options import (
     add_model,
     connect,
     index_kwargs,
+    resolved_settings,
 )
 from vistag.cli.output import print_dead_letters, print_json, print_summary
 
@@ -37,6 +39,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "slice itself unless --reference or --reference-index names a shared one",
     )
     add_indexing(index)
+    ray = index.add_argument_group("Ray runner (the ray extra)")
+    ray.add_argument(
+        "--runner",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: a Ray Data pipeline on a Ray cluster (decode tasks, model "
+        "actors with a GPU each when there are GPUs, tagger actors, bulk write tasks)",
+    )
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="the Ray cluster (auto, ray://head:10001, HOST:6379; env RAY_ADDRESS); default: a local Ray for the run",
+    )
+    ray.add_argument("--ray-embed-actors", type=int, default=None, help="model actors (default: one per GPU, else 1)")
+    ray.add_argument("--ray-tag-actors", type=int, default=1, help="tagger actors (default %(default)s)")
+    ray.add_argument(
+        "--ray-object-store-memory",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="object store of a local Ray, and this run's budget of data between stages (the backpressure threshold)",
+    )
     index.set_defaults(handler=run_index)
 
     sync = sub.add_parser(
@@ -77,6 +102,13 @@ def run_index(args: argparse.Namespace) -> int:
     """Index a catalog; exit 1 when any row failed or was dead-lettered."""
     from vistag.indexer.pipeline import index_catalog
 
+    if args.runner == "ray":
+        summary = _run_index_on_ray(args)
+        if args.json:
+            print_json(summary.to_dict())
+        else:
+            print_summary(summary)
+        return 0 if summary.ok else 1
     summary = index_catalog(
         connect(args),
         args.catalog,
@@ -92,6 +124,38 @@ def run_index(args: argparse.Namespace) -> int:
     else:
         print_summary(summary)
     return 0 if summary.ok else 1
+
+
+def _run_index_on_ray(args: argparse.Namespace) -> Any:
+    """``vistag index --runner ray``: :func:`vistag.ray.index_catalog` with the same flags."""
+    import os
+
+    from vistag.errors import ConfigError
+    from vistag.ray.runner import RayOptions, index_catalog
+
+    if args.partition:
+        raise ConfigError("--partition is for the local runner; the Ray runner spreads the catalog over the cluster")
+    if args.reference_index or (args.tagger not in (None, "knn")):
+        raise ConfigError("the Ray runner tags by kNN over a reference catalog (no --reference-index, --tagger heads)")
+    kwargs = index_kwargs(args)
+    for name in ("workers", "decode_processes", "weights", "compile", "tagger", "reference_index"):
+        kwargs.pop(name, None)
+    options = RayOptions(
+        address=args.ray_address or os.environ.get("RAY_ADDRESS") or None,
+        embed_actors=args.ray_embed_actors,
+        tag_actors=args.ray_tag_actors,
+        object_store_memory=args.ray_object_store_memory,
+    )
+    return index_catalog(
+        resolved_settings(args),
+        args.catalog,
+        args.images,
+        args.index,
+        resume=args.resume,
+        vector_quantization=args.vector_quantization or "none",
+        ray_options=options,
+        **kwargs,
+    )
 
 
 def run_sync(args: argparse.Namespace) -> int:

@@ -1,0 +1,128 @@
+"""Fault drill of the Ray runner: a two-node Ray cluster on loopback writing into a three-node OpenSearch
+cluster; ``kill -9`` of a model actor's worker process and of a data node in the middle of the run.
+
+Every document arrives exactly once (the write tasks Ray runs again overwrite by ``_id``), the run
+finishes on its own, and the cluster is green again once the node is back. About 2 minutes here
+(marked slow); every wait has a deadline, so a hang fails instead of blocking CI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.conftest import write_slice
+from tests.integration.test_cluster_faults import _exact
+from vistag.local.cluster import LocalCluster
+
+pytest.importorskip("torch")
+ray = pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.opensearch]
+
+ROWS = 900
+
+
+@pytest.fixture
+def two_ray_nodes():
+    from ray.cluster_utils import Cluster
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster; a real one keeps token auth
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": 256 << 20})
+        cluster.add_node(num_cpus=2, object_store_memory=256 << 20)
+        ray.init(address=cluster.address, logging_level=logging.WARNING)
+        yield cluster
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture
+def opensearch_cluster():
+    cluster = LocalCluster("opensearch", nodes=3, name="pytest-ray")
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def _worker_pids(name: str) -> list[int]:
+    """Ray worker processes whose title names ``name`` (Ray sets ``ray::<actor or task>``)."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [int(line.split(None, 1)[0]) for line in out.splitlines() if f"ray::{name}" in line]
+
+
+def test_a_killed_ray_worker_and_a_killed_data_node_lose_and_duplicate_nothing(
+    two_ray_nodes, opensearch_cluster, data_dir, tmp_path
+):
+    import vistag.ray
+    from vistag.config import ConnectionSettings
+    from vistag.ray.runner import RayOptions
+
+    assert len(ray.nodes()) == 2
+    catalog, images, _ = write_slice(data_dir, tmp_path / "cat", ROWS, start=11, step=41)
+    reference, ref_images, _ = write_slice(data_dir, tmp_path / "ref", 60, start=3, step=101)
+    settings = ConnectionSettings(urls=tuple(opensearch_cluster.urls))
+    options = RayOptions(embed_actors=2, tag_actors=1, embed_cpus=1.0, tag_cpus=0.5, load_cpus=0.5, batch_rows=32)
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = vistag.ray.index_catalog(
+                settings,
+                catalog,
+                images,
+                "products",
+                schema="fashion-product-images",
+                model="efficientnet-lite0",  # slow enough on CPU for both kills to land mid-run
+                reference=reference,
+                reference_images=ref_images,
+                ray_options=options,
+                chunk_size=50,
+            )
+        except BaseException as exc:  # reported by the assertion below
+            result["error"] = exc
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    client = opensearch_cluster.client()
+
+    def wait_for(count: int, deadline: float) -> int:
+        while time.monotonic() < deadline and runner.is_alive():
+            try:
+                if client.index_exists("products") and client.count("products") >= count:
+                    return client.count("products")
+            except Exception:  # a node is down; the other two answer the next poll
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"the run did not reach {count} documents: {result}")
+
+    at_worker_kill = wait_for(100, time.monotonic() + 300)
+    victims = _worker_pids("MapWorker(MapBatches(EmbedImages))")
+    assert victims, "no model actor process found"
+    os.kill(victims[0], signal.SIGKILL)
+
+    at_node_kill = wait_for(at_worker_kill + 150, time.monotonic() + 300)
+    node = opensearch_cluster.members[1]
+    node.kill()
+
+    runner.join(timeout=600)
+    assert not runner.is_alive(), "the run hung after the kills"
+    assert "error" not in result, repr(result.get("error"))
+    summary = result["summary"]
+    assert summary.ok and summary.indexed == ROWS, summary.to_dict()
+    node.restart()
+    opensearch_cluster.wait_green(timeout=180)
+    client.close()
+    client = opensearch_cluster.client()
+    assert _exact(client) == (ROWS, ROWS)  # every row, no duplicate id
+    client.close()
+    print(
+        f"\n[ray 2 nodes -> opensearch 3 nodes] killed a model actor at {at_worker_kill} and {node.name} at "
+        f"{at_node_kill} of {ROWS} documents; all {ROWS} indexed once in {summary.seconds:.1f}s, "
+        f"retries {summary.retries}"
+    )

@@ -1,0 +1,92 @@
+"""The approximate (HNSW) neighbour index of the kNN tagger against the exact scan."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet, top_k_rows, with_neighbour_index
+from vistag.errors import ConfigError
+
+pytest.importorskip("faiss")
+from vistag.analyzers.ann import APPROXIMATE_FROM, HnswNeighbours, choose_method
+
+
+def _clustered(n: int, dim: int = 48, clusters: int = 20, seed: int = 0) -> tuple[np.ndarray, list[list[str]]]:
+    """Unit vectors around ``clusters`` centres; each vector's tags name its cluster (and its parity)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    label = rng.integers(0, clusters, n)
+    vectors = centres[label] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors, [[f"c{c}", "even" if c % 2 == 0 else "odd"] for c in label]
+
+
+def test_hnsw_finds_what_the_exact_scan_finds_with_exact_similarities():
+    vectors, _ = _clustered(4000)
+    index = HnswNeighbours.build(vectors)
+    queries = vectors[:300]
+    exclude = np.arange(300)
+    rows, sims = index.search(queries, 10, exclude)
+    exact_rows, exact_sims = top_k_rows(queries, vectors, 10, exclude)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact_rows)])
+    assert recall >= 0.95, recall
+    # the similarities are the true inner products of the rows returned, best first
+    assert np.allclose(sims, np.einsum("nd,nkd->nk", queries, vectors[rows]), atol=1e-5)
+    assert np.all(np.diff(sims, axis=1) <= 1e-6)
+    assert not np.any(rows == exclude[:, None])  # never the row itself
+    assert np.mean(rows[:, 0] == exact_rows[:, 0]) >= 0.97
+
+
+def test_a_query_that_is_its_own_nearest_neighbour_is_excluded_and_the_list_stays_k_long():
+    vectors, _ = _clustered(500)
+    index = HnswNeighbours.build(vectors)
+    rows, sims = index.search(vectors[:50], 5, np.arange(50))
+    assert rows.shape == sims.shape == (50, 5) and np.isfinite(sims).all()
+    assert not np.any(rows == np.arange(50)[:, None])
+    rows, _ = index.search(vectors[:50], 5)  # no exclusion: itself first
+    assert np.array_equal(rows[:, 0], np.arange(50))
+
+
+def test_fewer_references_than_k_pad_with_no_neighbour_and_weigh_nothing():
+    vectors = np.eye(3, dtype=np.float32)
+    index = HnswNeighbours.build(vectors)
+    rows, sims = index.search(vectors[:1], 5, np.array([0]))
+    assert rows.shape == (1, 5) and list(rows[0, 2:]) == [-1, -1, -1] and np.isneginf(sims[0, 2:]).all()
+    ref = ReferenceSet(["a", "b", "c"], vectors, [["x"], ["y"], ["y"]])
+    tagger = KnnTagger(ref, k=5, index=index)
+    tags = dict(tagger.tag(vectors[:1], exclude_ids=["a"])[0])
+    assert set(tags) == {"y"} and tags["y"] == pytest.approx(1.0)  # 'x' is only the excluded row's
+
+
+def test_the_graph_survives_pickling_as_for_rays_object_store():
+    vectors, _ = _clustered(1000)
+    index = HnswNeighbours.build(vectors)
+    again = pickle.loads(pickle.dumps(index))
+    assert len(again) == 1000 and again.ef_search == index.ef_search
+    first, second = index.search(vectors[:20], 5), again.search(vectors[:20], 5)
+    assert np.array_equal(first[0], second[0]) and np.allclose(first[1], second[1])
+
+
+def test_tags_from_the_graph_agree_with_the_exact_tagger():
+    vectors, tags = _clustered(4000)
+    ref = ReferenceSet([str(i) for i in range(4000)], vectors, tags)
+    exact = KnnTagger(ref, k=10, top_d=3)
+    approx = with_neighbour_index(KnnTagger(ref, k=10, top_d=3), "hnsw")
+    assert approx.method == "hnsw" and exact.method == "exact"
+    ids = [str(i) for i in range(500)]
+    a, b = exact.tag(vectors[:500], exclude_ids=ids), approx.tag(vectors[:500], exclude_ids=ids)
+    assert np.mean([x[0][0] == y[0][0] for x, y in zip(a, b)]) >= 0.99
+    diffs = [abs(dict(x).get(t, 0.0) - s) for x, y in zip(a, b) for t, s in y]
+    assert np.mean(diffs) <= 0.01
+
+
+def test_auto_picks_the_graph_only_for_large_reference_sets_on_cpu():
+    assert choose_method("auto", APPROXIMATE_FROM - 1) == "exact"
+    assert choose_method("auto", APPROXIMATE_FROM) == "hnsw"
+    assert choose_method("auto", APPROXIMATE_FROM, on_device=True) == "exact"
+    assert choose_method("exact", 10**9) == "exact" and choose_method("hnsw", 1) == "hnsw"
+    with pytest.raises(ConfigError, match="unknown kNN method 'annoy'"):
+        choose_method("annoy", 10)

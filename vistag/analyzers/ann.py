@@ -1,0 +1,184 @@
+"""Approximate nearest neighbours for the kNN tagger: a faiss HNSW graph over the reference vectors.
+
+The exact scan of :func:`~vistag.analyzers.knn_tagger.top_k_rows` costs ``N x D`` multiply-adds
+per row, so tagging slows down as the reference catalog grows. An HNSW graph
+("Efficient and robust approximate nearest neighbor search using Hierarchical Navigable
+Small World graphs", Malkov and Yashunin) answers in about ``log N`` steps instead; the
+similarities it returns are exact inner products of the vectors it stores, so only the
+*set* of neighbours can differ from the exact scan, never their scores.
+
+The graph is built once per run from the reference vectors (read block by block, so a
+:class:`~vistag.analyzers.vector_file.VectorFile` is never loaded whole), kept in memory
+(:attr:`HnswNeighbours.memory_bytes`: the vectors at ``4 x D`` bytes each plus about
+``8 x M`` bytes of links per vector), and can be pickled (e.g. put once into Ray's
+object store and shared by every actor).
+
+``faiss-cpu`` is the ``faiss`` extra; it is imported when a graph is built, never at import.
+faiss runs a search on all cores through OpenMP; vistag does not change that process-wide
+setting (set ``OMP_NUM_THREADS`` to share the cores).
+
+Examples:
+    >>> import numpy as np
+    >>> vectors = np.eye(4, dtype=np.float32)
+    >>> index = HnswNeighbours.build(vectors)                                   # doctest: +SKIP
+    >>> rows, sims = index.search(vectors[:1], k=2, exclude=np.array([0]))      # doctest: +SKIP
+    >>> int(rows[0, 0]) != 0                                                    # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+import numpy as np
+
+from vistag.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: Links per node (``M``), candidate list while building, and while searching: measured on the
+#: 44,072 catalog embeddings by ``benchmarks/bench_knn_tagging.py`` (see docs/benchmarks.md).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 96
+
+#: ``knn_method="auto"`` uses the graph from this many reference vectors up on CPU (below it the
+#: exact scan is as fast; measured by ``benchmarks/bench_knn_tagging.py``); a GPU top-k stays exact.
+APPROXIMATE_FROM = 20_000
+
+#: The ways to find neighbours: ``exact`` (full scan), ``hnsw`` (this module), ``auto``.
+KNN_METHODS = ("auto", "exact", "hnsw")
+
+
+class NeighbourIndex(Protocol):
+    """What :class:`~vistag.analyzers.knn_tagger.KnnTagger` asks of a neighbour index."""
+
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, similarities), each (n, k), best first; ``exclude`` holds per query a row never to return."""
+        ...  # pragma: no cover
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            "approximate kNN needs faiss-cpu: pip install 'vistag[faiss]' (or use knn_method='exact')"
+        ) from exc
+    return faiss
+
+
+class HnswNeighbours:
+    """A faiss ``IndexHNSWFlat`` (inner product) over unit reference vectors.
+
+    Build it with :meth:`build`; the constructor wraps a ready faiss index.
+
+    Args:
+        index: a faiss HNSW index over the reference vectors, row ``i`` = reference row ``i``.
+        ef_search: candidate list length of a search (recall against speed).
+    """
+
+    def __init__(self, index: Any, ef_search: int = HNSW_EF_SEARCH) -> None:
+        self.index = index
+        self.ef_search = ef_search
+
+    @classmethod
+    def build(
+        cls,
+        vectors: Any,
+        *,
+        m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        ef_search: int = HNSW_EF_SEARCH,
+        chunk_size: int = 16_384,
+    ) -> HnswNeighbours:
+        """Build the graph from ``vectors`` (an (N, D) array or a
+        :class:`~vistag.analyzers.vector_file.VectorFile`), block by block.
+        """
+        from vistag.analyzers.knn_tagger import iter_chunks
+
+        faiss = _faiss()
+        started = time.monotonic()
+        dim = int(vectors.shape[1]) if hasattr(vectors, "shape") else int(vectors.dim)
+        index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        for _, block in iter_chunks(vectors, chunk_size):
+            index.add(np.ascontiguousarray(block, dtype=np.float32))
+        out = cls(index, ef_search)
+        logger.info(
+            "HNSW graph over %d reference vectors built in %.1fs (%.0f MB)",
+            index.ntotal,
+            time.monotonic() - started,
+            out.memory_bytes / 1e6,
+        )
+        return out
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def memory_bytes(self) -> int:
+        """About what the graph holds in memory: the vectors plus the links."""
+        vectors = self.index.ntotal * self.index.d * 4
+        links = int(self.index.hnsw.neighbors.size()) * 4 + self.index.ntotal * 16
+        return int(vectors + links)
+
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, similarities), each (n, k), best first (fewer found: row -1, similarity ``-inf``).
+
+        Args:
+            queries: (n, D) unit vectors.
+            k: neighbours per query.
+            exclude: per query, a reference row never to return (-1: none).
+        """
+        faiss = _faiss()
+        n = len(queries)
+        extra = 1 if exclude is not None else 0
+        fetch = min(k + extra, len(self))
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.ef_search, fetch)
+        sims, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), fetch, params=params)
+        sims = sims.astype(np.float32, copy=False)
+        sims[rows < 0] = -np.inf
+        if exclude is not None:
+            drop = rows == np.asarray(exclude, dtype=np.int64)[:, None]
+            sims, rows = np.where(drop, -np.inf, sims), np.where(drop, -1, rows)
+            order = np.argsort(-sims, axis=1, kind="stable")  # the excluded row moves to the end
+            rows, sims = np.take_along_axis(rows, order, axis=1), np.take_along_axis(sims, order, axis=1)
+        rows, sims = rows[:, :k], sims[:, :k]
+        if rows.shape[1] < k:
+            pad = k - rows.shape[1]
+            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+            sims = np.pad(sims, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return rows.astype(np.int64, copy=False), sims.reshape(n, k)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"index": _faiss().serialize_index(self.index), "ef_search": self.ef_search}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.index = _faiss().deserialize_index(state["index"])
+        self.ef_search = state["ef_search"]
+
+
+def choose_method(method: str, size: int, on_device: bool = False) -> str:
+    """``exact`` or ``hnsw`` for a reference set of ``size`` vectors.
+
+    Args:
+        method: ``auto``, ``exact`` or ``hnsw``.
+        size: reference vectors.
+        on_device: the exact top-k runs on a GPU (``auto`` keeps it exact).
+
+    Raises:
+        ConfigError: an unknown method.
+
+    Examples:
+        >>> choose_method("auto", 5_000), choose_method("auto", 50_000), choose_method("auto", 50_000, True)
+        ('exact', 'hnsw', 'exact')
+    """
+    if method not in KNN_METHODS:
+        raise ConfigError(f"unknown kNN method {method!r}: {', '.join(KNN_METHODS)}")
+    if method != "auto":
+        return method
+    return "hnsw" if size >= APPROXIMATE_FROM and not on_device else "exact"
