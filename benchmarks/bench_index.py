@@ -232,7 +232,10 @@ def compare_ray(
         "chunk_size": args.chunk_size,
         "knn_method": args.knn_method,
     }
-    options = RayOptions(read_tasks=2, embed_actors=1, embed_cpus=1.0, tag_actors=1, load_cpus=0.5)
+    cores = os.cpu_count() or 1
+    options = RayOptions(
+        read_tasks=2, embed_actors=1, embed_threads=cores, tag_actors=1, tag_threads=cores, load_cpus=0.5
+    )
     local, remote = [], []
     for _ in range(args.rounds):
         client.delete_index("bench-one")

@@ -117,3 +117,85 @@ def test_vistag_index_runner_ray_from_the_command_line(local_ray, node, flawed_c
     summary = json.loads(capsys.readouterr().out)
     assert (summary["indexed"], summary["dead_lettered"], summary["read"]) == (ROWS, 3, ROWS + 3)
     assert os.path.getsize(tmp_path / "dl.jsonl") > 0
+
+
+def test_a_cluster_that_refuses_every_bulk_request_stops_the_decoding_not_the_memory(
+    local_ray, node, data_dir, tmp_path
+):
+    """Backpressure end to end: while every ``_bulk`` is answered 429, the stages upstream of the sink stop
+    (the images embedded stop growing before the end of the catalog, within the run's object-store budget);
+    once the engine accepts again, the run finishes with every row."""
+    import threading
+    import time
+
+    import vistag.ray
+    from tests.integration.proxy import ForwardingProxy
+    from vistag.engine.retry import RetryPolicy
+    from vistag.local.versions import DISTRIBUTIONS
+    from vistag.models.cache import EmbeddingCache
+    from vistag.ray.runner import RayOptions
+
+    if node.dist is not DISTRIBUTIONS["opensearch"]:
+        pytest.skip("runs on the default OpenSearch line only: it tests Ray's scheduling, not the engine's writes")
+    rows = 1200
+    catalog, images, _ = write_slice(data_dir, tmp_path / "cat", rows, start=2, step=31)
+    reference, ref_images, _ = write_slice(data_dir, tmp_path / "ref", 40, start=9, step=211)
+    storm = threading.Event()
+    storm.set()
+    refuse = b'{"error":{"type":"es_rejected_execution_exception"},"status":429}'
+    with ForwardingProxy(
+        node.url, lambda m, p, h, b: (429, refuse) if storm.is_set() and "_bulk" in p else None
+    ) as proxy:
+        result: dict = {}
+        options = RayOptions(object_store_memory=8 << 20, batch_rows=32, read_tasks=1)
+
+        def run() -> None:
+            try:
+                result["summary"] = vistag.ray.index_catalog(
+                    proxy.url,
+                    catalog,
+                    images,
+                    "storm",
+                    schema="fashion-product-images",
+                    model="tiny-random",
+                    reference=reference,
+                    reference_images=ref_images,
+                    cache_dir=tmp_path / "cache",
+                    ray_options=options,
+                    chunk_size=50,
+                    retry=RetryPolicy(max_retries=60, initial_backoff=0.2, max_backoff=1.0),
+                )
+            except BaseException as exc:  # reported by the assertions below
+                result["error"] = exc
+
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        cache = EmbeddingCache(tmp_path / "cache", "tiny-random@1-64px", 64)
+
+        def embedded() -> int:
+            cache.refresh()
+            return len(cache) - 40  # the reference's 40 are embedded first
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not proxy.paths(intercepted=True) and runner.is_alive():
+            time.sleep(0.2)
+        assert "error" not in result, repr(
+            result.get("error")
+        )  # the first refused write: the catalog is streaming through every stage
+        last, still = -1, 0
+        while time.monotonic() < deadline and still < 6:  # 3 s without growth
+            time.sleep(0.5)
+            now = embedded()
+            still, last = (still + 1, now) if now == last else (0, now)
+        assert "_bulk" in " ".join(proxy.paths(intercepted=True)), (
+            f"no bulk request was refused: {proxy.paths()[-20:]} {result}"
+        )
+        assert 0 < last < rows, f"{last} of {rows} rows embedded while the cluster refused every write"
+        storm.clear()
+        runner.join(timeout=300)
+        assert not runner.is_alive()
+    summary = result["summary"]
+    assert summary.indexed == rows and summary.ok and summary.retries > 0, summary.to_dict()
+    client = node.client()
+    assert client.count("storm") == rows
+    client.close()

@@ -90,3 +90,14 @@ def test_auto_picks_the_graph_only_for_large_reference_sets_on_cpu():
     assert choose_method("exact", 10**9) == "exact" and choose_method("hnsw", 1) == "hnsw"
     with pytest.raises(ConfigError, match="unknown kNN method 'annoy'"):
         choose_method("annoy", 10)
+
+
+def test_the_ray_runner_refuses_stage_sizes_that_would_wait_forever():
+    pytest.importorskip("ray")
+    from vistag.ray.runner import RayOptions, _check_resources
+
+    _check_resources(RayOptions(), 2.0)  # 1 + 0.5 for the actors, 0.5 for a task beside them
+    with pytest.raises(ConfigError, match="the Ray cluster has 2 CPUs: .* need 2.5"):
+        _check_resources(RayOptions(read_cpus=1.0), 2.0)
+    with pytest.raises(ConfigError, match="lower embed_cpus"):
+        _check_resources(RayOptions(), 1.0)

@@ -182,3 +182,12 @@ def choose_method(method: str, size: int, on_device: bool = False) -> str:
     if method != "auto":
         return method
     return "hnsw" if size >= APPROXIMATE_FROM and not on_device else "exact"
+
+
+def set_search_threads(threads: int) -> None:
+    """Set faiss's OpenMP threads for this process (``faiss.omp_set_num_threads``).
+
+    Process-wide: vistag calls it only in a process it owns (a tagger actor of :mod:`vistag.ray`),
+    never from a library call in the user's process.
+    """
+    _faiss().omp_set_num_threads(max(1, int(threads)))

@@ -216,6 +216,9 @@ def index_options(index: str, dead_letter: str | Path | None, options: Mapping[s
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; IndexOptions has {sorted(known)}")
+    taken = sorted(set(options) & set(fixed))
+    if taken:  # e.g. max_retries, which retry=RetryPolicy(...) sets: never silently overridden
+        raise ConfigError(f"option(s) {taken} are set by the function's own arguments (retry=, resume=, ...)")
     return IndexOptions(index=index, dead_letter=Path(dead_letter) if dead_letter else None, **{**options, **fixed})
 
 

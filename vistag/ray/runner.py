@@ -63,28 +63,36 @@ class RayOptions:
         object_store_memory: bytes of the object store of a local Ray started for the run, and the
             budget of this run's data in flight between stages (the backpressure threshold).
         read_tasks: catalog slices read in parallel.
+        read_cpus: CPUs each read task reserves.
         batch_rows: rows per batch of every stage.
         embed_actors: model actors (``None``: one per GPU of the cluster, else 1).
         embed_cpus: CPUs each model actor reserves.
         embed_threads: torch threads in each model actor on CPU (``None``: ``embed_cpus``, at least 1).
         tag_actors: tagger actors.
         tag_cpus: CPUs each tagger actor reserves.
+        tag_threads: search threads in each tagger actor (``None``: ``tag_cpus``, at least 1).
         load_cpus: CPUs each decode task reserves.
         write_cpus: CPUs each write task reserves.
+        write_tasks: write tasks at once; each keeps ``bulk_threads`` requests in flight, so the
+            engine sees ``write_tasks x bulk_threads`` (raise both with the cluster's size: a small
+            cluster answers more 429s, which vistag retries, but which waste its work).
     """
 
     address: str | None = None
     num_cpus: int | None = None
     object_store_memory: int | None = None
     read_tasks: int = 4
+    read_cpus: float = 0.25
     batch_rows: int = 256
     embed_actors: int | None = None
     embed_cpus: float = 1.0
     embed_threads: int | None = None
     tag_actors: int = 1
     tag_cpus: float = 0.5
+    tag_threads: int | None = None
     load_cpus: float = 0.5
     write_cpus: float = 0.25
+    write_tasks: int = 2
 
 
 def index_catalog(
@@ -205,6 +213,7 @@ def index_catalog(
     totals = WriteCounts()
     try:
         create_index(client, spec, index)
+        _check_resources(ropts, float(ray.cluster_resources().get("CPU", 0)))
         gpus = float(ray.cluster_resources().get("GPU", 0))
         use_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
         stages = _Stages(ray, schema, config, cache, max_pixels, ropts, model, batch_size, input_size, use_gpu, gpus)
@@ -243,6 +252,7 @@ def index_catalog(
                     "model_doc": model_doc,
                     "relations": relations,
                     "expand_discount": opts.expand_discount,
+                    "threads": ropts.tag_threads or max(1, int(ropts.tag_cpus)),
                 },
                 batch_size=ropts.batch_rows,
                 batch_format="numpy",
@@ -250,7 +260,9 @@ def index_catalog(
                 num_cpus=ropts.tag_cpus,
             )
             _configure(tagged, progress, ropts.object_store_memory)
-            tagged.write_datasink(sink, ray_remote_args={"num_cpus": ropts.write_cpus})
+            tagged.write_datasink(
+                sink, ray_remote_args={"num_cpus": ropts.write_cpus}, concurrency=max(1, ropts.write_tasks)
+            )
             totals = sink.totals
             summary.timings["index_s"] = round(time.monotonic() - t2, 2)
         client.refresh(index)
@@ -305,7 +317,8 @@ class _Stages:
             from vistag.catalog.rows import read_catalog
 
             next(iter(read_catalog(catalog, self.schema)), None)  # the schema check, on the driver, at once
-            return self.ray.data.read_datasource(CatalogDatasource(catalog, self.schema, self.ropts.read_tasks, limit))
+            source = CatalogDatasource(catalog, self.schema, self.ropts.read_tasks, limit)
+            return self.ray.data.read_datasource(source, ray_remote_args={"num_cpus": self.ropts.read_cpus})
         records = records_of(catalog, self.schema)
         return self.ray.data.from_items(records[:limit] if limit else records)
 
@@ -335,6 +348,7 @@ class _Stages:
                 "device": "cuda" if self.use_gpu else "cpu",
                 "batch_size": self.batch_size,
                 "cache": self.cache,
+                "shape": (int(self.config.input_size), int(self.config.embedding_dim)),
                 "threads": threads,
                 **({"input_size": self.input_size} if self.input_size else {}),
             },
@@ -346,6 +360,23 @@ class _Stages:
         )
         _configure(out, False, ropts.object_store_memory)
         return out
+
+
+def _check_resources(ropts: RayOptions, cpus: float) -> None:
+    """Refuse stage sizes the cluster cannot run all at once: the actors keep their CPUs for the whole
+    run, and the read, decode and write tasks must still find room beside them, or the run waits forever.
+
+    Raises:
+        ConfigError: the smallest pools plus the largest task need more CPUs than the cluster has.
+    """
+    fixed = ropts.embed_cpus + ropts.tag_cpus  # one model actor and one tagger actor at least
+    task = max(ropts.read_cpus, ropts.load_cpus, ropts.write_cpus)
+    if fixed + task > cpus + 1e-9:
+        raise ConfigError(
+            f"the Ray cluster has {cpus:g} CPUs: a model actor ({ropts.embed_cpus:g}), a tagger actor "
+            f"({ropts.tag_cpus:g}) and a {task:g}-CPU task need {fixed + task:g}; lower embed_cpus, tag_cpus, "
+            "read_cpus, load_cpus or write_cpus (RayOptions), or add CPUs"
+        )
 
 
 def _tag_rows_class() -> Any:

@@ -37,6 +37,23 @@ logger = logging.getLogger(__name__)
 Connection = str | ConnectionSettings | Callable[[], Any]
 
 
+#: One client per write process and connection: Ray runs many write tasks in one worker process, and a
+#: client keeps its connection pool (and, unless told the engine, asks the engine what it is) once.
+_CLIENTS: dict[tuple[Any, ...], EngineClient] = {}
+
+
+def process_client(connection: Connection, retry: RetryPolicy) -> EngineClient:
+    """The client of this worker process for ``connection`` (opened on first use, kept for the process)."""
+    key = (connection, retry.max_retries, retry.initial_backoff, retry.max_backoff)
+    try:
+        client = _CLIENTS.get(key)
+    except TypeError:  # an unhashable connection: a client per call
+        return open_client(connection, retry)
+    if client is None:
+        client = _CLIENTS[key] = open_client(connection, retry)
+    return client
+
+
 def open_client(connection: Connection, retry: RetryPolicy | None = None) -> EngineClient:
     """An :class:`~vistag.engine.client.EngineClient` for ``connection`` (in whatever process calls it)."""
     if isinstance(connection, str):
@@ -90,13 +107,18 @@ class BulkDatasink(Datasink):
         """The write tasks' name in Ray's progress and dashboard."""
         return "VistagBulk"
 
+    @property
+    def min_rows_per_write(self) -> int:
+        """Rows per write call: enough for ``bulk_threads`` requests in flight, twice over."""
+        return self.options.chunk_size * max(1, self.options.bulk_threads) * 2
+
     def write(self, blocks: Iterable[Block], ctx: Any) -> WriteCounts:
         """Send the blocks' documents; return this task's counts (raises ``EngineUnavailable``)."""
         opts = self.options
         counts = WriteCounts()
         retries = RetryCounter()
         policy = RetryPolicy(opts.max_retries, opts.initial_backoff, opts.max_backoff)
-        client = open_client(self.connection, policy)
+        client = process_client(self.connection, policy)
         try:
             for ok, item in send_documents(client, self._documents(client, blocks, counts), opts, retries):
                 if ok:
@@ -108,7 +130,6 @@ class BulkDatasink(Datasink):
                     counts.dead_letters.append(_dead(*refused(item)))
         finally:
             counts.retries = retries.value
-            client.close()
         return counts
 
     def _documents(self, client: EngineClient, blocks: Iterable[Block], counts: WriteCounts) -> Iterator[dict]:

@@ -130,6 +130,7 @@ class EmbedImages:
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: images per forward pass.
         cache: ``(root, model id, dim)`` of the embedding cache, or ``None``.
+        shape: the model's ``(input size, vector dimension)`` (the driver read them from the model).
         threads: torch CPU threads in this actor (``None``: torch's default); the actor's process is
             Ray's, so vistag sets it here and nowhere else.
         load: other keyword arguments of :func:`~vistag.models.loading.load_model`.
@@ -141,22 +142,32 @@ class EmbedImages:
         device: str,
         batch_size: int,
         cache: tuple[str, str, int] | None,
+        shape: tuple[int, int],
         threads: int | None = None,
         **load: Any,
     ) -> None:
-        from vistag.models.loading import load_model, set_cpu_threads
-
-        if threads:
-            set_cpu_threads(threads)
-        self.embedder = load_model(model, device=device, batch_size=batch_size, **load).embedder
-        self.size = int(self.embedder.config.input_size)
+        self.model, self.device, self.batch_size, self.threads, self.load = model, device, batch_size, threads, load
+        self._embedder: Any = None  # loaded at the first image to embed: a warm cache needs no model
+        self.size, self.dim = shape
         self.cache = EmbeddingCache(Path(cache[0]), cache[1], cache[2]) if cache else None
+
+    @property
+    def embedder(self) -> Any:
+        """The model, loaded once per actor on first use."""
+        if self._embedder is None:
+            from vistag.models.loading import load_model, set_cpu_threads
+
+            if self.threads:
+                set_cpu_threads(self.threads)
+            self._embedder = load_model(
+                self.model, device=self.device, batch_size=self.batch_size, **self.load
+            ).embedder
+        return self._embedder
 
     def __call__(self, batch: Batch) -> Batch:
         """Rows with ``pixels`` in, rows with ``vector`` out (``pixels`` dropped)."""
         n = len(batch["line"])
-        dim = int(self.embedder.dim)
-        vectors = np.zeros((n, dim), dtype=np.float32)
+        vectors = np.zeros((n, self.dim), dtype=np.float32)
         error, stage = _strings(batch["error"]), _strings(batch["stage"])
         fresh = [i for i, data in enumerate(batch["pixels"]) if data is not None and len(data) > 0]
         if fresh:
@@ -202,6 +213,8 @@ class TagRows:
         model_doc: the ``model`` object of every document.
         relations: :class:`~vistag.analyzers.relations.TagRelations` for index-time expansion, or ``None``.
         expand_discount: the weight factor of related tags.
+        threads: faiss search threads in this actor (``None``: Ray's ``OMP_NUM_THREADS`` for the
+            actor, i.e. its reserved CPUs); the actor's process is Ray's, so vistag sets it here.
     """
 
     def __init__(
@@ -211,10 +224,15 @@ class TagRows:
         model_doc: dict[str, Any],
         relations: Any = None,
         expand_discount: float = 0.5,
+        threads: int | None = None,
     ) -> None:
         import ray
 
         self.tagger = ray.get(tagger[0])
+        if threads and getattr(getattr(self.tagger, "tagger", None), "index", None) is not None:
+            from vistag.analyzers.ann import set_search_threads
+
+            set_search_threads(threads)
         self.schema = schema
         self.model_doc = model_doc
         self.relations = relations
