@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--top-d", type=int, default=10)
     parser.add_argument("--noise", type=float, default=0.01, help="sigma per dimension of the synthetic rows")
     parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--ef-search", default="32,48,64", help="other efSearch values for the agreement")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     print(f"graph: HNSW M={HNSW_M}, efConstruction={HNSW_EF_CONSTRUCTION}, efSearch={HNSW_EF_SEARCH}", flush=True)
@@ -116,17 +117,21 @@ def main() -> None:
         t0 = time.perf_counter()
         graph = HnswNeighbours.build(real)
         build_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        approx_tags = tag_all(KnnTagger(ref, k=args.k, top_d=args.top_d, index=graph), real, ids, args.batch)
-        approx_s = time.perf_counter() - t0
-        top1, same_set, mad = agreement(exact_tags, approx_tags)
-        print(
-            f"agreement over all {len(real)} rows (each tagged from the others, K={args.k}, D={args.top_d}): "
-            f"same top-1 tag {100 * top1:.2f} %, same top-{args.top_d} tag set {100 * same_set:.2f} %, "
-            f"mean |score difference| {mad:.4f}; exact {len(real) / exact_s:.0f} rows/s, "
-            f"graph {len(real) / approx_s:.0f} rows/s (+ {build_s:.1f}s to build, {graph.memory_bytes / 1e6:.0f} MB)",
-            flush=True,
-        )
+        for ef in sorted({*(int(e) for e in args.ef_search.split(",") if e), HNSW_EF_SEARCH}):
+            graph.ef_search = ef
+            t0 = time.perf_counter()
+            approx_tags = tag_all(KnnTagger(ref, k=args.k, top_d=args.top_d, index=graph), real, ids, args.batch)
+            approx_s = time.perf_counter() - t0
+            top1, same_set, mad = agreement(exact_tags, approx_tags)
+            print(
+                f"agreement over all {len(real)} rows (each tagged from the others, K={args.k}, D={args.top_d}), "
+                f"efSearch {ef}{' (default)' if ef == HNSW_EF_SEARCH else ''}: same top-1 tag {100 * top1:.2f} %, "
+                f"same top-{args.top_d} tag set {100 * same_set:.2f} %, mean |score difference| {mad:.4f}; "
+                f"exact {len(real) / exact_s:.0f} rows/s, graph {len(real) / approx_s:.0f} rows/s "
+                f"(+ {build_s:.1f}s to build, {graph.memory_bytes / 1e6:.0f} MB)",
+                flush=True,
+            )
+        graph.ef_search = HNSW_EF_SEARCH
         del graph, ref
 
     rng = np.random.default_rng(1)

@@ -1,7 +1,8 @@
 """``vistag index --runner ray`` (Ray Data on a local Ray with 2 CPUs) writes the documents ``vistag index`` writes.
 
 The local Ray starts once for the module (about 3 s; worker start-up on this 2-core machine is slow,
-so the Ray tests are few and small: about 20 s per engine line).
+so the Ray tests are few and small). Marked slow: about 2.5 minutes for the module here (about 25 s
+per engine line, and 40 s for the 429 storm).
 """
 
 from __future__ import annotations

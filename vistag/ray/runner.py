@@ -318,7 +318,7 @@ class _Stages:
 
             next(iter(read_catalog(catalog, self.schema)), None)  # the schema check, on the driver, at once
             source = CatalogDatasource(catalog, self.schema, self.ropts.read_tasks, limit)
-            return self.ray.data.read_datasource(source, ray_remote_args={"num_cpus": self.ropts.read_cpus})
+            return self.ray.data.read_datasource(source, num_cpus=self.ropts.read_cpus)
         records = records_of(catalog, self.schema)
         return self.ray.data.from_items(records[:limit] if limit else records)
 

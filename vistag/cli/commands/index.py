@@ -131,8 +131,11 @@ def _run_index_on_ray(args: argparse.Namespace) -> Any:
     import os
 
     from vistag.errors import ConfigError
-    from vistag.ray.runner import RayOptions, index_catalog
 
+    try:
+        from vistag.ray.runner import RayOptions, index_catalog
+    except ImportError as exc:  # the ray extra is not installed
+        raise ConfigError(f"--runner ray needs Ray: pip install 'vistag[ray]' ({exc})") from None
     if args.partition:
         raise ConfigError("--partition is for the local runner; the Ray runner spreads the catalog over the cluster")
     if args.reference_index or (args.tagger not in (None, "knn")):
