@@ -11,7 +11,7 @@ reduced dimension and the full dimension runs at the largest size that fits.
 Each row goes through the index pass's own stages: kNN tags from the labelled real rows (the
 approximate HNSW tagger, :mod:`vistag.analyzers.ann`), :func:`~vistag.documents.build.build_document`,
 and vistag's bulk layer (:func:`~vistag.indexer.bulk.parallel_bulk`, 2 requests in flight) into an
-index created from vistag's template with int8 HNSW (``vector_quantization="int8"``). Rows are made
+index created from vistag's template with int8 HNSW (``--vectors``, default ``int8``). Rows are made
 as they are sent, so the indexer's memory should stay flat. Printed at each checkpoint: docs/s of
 the segment since the previous one, the indexer's RSS now and at its peak; at the end: the exact
 count, recall@10 of the engine's HNSW against the exact top 10 (numpy over the same vectors) and
@@ -117,6 +117,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--heap", default="2g")
+    parser.add_argument(
+        "--vectors",
+        default="int8",
+        choices=("none", "int8"),
+        help="HNSW vectors: none = float (int8 loses recall on PCA-reduced vectors in OpenSearch: see docs/benchmarks.md)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the node and the index (default: stop the node)")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
@@ -139,7 +145,9 @@ def main() -> None:
     url = node.start()
     client = connect(ConnectionSettings(urls=(url,)))
     client.delete_index(INDEX)
-    spec = DocumentSpec(name=INDEX, vector_dim=dim, category_levels=len(schema.category), vector_quantization="int8")
+    spec = DocumentSpec(
+        name=INDEX, vector_dim=dim, category_levels=len(schema.category), vector_quantization=args.vectors
+    )
     create_index(client, spec, INDEX)
     model_doc = {"name": args.model, "version": f"synthetic-{dim}d", "embedding_dim": dim, "tagger": "knn:k=10:hnsw"}
 
@@ -207,7 +215,7 @@ def main() -> None:
         hits.append(len(found & set(truth[q].tolist())) / 10)
     took.sort()
     print(
-        f"{args.engine} int8 HNSW at {args.size:,} x {dim}: recall@10 {statistics.mean(hits):.3f}, latency p50 "
+        f"{args.engine} {args.vectors} HNSW at {args.size:,} x {dim}: recall@10 {statistics.mean(hits):.3f}, latency p50 "
         f"{took[len(took) // 2] * 1000:.1f} ms, p95 {took[int(0.95 * (len(took) - 1))] * 1000:.1f} ms "
         f"({len(took)} queries, k=10, 100 candidates, no force merge)",
         flush=True,

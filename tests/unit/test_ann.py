@@ -11,22 +11,35 @@ from vistag.analyzers.knn_tagger import KnnTagger, ReferenceSet, top_k_rows, wit
 from vistag.errors import ConfigError
 
 pytest.importorskip("faiss")
-from vistag.analyzers.ann import APPROXIMATE_FROM, HnswNeighbours, choose_method
+from vistag.analyzers.ann import APPROXIMATE_FROM, HnswNeighbours, choose_method, principal_directions
 
 
 def _clustered(n: int, dim: int = 48, clusters: int = 20, seed: int = 0) -> tuple[np.ndarray, list[list[str]]]:
-    """Unit vectors around ``clusters`` centres; each vector's tags name its cluster (and its parity)."""
+    """Unit vectors around ``clusters`` centres; each vector's tags name its cluster (and its parity).
+
+    Most of the variance lies in 12 of the ``dim`` dimensions (as in real embeddings, whose
+    variance sits in their first principal components), plus a little noise in all of them.
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    basis = np.linalg.qr(rng.standard_normal((dim, 12)))[0].T.astype(np.float32)  # 12 orthonormal rows
+    centres = rng.standard_normal((clusters, 12)).astype(np.float32)
     label = rng.integers(0, clusters, n)
-    vectors = centres[label] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    vectors = (centres[label] + 0.35 * rng.standard_normal((n, 12)).astype(np.float32)) @ basis
+    vectors += 0.03 * rng.standard_normal((n, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors, [[f"c{c}", "even" if c % 2 == 0 else "odd"] for c in label]
 
 
-def test_hnsw_finds_what_the_exact_scan_finds_with_exact_similarities():
+#: The graph over the full vectors, and over their projection onto 16 of the 48 dimensions with
+#: exact re-ranking (the default for embeddings longer than HNSW_PROJECT_TO).
+GRAPHS = [pytest.param(0, id="full"), pytest.param(16, id="projected")]
+
+
+@pytest.mark.parametrize("project_to", GRAPHS)
+def test_hnsw_finds_what_the_exact_scan_finds_with_exact_similarities(project_to):
     vectors, _ = _clustered(4000)
-    index = HnswNeighbours.build(vectors)
+    index = HnswNeighbours.build(vectors, project_to=project_to)
+    assert index.refine == (4 if project_to else 0)
     queries = vectors[:300]
     exclude = np.arange(300)
     rows, sims = index.search(queries, 10, exclude)
@@ -40,9 +53,10 @@ def test_hnsw_finds_what_the_exact_scan_finds_with_exact_similarities():
     assert np.mean(rows[:, 0] == exact_rows[:, 0]) >= 0.97
 
 
-def test_a_query_that_is_its_own_nearest_neighbour_is_excluded_and_the_list_stays_k_long():
+@pytest.mark.parametrize("project_to", GRAPHS)
+def test_a_query_that_is_its_own_nearest_neighbour_is_excluded_and_the_list_stays_k_long(project_to):
     vectors, _ = _clustered(500)
-    index = HnswNeighbours.build(vectors)
+    index = HnswNeighbours.build(vectors, project_to=project_to)
     rows, sims = index.search(vectors[:50], 5, np.arange(50))
     assert rows.shape == sims.shape == (50, 5) and np.isfinite(sims).all()
     assert not np.any(rows == np.arange(50)[:, None])
@@ -50,9 +64,10 @@ def test_a_query_that_is_its_own_nearest_neighbour_is_excluded_and_the_list_stay
     assert np.array_equal(rows[:, 0], np.arange(50))
 
 
-def test_fewer_references_than_k_pad_with_no_neighbour_and_weigh_nothing():
+@pytest.mark.parametrize("project_to", [pytest.param(0, id="full"), pytest.param(2, id="projected")])
+def test_fewer_references_than_k_pad_with_no_neighbour_and_weigh_nothing(project_to):
     vectors = np.eye(3, dtype=np.float32)
-    index = HnswNeighbours.build(vectors)
+    index = HnswNeighbours.build(vectors, project_to=project_to)
     rows, sims = index.search(vectors[:1], 5, np.array([0]))
     assert rows.shape == (1, 5) and list(rows[0, 2:]) == [-1, -1, -1] and np.isneginf(sims[0, 2:]).all()
     ref = ReferenceSet(["a", "b", "c"], vectors, [["x"], ["y"], ["y"]])
@@ -61,20 +76,23 @@ def test_fewer_references_than_k_pad_with_no_neighbour_and_weigh_nothing():
     assert set(tags) == {"y"} and tags["y"] == pytest.approx(1.0)  # 'x' is only the excluded row's
 
 
-def test_the_graph_survives_pickling_as_for_rays_object_store():
+@pytest.mark.parametrize("project_to", GRAPHS)
+def test_the_graph_survives_pickling_as_for_rays_object_store(project_to):
     vectors, _ = _clustered(1000)
-    index = HnswNeighbours.build(vectors)
+    index = HnswNeighbours.build(vectors, project_to=project_to)
     again = pickle.loads(pickle.dumps(index))
-    assert len(again) == 1000 and again.ef_search == index.ef_search
+    assert len(again) == 1000 and again.ef_search == index.ef_search and again.refine == index.refine
+    assert again.memory_bytes == index.memory_bytes > 1000 * 48 * 4
     first, second = index.search(vectors[:20], 5), again.search(vectors[:20], 5)
     assert np.array_equal(first[0], second[0]) and np.allclose(first[1], second[1])
 
 
-def test_tags_from_the_graph_agree_with_the_exact_tagger():
+@pytest.mark.parametrize("project_to", GRAPHS)
+def test_tags_from_the_graph_agree_with_the_exact_tagger(project_to):
     vectors, tags = _clustered(4000)
     ref = ReferenceSet([str(i) for i in range(4000)], vectors, tags)
     exact = KnnTagger(ref, k=10, top_d=3)
-    approx = with_neighbour_index(KnnTagger(ref, k=10, top_d=3), "hnsw")
+    approx = with_neighbour_index(KnnTagger(ref, k=10, top_d=3), "hnsw", project_to=project_to)
     assert approx.method == "hnsw" and exact.method == "exact"
     ids = [str(i) for i in range(500)]
     a, b = exact.tag(vectors[:500], exclude_ids=ids), approx.tag(vectors[:500], exclude_ids=ids)
@@ -101,3 +119,12 @@ def test_the_ray_runner_refuses_stage_sizes_that_would_wait_forever():
         _check_resources(RayOptions(read_cpus=1.0), 2.0)
     with pytest.raises(ConfigError, match="lower embed_cpus"):
         _check_resources(RayOptions(), 1.0)
+
+
+def test_the_projection_keeps_inner_products_uncentred():
+    # Vectors far from the origin along one axis: a centring PCA would drop that axis's share of
+    # every inner product; the uncentred directions keep it as the first direction.
+    rng = np.random.default_rng(3)
+    vectors = np.concatenate([np.full((500, 1), 3.0), 0.1 * rng.standard_normal((500, 7))], axis=1).astype(np.float32)
+    first = principal_directions(vectors, 1)[0]
+    assert abs(first[0]) > 0.99

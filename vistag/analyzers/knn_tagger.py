@@ -410,7 +410,7 @@ def with_neighbour_index(tagger: KnnTagger, method: str = "auto", on_device: boo
         tagger: the tagger (changed in place and returned).
         method: ``auto``, ``exact`` or ``hnsw``.
         on_device: the exact scan runs on a GPU.
-        **hnsw: ``m``, ``ef_construction``, ``ef_search`` for
+        **hnsw: ``m``, ``ef_construction``, ``ef_search``, ``project_to``, ``refine`` for
             :meth:`~vistag.analyzers.ann.HnswNeighbours.build`.
 
     Raises:
