@@ -128,3 +128,21 @@ def test_the_projection_keeps_inner_products_uncentred():
     vectors = np.concatenate([np.full((500, 1), 3.0), 0.1 * rng.standard_normal((500, 7))], axis=1).astype(np.float32)
     first = principal_directions(vectors, 1)[0]
     assert abs(first[0]) > 0.99
+
+
+def test_a_search_uses_its_own_thread_count_and_leaves_the_callers_setting_alone():
+    import faiss
+
+    vectors, _ = _clustered(2000)
+    index = HnswNeighbours.build(vectors, project_to=16)
+    assert index.search_threads == 1
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        index.search(vectors[:300], 5)
+        assert faiss.omp_get_max_threads() == 2  # restored after the call
+        index.search_threads = 2
+        again = pickle.loads(pickle.dumps(index))
+        assert again.search_threads == 2  # a Ray tagger actor sets its reserved CPUs, and they travel
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -21,8 +21,9 @@ at ``4 x 256``, plus about ``8 x M`` bytes of links per vector), and can be pick
 object store and shared by every actor).
 
 ``faiss-cpu`` is the ``faiss`` extra; it is imported when a graph is built, never at import.
-faiss runs a search on all cores through OpenMP; vistag does not change that process-wide
-setting (set ``OMP_NUM_THREADS`` to share the cores).
+A search runs on ``HnswNeighbours.search_threads`` OpenMP threads (default
+:data:`HNSW_SEARCH_THREADS`, one), set for the calling thread for the length of the call and
+restored after it, so nothing changes process-wide.
 
 Examples:
     >>> import numpy as np
@@ -55,6 +56,11 @@ HNSW_EF_SEARCH = 64
 #: principal directions; :data:`HNSW_REFINE` x k candidates are then re-ranked exactly.
 HNSW_PROJECT_TO = 256
 HNSW_REFINE = 4
+
+#: OpenMP threads of one search. One core tags about 8,000 catalog rows/s, more than a bulk
+#: pipeline sends; more threads mostly spin against the engine when both share a machine (the
+#: 44,072-row index pass took 37-38 s with one, 40-47 s with two, on 2 cores).
+HNSW_SEARCH_THREADS = 1
 
 #: ``knn_method="auto"`` uses the graph from this many reference vectors up on CPU (below it the
 #: exact scan is as fast; measured by ``benchmarks/bench_knn_tagging.py``); a GPU top-k stays exact.
@@ -122,12 +128,20 @@ class HnswNeighbours:
         ef_search: candidate list length of a search in the graph (recall against speed).
         refine: for a projected graph, candidates taken per neighbour asked for and re-ranked
             exactly (0: the graph is over the full vectors).
+        search_threads: OpenMP threads of a search (``None``: faiss's setting for the process).
     """
 
-    def __init__(self, index: Any, ef_search: int = HNSW_EF_SEARCH, refine: int = 0) -> None:
+    def __init__(
+        self,
+        index: Any,
+        ef_search: int = HNSW_EF_SEARCH,
+        refine: int = 0,
+        search_threads: int | None = HNSW_SEARCH_THREADS,
+    ) -> None:
         self.index = index
         self.ef_search = ef_search
         self.refine = refine
+        self.search_threads = search_threads
         self._parts: tuple[Any, ...] = ()  # the sub-indexes a freshly built refine index points to
 
     @classmethod
@@ -226,7 +240,13 @@ class HnswNeighbours:
             params = faiss.IndexRefineSearchParameters()
             params.k_factor = float(self.refine)
             params.base_index_params = projection
-        sims, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), fetch, params=params)
+        before = faiss.omp_get_max_threads()
+        if self.search_threads:
+            faiss.omp_set_num_threads(self.search_threads)  # this thread's setting, restored below
+        try:
+            sims, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), fetch, params=params)
+        finally:
+            faiss.omp_set_num_threads(before)
         sims = sims.astype(np.float32, copy=False)
         sims[rows < 0] = -np.inf
         if exclude is not None:
@@ -242,12 +262,18 @@ class HnswNeighbours:
         return rows.astype(np.int64, copy=False), sims.reshape(n, k)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"index": _faiss().serialize_index(self.index), "ef_search": self.ef_search, "refine": self.refine}
+        return {
+            "index": _faiss().serialize_index(self.index),
+            "ef_search": self.ef_search,
+            "refine": self.refine,
+            "search_threads": self.search_threads,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.index = _faiss().deserialize_index(state["index"])  # owns its sub-indexes
         self.ef_search = state["ef_search"]
         self.refine = state.get("refine", 0)
+        self.search_threads = state.get("search_threads", HNSW_SEARCH_THREADS)
         self._parts = ()
 
 
@@ -271,12 +297,3 @@ def choose_method(method: str, size: int, on_device: bool = False) -> str:
     if method != "auto":
         return method
     return "hnsw" if size >= APPROXIMATE_FROM and not on_device else "exact"
-
-
-def set_search_threads(threads: int) -> None:
-    """Set faiss's OpenMP threads for this process (``faiss.omp_set_num_threads``).
-
-    Process-wide: vistag calls it only in a process it owns (a tagger actor of :mod:`vistag.ray`),
-    never from a library call in the user's process.
-    """
-    _faiss().omp_set_num_threads(max(1, int(threads)))

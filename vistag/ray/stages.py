@@ -213,8 +213,7 @@ class TagRows:
         model_doc: the ``model`` object of every document.
         relations: :class:`~vistag.analyzers.relations.TagRelations` for index-time expansion, or ``None``.
         expand_discount: the weight factor of related tags.
-        threads: faiss search threads in this actor (``None``: Ray's ``OMP_NUM_THREADS`` for the
-            actor, i.e. its reserved CPUs); the actor's process is Ray's, so vistag sets it here.
+        threads: faiss search threads in this actor (``None``: the graph's own setting, one).
     """
 
     def __init__(
@@ -229,10 +228,9 @@ class TagRows:
         import ray
 
         self.tagger = ray.get(tagger[0])
-        if threads and getattr(getattr(self.tagger, "tagger", None), "index", None) is not None:
-            from vistag.analyzers.ann import set_search_threads
-
-            set_search_threads(threads)
+        index = getattr(getattr(self.tagger, "tagger", None), "index", None)
+        if threads and index is not None:
+            index.search_threads = threads  # the actor reserved these CPUs
         self.schema = schema
         self.model_doc = model_doc
         self.relations = relations
