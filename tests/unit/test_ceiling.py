@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from vistag.evaluation.ceiling import conflicting_ids, label_disagreement, twin_groups
+from vistag.evaluation.ceiling import conflicting_ids, label_disagreement, near_twin_groups, twin_groups
 
 
 def _row(row_id: str, digest: str, colour: str = "", kind: str = "Tshirts") -> dict[str, str]:
@@ -40,3 +41,19 @@ def test_disagreement_counts_pairs_within_a_group_and_skips_missing_labels():
 def test_no_twins_no_pairs_and_a_zero_rate():
     table = label_disagreement(twin_groups([_row("1", "a"), _row("2", "b")]), ["baseColour"])
     assert table["baseColour"].pairs == 0 and table["baseColour"].rate == 0.0
+
+
+def test_near_twins_join_chains_of_close_vectors_and_nothing_else():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((6, 32)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    nudge = 0.012 * rng.standard_normal((1, 32)).astype(np.float32)
+    second = base[0] + nudge[0]
+    third = second + nudge[0]  # close to the second, a little further from the first
+    vectors = np.vstack([base, second, third]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert float(vectors[0] @ vectors[7]) < 0.995 < float(vectors[6] @ vectors[7])
+    rows = [{"id": str(i)} for i in range(8)]
+    groups = near_twin_groups(rows, vectors, threshold=0.995, k=3)
+    assert [sorted(r["id"] for r in g) for g in groups] == [["0", "6", "7"]]  # one group, through the chain
+    assert near_twin_groups(rows[:1], vectors[:1]) == []

@@ -6,6 +6,11 @@ of their image bytes (``sha256`` in the bundled catalog) gives the byte-identica
 for each task the share of twin *pairs* whose labels differ is a floor on the label noise,
 and the rows whose labels agree with every twin are a cleaner set to score a model on.
 
+Near twins (re-shot or re-encoded photos) are found by embedding: :func:`near_twin_groups`
+joins rows whose vectors have a cosine of at least 0.99. Some of those are colour variants of
+one design photographed alike, which is not label noise: look at a sample before reading the
+rates as a ceiling.
+
 Examples:
     >>> rows = [
     ...     {"id": "1", "sha256": "a", "baseColour": "Blue", "gender": "Men"},
@@ -28,6 +33,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+
+import numpy as np
 
 Row = Mapping[str, str]
 
@@ -99,3 +106,58 @@ def conflicting_ids(groups: Sequence[Sequence[Row]], task: str, id_column: str =
         if len(values) > 1:
             out.update(row_id for row_id, label in labelled if label is not None)
     return out
+
+
+def near_twin_groups(
+    rows: Sequence[Row], vectors: np.ndarray, threshold: float = 0.99, k: int = 10, id_column: str = "id"
+) -> list[list[Row]]:
+    """Groups of rows (two or more ids) joined by pairs whose unit vectors have a cosine ``>= threshold``.
+
+    Neighbours come from the exact scan, or from the HNSW graph (exact similarities) from
+    :data:`~vistag.analyzers.ann.APPROXIMATE_FROM` rows up; groups are the connected pairs.
+
+    Args:
+        rows: catalog rows, row ``i`` with vector ``i``.
+        vectors: (n, D) unit embeddings.
+        threshold: the cosine from which two photos count as the same.
+        k: neighbours looked at per row.
+        id_column: the product id column.
+
+    Examples:
+        >>> v = np.array([[1, 0], [0.99995, 0.01], [0, 1]], dtype=np.float32)
+        >>> v /= np.linalg.norm(v, axis=1, keepdims=True)
+        >>> [[r["id"] for r in g] for g in near_twin_groups([{"id": "a"}, {"id": "b"}, {"id": "c"}], v)]
+        [['a', 'b']]
+    """
+    from vistag.analyzers.ann import choose_method
+    from vistag.analyzers.knn_tagger import top_k_rows
+
+    n = len(rows)
+    k = min(k, n - 1)
+    if k < 1:
+        return []
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    index = None
+    if choose_method("auto", n) == "hnsw":
+        from vistag.analyzers.ann import HnswNeighbours
+
+        index = HnswNeighbours.build(vectors)
+    for start in range(0, n, 4096):
+        queries = np.ascontiguousarray(vectors[start : start + 4096], dtype=np.float32)
+        exclude = np.arange(start, start + len(queries))
+        found, sims = index.search(queries, k, exclude) if index else top_k_rows(queries, vectors, k, exclude)
+        for i, j in zip(*np.nonzero(sims >= threshold)):
+            a, b = root(start + int(i)), root(int(found[i, j]))
+            if a != b:
+                parent[a] = b
+    members: dict[int, dict[str, Row]] = defaultdict(dict)
+    for i, row in enumerate(rows):
+        members[root(i)].setdefault(str(row.get(id_column, "")), row)
+    return [list(group.values()) for group in members.values() if len(group) > 1]
