@@ -100,21 +100,18 @@ def test_a_killed_ray_worker_and_a_killed_data_node_lose_and_duplicate_nothing(
     runner.start()
     client = opensearch_cluster.client()
 
-    def wait_for(count: int, deadline: float) -> int:
-        while time.monotonic() < deadline and runner.is_alive():
-            try:
-                if client.index_exists("products") and client.count("products") >= count:
-                    return client.count("products")
-            except Exception:  # a node is down; the other two answer the next poll
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"the run did not reach {count} documents: {result}")
-
     def count_now() -> int:
         try:
             return client.count("products") if client.index_exists("products") else 0
-        except Exception:
+        except Exception:  # a node is down; the other two answer the next poll
             return 0
+
+    def wait_for(count: int, deadline: float) -> int:
+        while time.monotonic() < deadline and runner.is_alive():
+            if (now := count_now()) >= count:
+                return now
+            time.sleep(0.3)
+        raise AssertionError(f"the run did not reach {count} documents: {result}")
 
     def working_model_actor() -> int:
         """A model actor running a batch (``.submit`` in its title)."""

@@ -142,7 +142,6 @@ class HnswNeighbours:
         self.ef_search = ef_search
         self.refine = refine
         self.search_threads = search_threads
-        self._parts: tuple[Any, ...] = ()  # the sub-indexes a freshly built refine index points to
 
     @classmethod
     def build(
@@ -178,18 +177,15 @@ class HnswNeighbours:
         graph = faiss.IndexHNSWFlat(low, m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = ef_construction
         index: Any = graph
-        parts: tuple[Any, ...] = ()
         if low < dim:
             transform = faiss.LinearTransform(dim, low, False)
             faiss.copy_array_to_vector(principal_directions(vectors, low, chunk_size=chunk_size).ravel(), transform.A)
             transform.is_trained = True
-            projected = faiss.IndexPreTransform(transform, graph)
-            index = faiss.IndexRefineFlat(projected)  # keeps the full vectors for the exact re-ranking
-            parts = (transform, graph, projected)
+            # faiss keeps the sub-indexes alive: its constructors hold references to their arguments
+            index = faiss.IndexRefineFlat(faiss.IndexPreTransform(transform, graph))  # full vectors: exact re-ranking
         for _, block in iter_chunks(vectors, chunk_size):
             index.add(np.ascontiguousarray(block, dtype=np.float32))
         out = cls(index, ef_search, refine if low < dim else 0)
-        out._parts = parts
         logger.info(
             "HNSW graph over %d reference vectors (%s) built in %.1fs (%.0f MB)",
             index.ntotal,
@@ -274,7 +270,6 @@ class HnswNeighbours:
         self.ef_search = state["ef_search"]
         self.refine = state.get("refine", 0)
         self.search_threads = state.get("search_threads", HNSW_SEARCH_THREADS)
-        self._parts = ()
 
 
 def choose_method(method: str, size: int, on_device: bool = False) -> str:

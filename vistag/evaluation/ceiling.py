@@ -30,7 +30,7 @@ Examples:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -62,12 +62,16 @@ def twin_groups(rows: Iterable[Row], key: str = "sha256", id_column: str = "id")
         id_column: the product id column; rows repeating an id count once; rows without a hash
             are left out.
     """
-    by_hash: dict[str, dict[str, Row]] = defaultdict(dict)
-    for row in rows:
-        digest = (row.get(key) or "").strip()
-        if digest:
-            by_hash[digest].setdefault(str(row.get(id_column, "")), row)
-    return [list(group.values()) for group in by_hash.values() if len(group) > 1]
+    keyed = ((digest, row) for row in rows if (digest := (row.get(key) or "").strip()))
+    return _groups(keyed, id_column)
+
+
+def _groups(keyed: Iterable[tuple[Hashable, Row]], id_column: str) -> list[list[Row]]:
+    """Rows grouped by key, one row per product id, groups of two or more ids, in first-seen order."""
+    by_key: dict[Hashable, dict[str, Row]] = defaultdict(dict)
+    for group_key, row in keyed:
+        by_key[group_key].setdefault(str(row.get(id_column, "")), row)
+    return [list(group.values()) for group in by_key.values() if len(group) > 1]
 
 
 def _label(row: Row, task: str) -> str | None:
@@ -157,7 +161,4 @@ def near_twin_groups(
             a, b = root(start + int(i)), root(int(found[i, j]))
             if a != b:
                 parent[a] = b
-    members: dict[int, dict[str, Row]] = defaultdict(dict)
-    for i, row in enumerate(rows):
-        members[root(i)].setdefault(str(row.get(id_column, "")), row)
-    return [list(group.values()) for group in members.values() if len(group) > 1]
+    return _groups(((root(i), row) for i, row in enumerate(rows)), id_column)
