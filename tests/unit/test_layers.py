@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"vistag.analyzers"},  # kNN tagger, tag relations, document taggers
     {"vistag.evaluation", "vistag.documents"},  # measuring models; documents and templates
     {"vistag.search", "vistag.pipelines"},  # queries; engine-side ml-commons pipelines
-    {"vistag.indexer"},  # bulk, index pass, sync, reindex
+    {"vistag.indexer", "vistag.relevance"},  # bulk, index pass, sync, reindex; measuring relevance
     {"vistag.service", "vistag.demo", "vistag.ray"},  # the HTTP service and page; the demo run; the Ray runner
     {"vistag.cli"},  # commands: parse, call one function, print
     {"vistag", "vistag.__main__"},  # the lazy front door

@@ -192,7 +192,13 @@ def index_catalog(
         from vistag.search.reference_tagger import reference_index_tagger
 
         engine_tagger = reference_index_tagger(
-            engine, reference_index, schema, loaded.embedder.dim, k=opts.k, top_d=opts.top_d
+            engine,
+            reference_index,
+            schema,
+            loaded.embedder.dim,
+            k=opts.k,
+            top_d=opts.top_d,
+            model_id=loaded.embedder.model_id,
         )
     common: dict[str, Any] = {"workers": workers, "processes": decode_processes, "max_pixels": max_pixels}
     with open_batch_embedder(loaded.embedder, images, cache_dir, **common) as batch:

@@ -152,7 +152,9 @@ def sync(
     embedder = load_model(model, device=device, batch_size=batch_size).embedder
 
     def make_tagger() -> DocumentTagger:
-        return reference_index_tagger(engine, index, schema, embedder.dim, k=opts.k, top_d=opts.top_d)
+        return reference_index_tagger(
+            engine, index, schema, embedder.dim, k=opts.k, top_d=opts.top_d, model_id=embedder.model_id
+        )
 
     with open_batch_embedder(
         embedder, images, cache_dir, workers=workers, processes=decode_processes, max_pixels=max_pixels

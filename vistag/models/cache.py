@@ -33,14 +33,20 @@ class EmbeddingCache:
         root: cache root (e.g. ``$VISTAG_HOME/cache/embeddings``).
         model_id: the embedding space, e.g. ``efficientnet-lite0@1-128px``.
         dim: vector dimension.
+        dtype: how rows are stored: float32 (``vectors.f32``) or float16 (``vectors.f16``,
+            e.g. the feature maps ``vistag train --fine-tune`` caches).
     """
 
-    def __init__(self, root: str | Path, model_id: str, dim: int) -> None:
+    def __init__(self, root: str | Path, model_id: str, dim: int, dtype: Any = np.float32) -> None:
         self.dir = Path(root) / re.sub(r"[^A-Za-z0-9@._-]+", "_", model_id)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dim = dim
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
+            raise ValueError(f"an embedding cache stores float32 or float16 rows, not {self.dtype}")
+        self._row_bytes = self.dtype.itemsize * dim
         self._keys_path = self.dir / "keys.txt"
-        self._vec_path = self.dir / "vectors.f32"
+        self._vec_path = self.dir / f"vectors.f{8 * self.dtype.itemsize}"
         self._index: dict[str, int] = {}
         self._rows = 0
         self._keys_offset = 0  # bytes of keys.txt already read into _index
@@ -48,7 +54,7 @@ class EmbeddingCache:
 
     def _load(self) -> None:
         """Read the keys appended since the last call (all of them the first time)."""
-        rows_on_disk = (self._vec_path.stat().st_size // (4 * self.dim)) if self._vec_path.exists() else 0
+        rows_on_disk = (self._vec_path.stat().st_size // self._row_bytes) if self._vec_path.exists() else 0
         if self._keys_path.exists():
             with open(self._keys_path, "rb") as fh:
                 fh.seek(self._keys_offset)
@@ -79,11 +85,11 @@ class EmbeddingCache:
         """
         keys = list(keys)
         found = [k in self._index for k in keys]
-        out = np.zeros((len(keys), self.dim), dtype=np.float32)
+        out = np.zeros((len(keys), self.dim), dtype=self.dtype)
         wanted = sorted((self._index[k], i) for i, (k, f) in enumerate(zip(keys, found)) if f)
         if not wanted:
             return out, found
-        row_bytes = 4 * self.dim
+        row_bytes = self._row_bytes
         fd = os.open(self._vec_path, os.O_RDONLY)
         try:
             start = 0
@@ -93,7 +99,7 @@ class EmbeddingCache:
                     end += 1
                 first, last = wanted[start][0], wanted[end - 1][0]
                 data = os.pread(fd, (last - first + 1) * row_bytes, first * row_bytes)
-                block = np.frombuffer(data, dtype=np.float32).reshape(-1, self.dim)
+                block = np.frombuffer(data, dtype=self.dtype).reshape(-1, self.dim)
                 for row, pos in wanted[start:end]:
                     out[pos] = block[row - first]
                 start = end
@@ -103,7 +109,7 @@ class EmbeddingCache:
 
     def put_many(self, keys: list[str], vectors: np.ndarray) -> None:
         """Append vectors for keys not yet cached."""
-        fresh = [(k, v) for k, v in zip(keys, np.asarray(vectors, dtype=np.float32)) if k not in self._index]
+        fresh = [(k, v) for k, v in zip(keys, np.asarray(vectors, dtype=self.dtype)) if k not in self._index]
         if not fresh:
             return
         with open(self.dir / ".lock", "w") as lock:
@@ -113,10 +119,10 @@ class EmbeddingCache:
             uniq: dict[str, np.ndarray] = dict(fresh)
             if not uniq:
                 return
-            block = np.stack(list(uniq.values())).astype(np.float32)
+            block = np.stack(list(uniq.values())).astype(self.dtype)
             with open(self._vec_path, "ab") as fh:
                 # Truncate orphan rows from a crashed writer first so keys and rows stay aligned.
-                fh.truncate(self._rows * 4 * self.dim)
+                fh.truncate(self._rows * self._row_bytes)
                 fh.write(block.tobytes())
                 fh.flush()
                 os.fsync(fh.fileno())

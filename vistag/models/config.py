@@ -32,6 +32,12 @@ class BackboneConfig:
         flip: embed the image and its mirror image and average the two (test-time
             augmentation inside the embedding: twice the forward cost, and the vector
             no longer depends on which way the product faces).
+        attention: EfficientNet-Lite with Chen et al.'s spatial attention module after its
+            last block (:class:`vistag.models.backbones.SpatialAttention`; trained by
+            ``vistag train --fine-tune``).
+        tuned: the first 12 hex digits of the sha256 of fine-tuned weights (``vistag train
+            --fine-tune``); empty for the published weights. The weights themselves live in
+            the model directory, so a tuned config is built from there.
     """
 
     name: str
@@ -46,6 +52,8 @@ class BackboneConfig:
     pooling: str = "mean"
     colour: float = 0.0
     flip: bool = False
+    attention: bool = False
+    tuned: str = ""
 
     def with_input_size(self, size: int | None) -> BackboneConfig:
         """A copy with another input resolution (``None`` keeps it)."""
@@ -63,6 +71,10 @@ class BackboneConfig:
             suffix += f"-lab{self.colour:g}"
         if self.flip:
             suffix += "-flip"
+        if self.attention:
+            suffix += "-att"
+        if self.tuned:
+            suffix += f"-ft{self.tuned}"
         return f"{self.name}@{self.version}-{self.input_size}px{suffix}"
 
     def to_dict(self) -> dict:

@@ -37,7 +37,9 @@ class ImageEmbedder:
     run under fp16 autocast.
 
     Args:
-        name: backbone name (see :func:`vistag.models.available_backbones`).
+        name: backbone name (see :func:`vistag.models.available_backbones`), or a
+            :class:`~vistag.models.config.BackboneConfig` (a fine-tuned network's, with its
+            ``weights`` file).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: images per forward pass.
         input_size: override the backbone's input resolution.
@@ -52,17 +54,18 @@ class ImageEmbedder:
 
     def __init__(
         self,
-        name: str = "efficientnet-lite0",
+        name: str | BackboneConfig = "efficientnet-lite0",
         device: str = "auto",
         batch_size: int = 64,
         input_size: int | None = None,
         weights: str | None = None,
         compile: bool = False,
     ) -> None:
-        self.config: BackboneConfig = get_config(name).with_input_size(input_size)
+        base = name if isinstance(name, BackboneConfig) else get_config(name)
+        self.config: BackboneConfig = base.with_input_size(input_size)
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        model = builder_for(name)(self.config, weights)
+        model = builder_for(base.name)(self.config, weights)
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
         self.compiled = compile
         if compile:

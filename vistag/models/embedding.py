@@ -252,7 +252,8 @@ def open_batch_embedder(
     """
     limits: dict[str, Any] = {k: v for k, v in (("max_pixels", max_pixels), ("max_bytes", max_bytes)) if v}
     with tempfile.TemporaryDirectory(prefix="vistag-cache-") as scratch:
-        cache = EmbeddingCache(Path(cache_dir or scratch), embedder.model_id, embedder.dim)
+        dtype = getattr(embedder, "cache_dtype", np.float32)
+        cache = EmbeddingCache(Path(cache_dir or scratch), embedder.model_id, embedder.dim, dtype)
         store = images if isinstance(images, ImageStore) else ImageStore(images, **limits)
         try:
             with BatchEmbedder(embedder, store, cache, workers=workers, processes=processes) as batch:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from vistag.errors import ConfigError, ImageLoadError, NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover - torch only when a model is built
+    from vistag.models.config import BackboneConfig
     from vistag.models.embedder import ImageEmbedder
     from vistag.models.tagging_model import TaggingModel
 
@@ -53,11 +54,12 @@ class LoadedModel:
     tagging: TaggingModel | None = None
 
 
-def create_embedder(name: str = "efficientnet-lite0", **kwargs: Any) -> ImageEmbedder:
+def create_embedder(name: str | BackboneConfig = "efficientnet-lite0", **kwargs: Any) -> ImageEmbedder:
     """Create an :class:`~vistag.models.embedder.ImageEmbedder` (imports torch; weights load now).
 
     Args:
-        name: a registered backbone name (:func:`~vistag.models.registry.available_backbones`).
+        name: a registered backbone name (:func:`~vistag.models.registry.available_backbones`), or
+            a backbone config (a fine-tuned network's, with ``weights`` its file).
         **kwargs: ``device``, ``batch_size``, ``input_size``, ``weights``, ``compile``.
 
     Raises:
@@ -102,12 +104,13 @@ def load_model(
         from vistag.models.tagging_model import TaggingModel
 
         tagging = TaggingModel.load(model)
+        tuned = bool(tagging.backbone.tuned)  # a fine-tuned network: built from the directory's backbone.pt
         embedder = create_embedder(
-            tagging.backbone.name,
+            tagging.backbone if tuned else tagging.backbone.name,
             device=device,
             batch_size=batch_size,
             input_size=tagging.backbone.input_size,
-            weights=weights,
+            weights=str(Path(model) / "backbone.pt") if tuned else weights,
             compile=compile,
         )
         if embedder.model_id != tagging.backbone.model_id:

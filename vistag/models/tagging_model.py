@@ -6,6 +6,8 @@ Layout::
       vistag-model.json   config: backbone, label vocabularies, hierarchy, thresholds,
                           training data hash, training settings, metrics
       heads.pt            the multi-task head's state dict (torch.save, weights only)
+      backbone.pt         a fine-tuned network's state dict (``vistag train --fine-tune``; its
+                          sha256 is part of the backbone's model id)
       centroids.npy       product-type validator: class centroids ...
       radii.npy           ... and their radii
 
@@ -37,6 +39,7 @@ from vistag.models.training import TAGS, predict_logits
 from vistag.models.validator import TypeValidator
 
 CONFIG_FILE = "vistag-model.json"
+BACKBONE_FILE = "backbone.pt"
 FORMAT = 1
 
 
@@ -99,6 +102,8 @@ class TaggingModel:
         title_column: set on a title-aware model (opt-in, ``vistag train --title-aware``): its
             inputs are the image embedding joined to the sentence vector of this column's
             text (:meth:`with_titles`); ``None`` for an image-only model.
+        backbone_weights: a fine-tuned network's saved state (``backbone.pt``), ``None`` for the
+            published weights; ``backbone.tuned`` is the start of its sha256.
     """
 
     backbone: BackboneConfig
@@ -115,6 +120,7 @@ class TaggingModel:
     info: dict = field(default_factory=dict)
     temperatures: dict[str, float] = field(default_factory=dict)
     title_column: str | None = None
+    backbone_weights: bytes | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -259,6 +265,10 @@ class TaggingModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.head.state_dict(), directory / "heads.pt")
+        if self.backbone.tuned:
+            if self.backbone_weights is None:
+                raise ConfigError(f"{self.backbone.model_id}: the fine-tuned network's weights are missing")
+            (directory / BACKBONE_FILE).write_bytes(self.backbone_weights)
         if self.validator is not None:
             self.validator.save(directory)
         config = {
@@ -311,6 +321,12 @@ class TaggingModel:
         head = MultiTaskHead(HeadConfig(**config["head"]))
         head.load_state_dict(torch.load(directory / "heads.pt", map_location="cpu", weights_only=True))
         head.eval()
+        weights = None
+        if backbone.tuned:
+            weights_path = directory / BACKBONE_FILE
+            if not weights_path.is_file():
+                raise NotFoundError(f"{directory}: {backbone.model_id} is fine-tuned but {BACKBONE_FILE} is missing")
+            weights = weights_path.read_bytes()
         validator = None
         if config.get("validator"):
             validator = TypeValidator.load(directory, config["validator"]["quantile"])
@@ -332,6 +348,7 @@ class TaggingModel:
             info=info,
             temperatures={k: float(v) for k, v in config.get("temperatures", {}).items()},
             title_column=config.get("title_column"),
+            backbone_weights=weights,
         )
 
 

@@ -30,7 +30,7 @@ from vistag.models.dataset import (
     assign_splits,
     embed_catalog,
 )
-from vistag.models.heads import HeadConfig
+from vistag.models.heads import HeadConfig, MultiTaskHead
 from vistag.models.labels import Hierarchy, Vocabulary, tag_targets
 from vistag.models.tagging_model import TaggingModel, sigmoid
 from vistag.models.thresholds import hamming_score, tune_global, tune_per_tag
@@ -45,6 +45,7 @@ from vistag.models.training import (
 from vistag.models.validator import TypeValidator
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vistag.models.finetune import FineTuneConfig
     from vistag.models.text_image import TextImageProjection
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,11 @@ class TrainResult:
             "total_seconds": round(self.total_seconds, 1),
             "best_epoch": t["history"]["best_epoch"],
             "validation": self.model.info["validation"],
+            **(
+                {"fine_tune_seconds": t["fine_tune"]["seconds"], "feature_maps": t["fine_tune"]["feature_maps"]}
+                if "fine_tune" in t
+                else {}
+            ),
         }
 
 
@@ -228,6 +234,7 @@ def train(
     limit: int | None = None,
     max_pixels: int | None = None,
     progress: bool = False,
+    fine_tune: FineTuneConfig | None = None,
 ) -> TrainResult:
     """Embed a labelled catalog (through the embedding cache), train the heads and write the model directory.
 
@@ -253,9 +260,12 @@ def train(
         limit: read only the first rows.
         max_pixels: decompression-bomb guard.
         progress: progress bars.
+        fine_tune: also train the network's last stages with the heads
+            (:func:`fine_tune_model`); the model then carries its own network and model id.
 
     Raises:
-        ConfigError: nothing to learn, no training rows, or ``text_image`` without titles.
+        ConfigError: nothing to learn, no training rows, ``text_image`` without titles, or
+            ``fine_tune`` with a title-aware model or a backbone that cannot be fine-tuned.
     """
     from vistag.models.embedding import open_batch_embedder
     from vistag.models.loading import create_embedder
@@ -290,6 +300,25 @@ def train(
         "from_cache": batch.cache_hits,
         "rows": len(data),
     }
+    if fine_tune is not None:
+        if settings.title_column:
+            raise ConfigError("fine-tuning trains the network on the photo alone: drop --title-aware")
+        model, data = fine_tune_model(
+            model,
+            data,
+            splits,
+            embedder,
+            settings,
+            fine_tune,
+            schema=schema,
+            images=images,
+            cache_dir=cache_dir,
+            workers=workers,
+            decode_processes=decode_processes,
+            max_pixels=max_pixels,
+            split_info=split.to_dict(),
+            progress=progress,
+        )
     projection = None
     if text_image:
         if not schema.title:
@@ -297,7 +326,7 @@ def train(
         t0 = time.monotonic()
         labels = default_read_labels(settings) if read_labels is None else list(read_labels)
         projection = train_text_image(
-            data, splits, schema.title, embedder.model_id, split.seed, progress, label_columns=labels
+            data, splits, schema.title, model.backbone.model_id, split.seed, progress, label_columns=labels
         )
         model.info["training"]["text_image"] = {
             "seconds": round(time.monotonic() - t0, 2),
@@ -310,6 +339,135 @@ def train(
     return TrainResult(
         model, out, projection, len(data), embed_s, batch.computed, batch.cache_hits, time.monotonic() - started
     )
+
+
+def fine_tune_model(
+    frozen: TaggingModel,
+    data: EmbeddedCatalog,
+    splits: np.ndarray,
+    embedder: Any,
+    settings: TrainSettings,
+    config: FineTuneConfig,
+    *,
+    schema: CatalogSchema,
+    images: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int = 4,
+    decode_processes: int | None = None,
+    max_pixels: int | None = None,
+    split_info: dict | None = None,
+    progress: bool = False,
+) -> tuple[TaggingModel, EmbeddedCatalog]:
+    """Fine-tune the network's last stages with the heads of ``frozen`` (see :mod:`vistag.models.finetune`).
+
+    The middle-stage maps of every row (``config.views`` views) are read from, or added
+    to, the cache below ``cache_dir``; the fine-tuned network then embeds every row once
+    more (from its first view), the head is calibrated and thresholded on those vectors,
+    and, with a ``cache_dir``, the vectors are added to the embedding cache under the new
+    model id (so indexing the same catalog does not run the network again).
+
+    Args:
+        frozen: the model trained on the published network's features (its head is the start).
+        data: the embedded catalog (its rows, hashes and frozen vectors).
+        splits: each row's split.
+        embedder: the published network's :class:`~vistag.models.embedder.ImageEmbedder`.
+        settings: what the model learns.
+        config: fine-tuning hyper-parameters.
+        schema: the catalog's schema (where each row's image is).
+        images: where relative image references are found.
+        cache_dir: the embedding cache root (default: a temporary one).
+        workers: image loading threads.
+        decode_processes: image decode processes.
+        max_pixels: decompression-bomb guard.
+        split_info: how the split was made (recorded).
+        progress: progress bars.
+
+    Returns:
+        The fine-tuned model (``backbone.tuned`` set, ``backbone_weights`` to save) and the
+        catalog with the fine-tuned vectors.
+
+    Raises:
+        ConfigError: a backbone that cannot be fine-tuned.
+        ImageLoadError: an image that was read for the embeddings cannot be read again.
+    """
+    import copy
+
+    from tqdm import tqdm
+
+    from vistag.errors import ImageLoadError
+    from vistag.models.cache import EmbeddingCache
+    from vistag.models.embedding import open_batch_embedder
+    from vistag.models.finetune import MidActivations, embed_maps
+    from vistag.models.finetune import fine_tune as run_fine_tune
+
+    if embedder.config.colour or embedder.config.flip or embedder.config.tuned:
+        raise ConfigError(f"{embedder.model_id}: fine-tune the plain published network (no colour, flip or tuning)")
+    started = time.monotonic()
+    acts = MidActivations(embedder, config.views, config.seed)
+    maps = np.empty((len(data), config.views, *acts.shape), np.float16)
+    with open_batch_embedder(
+        acts, images, cache_dir, workers=workers, processes=decode_processes, max_pixels=max_pixels
+    ) as batch:
+        items = ((i, schema.image_ref(f), None) for i, f in enumerate(data.fields))
+        bar = tqdm(total=len(data), desc="feature maps", unit="img", disable=not progress, leave=False)
+        for i, res in batch.embed_stream(items):
+            if res.vector is None:
+                raise ImageLoadError(f"row {data.ids[i]}: {res.error}")
+            maps[i] = res.vector.reshape(maps.shape[1:])
+            bar.update(1)
+        bar.close()
+    maps_s = time.monotonic() - started
+    logger.info("feature maps of %d rows in %.0fs (%d computed)", len(data), maps_s, batch.computed)
+    network = copy.deepcopy(embedder.model)
+    if config.attention:
+        network.add_attention(embedder.config.input_size)
+    train_rows, val_rows = np.nonzero(splits == TRAIN)[0], np.nonzero(splits == VAL)[0]
+    vocabularies = (frozen.levels, frozen.attributes, frozen.tags, settings.tag_columns)
+    result = run_fine_tune(
+        network,
+        frozen.head,
+        _split(data.subset(splits == TRAIN), *vocabularies),
+        maps[train_rows],
+        _split(data.subset(splits == VAL), *vocabularies) if len(val_rows) else None,
+        maps[val_rows] if len(val_rows) else None,
+        config,
+        settings.train.class_weighting,
+        progress,
+        device=embedder.device,
+    )
+    tuned = replace(embedder.config, attention=config.attention, tuned=result.digest)
+    tuned_data = replace(data, x=embed_maps(result.network, maps[:, 0]))
+    model = train_model(
+        tuned_data,
+        splits,
+        tuned,
+        settings,
+        name=frozen.name,
+        split_info=split_info,
+        progress=progress,
+        head=result.head,
+        history=result.history,
+    )
+    model.backbone_weights = result.weights
+    if cache_dir is not None:
+        EmbeddingCache(cache_dir, tuned.model_id, tuned.embedding_dim).put_many(tuned_data.sha256, tuned_data.x)
+    model.info["training"]["embedding"] = frozen.info["training"].get("embedding", {})
+    model.info["training"]["fine_tune"] = {
+        "config": config.to_dict(),
+        "from": embedder.model_id,
+        "trainable_parameters": len(result.trainable),
+        "feature_maps": {
+            "seconds": round(maps_s, 1),
+            "computed": batch.computed,
+            "from_cache": batch.cache_hits,
+            "bytes_per_image": int(acts.dim * 2),
+            "bytes": int(acts.dim * 2 * len(data)),
+        },
+        "frozen_validation": frozen.info["validation"],
+        "frozen_history": frozen.info["training"]["history"],
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    return model, tuned_data
 
 
 def _split(
@@ -333,6 +491,8 @@ def train_model(
     name: str = "model",
     split_info: dict | None = None,
     progress: bool = False,
+    head: MultiTaskHead | None = None,
+    history: dict | None = None,
 ) -> TaggingModel:
     """Train heads on the ``train`` rows, early-stop and tune thresholds on the ``val`` rows.
 
@@ -344,6 +504,10 @@ def train_model(
         name: model name recorded in documents.
         split_info: how the split was made (saved, so ``vistag eval`` uses the same).
         progress: progress bars.
+        head: a head already trained on ``data.x`` (with its ``history``), e.g. by
+            :func:`~vistag.models.finetune.fine_tune`: only calibrated, thresholded and
+            wrapped here.
+        history: its training history.
     """
     started = time.monotonic()
     if settings.title_column:
@@ -377,7 +541,11 @@ def train_model(
         hidden=settings.train.hidden,
         dropout=settings.train.dropout,
     )
-    head, history = train_head(head_config, train_split, val_split, settings.train, progress=progress)
+    if head is None:
+        head, history = train_head(head_config, train_split, val_split, settings.train, progress=progress)
+    elif head.config.tasks != head_config.tasks or head.config.n_tags != head_config.n_tags:
+        raise ConfigError("the head given was trained on other classes than these rows have")
+    history = history or {"best_epoch": None, "epochs_run": 0, "best_val_score": None, "history": []}
 
     # Calibration and thresholds on validation rows (training rows if there are none).
     tune = val_split or train_split

@@ -108,6 +108,71 @@ def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> torch.Tensor
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def multitask_loss(
+    out: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    weights: dict[str, torch.Tensor | None],
+    tags: torch.Tensor | None,
+    tag_mask: torch.Tensor | None,
+    label_smoothing: float,
+) -> torch.Tensor:
+    """The summed loss of one batch (see the module docstring): masked cross-entropy per softmax task,
+    masked binary cross-entropy of the tags (scaled to about one task's weight).
+
+    Args:
+        out: the head's logits by task name.
+        targets: the batch's class indexes by task name, ``-1`` where unknown.
+        weights: per task, class weights or ``None``.
+        tags: the batch's 0/1 tag targets (``None``: no tag layer).
+        tag_mask: 1 where a tag's label is known.
+        label_smoothing: for the softmax tasks.
+
+    Examples:
+        >>> import torch
+        >>> loss = multitask_loss({"t": torch.zeros(2, 3)}, {"t": torch.tensor([0, -1])}, {"t": None}, None, None, 0.0)
+        >>> round(float(loss), 4)  # ln 3: one known row, uniform logits
+        1.0986
+    """
+    loss = torch.zeros((), device=next(iter(out.values())).device)
+    for name, y in targets.items():
+        known = y >= 0
+        if known.any():
+            loss = loss + F.cross_entropy(
+                out[name][known], y[known], weight=weights.get(name), label_smoothing=label_smoothing
+            )
+    if tags is not None and tag_mask is not None and TAGS in out:
+        bce = F.binary_cross_entropy_with_logits(out[TAGS], tags, reduction="none")
+        loss = loss + (bce * tag_mask).sum() / tag_mask.sum().clamp(min=1.0) * 10.0  # ~ the scale of one CE task
+    return loss
+
+
+def optimise_batch(
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    out: dict[str, torch.Tensor],
+    idx: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    weights: dict[str, torch.Tensor | None],
+    tags: torch.Tensor | None,
+    tag_mask: torch.Tensor | None,
+    label_smoothing: float,
+) -> float:
+    """One optimiser step on the :func:`multitask_loss` of a batch (rows ``idx`` of the targets); its loss."""
+    loss = multitask_loss(
+        out,
+        {name: y[idx] for name, y in targets.items()},
+        weights,
+        tags[idx] if tags is not None else None,
+        tag_mask[idx] if tag_mask is not None else None,
+        label_smoothing,
+    )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 @torch.inference_mode()
 def predict_logits(head: MultiTaskHead, x: np.ndarray, batch_size: int = 4096) -> dict[str, np.ndarray]:
     """Logits of every task for ``x`` (eval mode), as float32 arrays."""
@@ -205,24 +270,7 @@ def _train_head(
         total = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            out = head(x[idx])
-            loss = torch.zeros(())
-            for name, y in ys.items():
-                yb = y[idx]
-                known = yb >= 0
-                if known.any():
-                    loss = loss + F.cross_entropy(
-                        out[name][known], yb[known], weight=weights[name], label_smoothing=config.label_smoothing
-                    )
-            if tags is not None and tag_mask is not None:
-                mb = tag_mask[idx]
-                bce = F.binary_cross_entropy_with_logits(out[TAGS], tags[idx], reduction="none")
-                loss = loss + (bce * mb).sum() / mb.sum().clamp(min=1.0) * 10.0  # ~ the scale of one CE task
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
+            total += optimise_batch(opt, sched, head(x[idx]), idx, ys, weights, tags, tag_mask, config.label_smoothing)
         record = {"epoch": epoch + 1, "loss": round(total / steps_per_epoch, 5)}
         if val is not None and len(val):
             scores = validation_score(head, val)

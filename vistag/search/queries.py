@@ -108,6 +108,7 @@ class Searcher:
         self.index = index
         self.adapter = EngineAdapter(self.client.info())
         self.embedder = embedder
+        self._checked: Any = None  # the embedder already checked against the index's network
         self._count: int | None = None
         self.spec = DocumentSpec(name=index, vector_dim=vector_dim or self._index_vector_dim())
 
@@ -151,14 +152,38 @@ class Searcher:
             )
         return vector
 
+    def index_network(self) -> tuple[str | None, str | None]:
+        """``(name, model id)`` of the network that embedded the index's documents (``None`` when it has none)."""
+        resp = self.client.search(self.index, {"size": 1, "_source": ["model"], "query": {"match_all": {}}})
+        hits = resp["hits"]["hits"]
+        model = (hits[0]["_source"].get("model") or {}) if hits else {}
+        return model.get("name"), model.get("version")
+
     def _embedder(self) -> Any:
+        """The query embedder, checked against the network that embedded the index.
+
+        Raises:
+            ConfigError: the index was embedded by another network (a fine-tuned one, say) than the query would be.
+        """
+        if self.embedder is not None and self._checked is self.embedder:
+            return self.embedder
+        name, version = self.index_network()
         if self.embedder is None:
             from vistag.models.loading import create_embedder
 
-            resp = self.client.search(self.index, {"size": 1, "_source": ["model.name"], "query": {"match_all": {}}})
-            hits = resp["hits"]["hits"]
-            name = (hits[0]["_source"].get("model") or {}).get("name") if hits else None
+            if version and "-ft" in version:
+                raise ConfigError(
+                    f"{self.index!r} was embedded by the fine-tuned network {version}: pass its model "
+                    "(Searcher(..., embedder=load_model(MODEL_DIR).embedder), or --model MODEL_DIR)"
+                )
             self.embedder = create_embedder(name or "efficientnet-lite0")
+        model_id = getattr(self.embedder, "model_id", None)
+        if version and model_id and model_id != version:
+            raise ConfigError(
+                f"{self.index!r} was embedded by {version}, the query by {model_id}: their vectors are not "
+                "comparable; query with the network that indexed it"
+            )
+        self._checked = self.embedder
         return self.embedder
 
     def body(self, strategy: ModuleType, params: dict) -> dict:

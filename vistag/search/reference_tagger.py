@@ -11,6 +11,7 @@ from vistag.analyzers.taggers import DocumentTags
 from vistag.catalog.schema import CatalogSchema
 from vistag.catalog.vocabulary import tags_from_labels
 from vistag.engine.client import Client
+from vistag.errors import ConfigError
 from vistag.search.queries import Searcher
 
 
@@ -82,7 +83,14 @@ class EngineKnnDocumentTagger:
 
 
 def reference_index_tagger(
-    client: Client, index: str, schema: CatalogSchema, dim: int | None = None, *, k: int = 10, top_d: int = 10
+    client: Client,
+    index: str,
+    schema: CatalogSchema,
+    dim: int | None = None,
+    *,
+    k: int = 10,
+    top_d: int = 10,
+    model_id: str | None = None,
 ) -> EngineKnnDocumentTagger:
     """The kNN tagger over a labelled reference index the engine searches by HNSW.
 
@@ -93,11 +101,21 @@ def reference_index_tagger(
         dim: the vector dimension (default: read from the index mapping).
         k: neighbours per row.
         top_d: tags kept per row.
+        model_id: the network that embeds the rows to tag; refused unless the reference
+            index was embedded by the same one (``None``: not checked).
 
     Raises:
         NotFoundError: the index does not exist.
+        ConfigError: the reference index was embedded by another network than ``model_id``.
     """
     searcher = Searcher(client, index, dim)  # raises NotFoundError for a missing index
+    if model_id is not None:
+        _, version = searcher.index_network()
+        if version and version != model_id:
+            raise ConfigError(
+                f"reference index {index!r} was embedded by {version}, the rows to tag by {model_id}: "
+                "their vectors are not comparable; index the reference catalog with the same model"
+            )
     tagger = EngineKnnDocumentTagger(searcher, schema, k=k, top_d=top_d)
     tagger.reference_size = searcher.client.count(index)
     return tagger

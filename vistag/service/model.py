@@ -168,7 +168,13 @@ def build_inference_model(
         engine = as_engine(client)
         probe = EngineClient(engine.raw, retry=RetryPolicy(max_retries=0), label=engine.label)
         tagger = reference_index_tagger(
-            engine, reference_index, as_schema(schema), loaded.embedder.dim, k=k, top_d=top_d
+            engine,
+            reference_index,
+            as_schema(schema),
+            loaded.embedder.dim,
+            k=k,
+            top_d=top_d,
+            model_id=loaded.embedder.model_id,
         )
 
         def ready() -> str | None:

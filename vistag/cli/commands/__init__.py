@@ -12,12 +12,13 @@ from vistag.cli.commands import (
     models,
     pipelines,
     relations,
+    relevance,
     search,
     security,
     serve,
     service,
 )
 
-COMMANDS = (engine, security, mappings, index, search, models, relations, serve, service, pipelines, demo)
+COMMANDS = (engine, security, mappings, index, search, models, relations, relevance, serve, service, pipelines, demo)
 
 __all__ = ["COMMANDS"]

@@ -87,6 +87,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         "embedding); such a model tags in `vistag index` only, and `vistag check-tags` stays "
         "image-only",
     )
+    tune = train.add_argument_group(
+        "fine-tuning",
+        "train the network's last stages with the heads (EfficientNet-Lite; on a CPU the frozen stages run once "
+        "and their feature maps are cached, about 14 KB per image and view)",
+    )
+    tune.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="fine-tune the network with its heads; the model directory then holds its own network and model id",
+    )
+    tune.add_argument("--fine-tune-stages", type=int, default=2, help="last stages trained (default %(default)s)")
+    tune.add_argument(
+        "--attention",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Chen et al.'s spatial attention after the last block (default: on)",
+    )
+    tune.add_argument("--fine-tune-epochs", type=int, default=4, help="fine-tuning epochs (default %(default)s)")
+    tune.add_argument(
+        "--views",
+        type=int,
+        default=2,
+        help="cached views per image: the photo, then mirrored crops (default %(default)s)",
+    )
+    tune.add_argument(
+        "--fine-tune-lr", type=float, default=1e-4, help="peak learning rate of the heads (default %(default)s)"
+    )
+    tune.add_argument(
+        "--backbone-lr",
+        type=float,
+        default=1e-4,
+        help="peak learning rate of the network's stages (default %(default)s)",
+    )
     train.add_argument(
         "--read-labels",
         nargs="*",
@@ -147,6 +180,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train heads on a labelled catalog and write the model directory."""
     from vistag.catalog.schema import as_schema
     from vistag.config import embedding_cache_dir
+    from vistag.models.finetune import FineTuneConfig
     from vistag.models.trainer import SplitSettings, TrainSettings, train
     from vistag.models.training import TrainConfig
 
@@ -179,6 +213,18 @@ def run_train(args: argparse.Namespace) -> int:
         cache_dir=embedding_cache_dir(),
         limit=args.limit,
         progress=progress(args),
+        fine_tune=FineTuneConfig(
+            stages=args.fine_tune_stages,
+            attention=args.attention,
+            views=args.views,
+            epochs=args.fine_tune_epochs,
+            patience=args.fine_tune_epochs,
+            lr=args.fine_tune_lr,
+            backbone_lr=args.backbone_lr,
+            seed=args.seed,
+        )
+        if args.fine_tune
+        else None,
         **_loading(args),
     )
     if args.json:

@@ -1,0 +1,127 @@
+"""Fine-tuning pieces: Chen et al.'s spatial attention, the split forward pass, trainable stages, views,
+the float16 feature-map cache and the fine-tuned backbone's id and weights check."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vistag.errors import ConfigError
+from vistag.models.backbones import SpatialAttention, load_tuned, weights_digest
+from vistag.models.cache import EmbeddingCache
+from vistag.models.config import BackboneConfig
+from vistag.models.finetune import FineTuneConfig, augment, trainable_parameters
+from vistag.models.registry import builder_for, get_config
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def lite():
+    config = get_config("efficientnet-lite0")
+    return builder_for(config.name)(config).eval()
+
+
+def test_attention_shape_identity_at_start_and_gradients_reach_every_part():
+    attention = SpatialAttention(8, 4)
+    x = torch.randn(3, 8, 4, 4, requires_grad=True)
+    y = attention(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x)  # the identity until trained: fine-tuning starts from the published features
+    target = torch.zeros_like(y)
+    target[:, :, 0, 0] = 1.0  # a loss that wants the top-left cell weighted up
+    ((y - target) ** 2).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert attention.score.weight.grad is not None and attention.score.weight.grad.abs().sum() > 0
+    assert attention.template.grad is not None and attention.template.grad.abs().sum() > 0
+    # one step changes the weights of the cells, and differently per cell
+    with torch.no_grad():
+        attention.template -= 0.5 * attention.template.grad
+        attention.score.weight -= 0.5 * attention.score.weight.grad
+    w = attention.weights(torch.randn(1, 8, 4, 4)).detach()
+    assert w.shape == (1, 1, 4, 4)
+    assert float(w.max() - w.min()) > 1e-3
+
+
+def test_attention_template_follows_another_grid():
+    attention = SpatialAttention(4, 4)
+    assert attention(torch.ones(2, 4, 6, 6)).shape == (2, 4, 6, 6)
+
+
+def test_split_forward_and_attention_at_start_leave_the_embedding_unchanged(lite):
+    x = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        plain = lite(x)
+        mid = lite.to_mid(x)
+        assert mid.shape == (2, 112, 8, 8)
+        lite.add_attention(128)
+        try:
+            with_attention = lite.from_mid(mid)
+        finally:
+            lite.attention = None
+    assert plain.shape == (2, 1840)
+    assert torch.allclose(plain, with_attention, atol=1e-5)
+
+
+def test_trainable_stages_are_the_last_ones(lite):
+    stages = lite.stages()
+    assert [len(s) for s in stages] == [1, 2, 2, 3, 3, 4, 1]  # EfficientNet-Lite0's 16 blocks
+    one = {name.split(".")[2] for name, _ in trainable_parameters(lite, 1) if name.startswith("net._blocks")}
+    two = {name.split(".")[2] for name, _ in trainable_parameters(lite, 2) if name.startswith("net._blocks")}
+    assert one == {"15"}
+    assert two == {"11", "12", "13", "14", "15"}
+    names = [name for name, _ in trainable_parameters(lite, 2)]
+    assert any(n.startswith("net._conv_head") for n in names)
+    frozen = [n for n, p in lite.named_parameters() if not p.requires_grad]
+    assert any(n.startswith("net._blocks.10.") for n in frozen) and any(n.startswith("net._conv_stem") for n in frozen)
+    with pytest.raises(ConfigError, match="2 stages follow"):
+        trainable_parameters(lite, 3)
+    for p in lite.parameters():
+        p.requires_grad_(True)
+
+
+def test_views_mirror_and_crop_without_changing_colour():
+    x = torch.zeros(4, 3, 32, 32)
+    x[:, :, :, 16:] = 1.0  # right half bright
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(augment(x, 0, generator), x)
+    mirrored = augment(x, 1, generator)
+    assert (mirrored[:, :, :, :12].mean() > 0.9) and (mirrored[:, :, :, 20:].mean() < 0.1)  # bright half moved left
+    cropped = augment(x, 2, generator)  # even views: crop only
+    assert cropped[:, :, :, :12].mean() < 0.1 and cropped[:, :, :, 20:].mean() > 0.9
+    assert float(cropped.min()) >= 0.0 and float(cropped.max()) <= 1.0  # no colour change: values stay in range
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="at least one stage"):
+        FineTuneConfig(stages=0)
+    with pytest.raises(ValueError, match="views"):
+        FineTuneConfig(views=0)
+
+
+def test_float16_cache_round_trip(tmp_path):
+    cache = EmbeddingCache(tmp_path, "m-mid", 6, np.float16)
+    rows = np.arange(12, dtype=np.float32).reshape(2, 6) / 7
+    cache.put_many(["a", "b"], rows)
+    again = EmbeddingCache(tmp_path, "m-mid", 6, np.float16)
+    got, found = again.get_many(["b", "x", "a"])
+    assert found == [True, False, True] and got.dtype == np.float16
+    assert np.allclose(got[0], rows[1], atol=1e-3) and np.allclose(got[2], rows[0], atol=1e-3)
+    assert (tmp_path / "m-mid" / "vectors.f16").stat().st_size == 2 * 6 * 2
+    with pytest.raises(ValueError, match="float32 or float16"):
+        EmbeddingCache(tmp_path, "m-int", 6, np.int8)
+
+
+def test_tuned_model_id_and_weights_check(tmp_path, lite):
+    base = get_config("efficientnet-lite0")
+    torch.save(lite.state_dict(), tmp_path / "backbone.pt")
+    digest = weights_digest(tmp_path / "backbone.pt")
+    tuned = BackboneConfig(**{**base.to_dict(), "tuned": digest, "attention": False})
+    assert tuned.model_id == f"{base.model_id}-ft{digest}"
+    assert BackboneConfig(**{**base.to_dict(), "attention": True}).model_id.endswith("-att")
+    load_tuned(lite, tmp_path / "backbone.pt", tuned)  # the right file loads
+    other = BackboneConfig(**{**base.to_dict(), "tuned": "0" * 12})
+    with pytest.raises(ConfigError, match="are not those of"):
+        load_tuned(lite, tmp_path / "backbone.pt", other)
+    with pytest.raises(ConfigError, match="fine-tuned network: load it from its model directory"):
+        builder_for(base.name)(tuned, None)
