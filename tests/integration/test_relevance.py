@@ -4,6 +4,7 @@ template as a strategy, and the engine's own `_rank_eval` agreeing with vistag's
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -99,5 +100,34 @@ def test_rank_eval_agrees_with_vistags_metrics(indexed):
             assert set(theirs) >= set(mine)
             for q, value in mine.items():
                 assert theirs[q] == pytest.approx(value, abs=1e-6), (metric, q)
+    finally:
+        client.close()
+
+
+def test_tune_chooses_weights_on_some_queries_and_reports_on_the_others(indexed):
+    from vistag.analyzers.relations import TagRelations
+    from vistag.catalog.schema import CatalogSchema
+    from vistag.catalog.vocabulary import tags_from_labels
+    from vistag.relevance.evaluate import split_queries, tune
+    from vistag.relevance.strategies import Context
+
+    node, _, rows, queries, judgments = indexed
+    relations = TagRelations.fit([tags_from_labels(r, CatalogSchema.bundled().tags) for r in rows])
+    context = Context(relations, None, relations.document_frequency(), len(rows))
+    grid = [{"text": 1.0, "tags": 0.0}, {"text": 0.0, "tags": 1.0}]
+    hybrid = parse_strategies([{"name": "hybrid", "kind": "hybrid", "params": {"where": "client"}}])[0]
+    client = node.client()
+    try:
+        searcher = Searcher(client, "products")
+        result = tune(searcher, "products", queries, judgments, hybrid, grid=grid, context=context, seed=3)
+        tuning, held = split_queries(queries, 0.5, seed=3)
+        assert result.tuned_on == [q.id for q in tuning]
+        assert set(result.held_out.by_name("hybrid").per_query) <= {q.id for q in held}  # never the tuning queries
+        assert result.weights in grid and len(result.grid) == 2
+        # the weights reach the fusion: text alone and tags alone rank differently
+        text_only = replace(hybrid, name="t", params={"where": "client", "weights": grid[0]})
+        tags_only = replace(hybrid, name="g", params={"where": "client", "weights": grid[1]})
+        runs = evaluate(searcher, "products", queries, judgments, [text_only, tags_only], context=context)
+        assert runs.by_name("t").runs != runs.by_name("g").runs
     finally:
         client.close()

@@ -262,8 +262,10 @@ def split_queries(
     return tune, held
 
 
-#: Default weight grid of :func:`tune`: BM25 at 1, tags and text -> image (``knn``) at 0 to 3.
-WEIGHT_GRID = [{"text": 1.0, "tags": t, "knn": i} for t in (0.0, 0.5, 1.0, 2.0, 3.0) for i in (0.0, 0.5, 1.0, 2.0, 3.0)]
+#: Default weight grid of :func:`tune`: BM25 at 1, tags and text -> image (``image``) at 0 to 3.
+WEIGHT_GRID = [
+    {"text": 1.0, "tags": t, "image": i} for t in (0.0, 0.5, 1.0, 2.0, 3.0) for i in (0.0, 0.5, 1.0, 2.0, 3.0)
+]
 
 
 @dataclass

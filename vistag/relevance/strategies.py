@@ -14,7 +14,7 @@ similar    :meth:`~vistag.search.queries.Searcher.similar` from the query's prod
 text_image kNN on the text projected into the image space
 hybrid     the default text hybrid (:meth:`~vistag.search.queries.Searcher.text`: BM25 + query
            tags + text -> image); ``params``: ``fusion`` (``rrf``/``weighted``), ``weights``
-           (per list: ``text``, ``tags``, ``knn``), ``where`` (``client``/``engine``/``auto``),
+           (per list: ``text``, ``tags``, ``image``), ``where`` (``client``/``engine``/``auto``),
            ``expand`` (default true; false: BM25 + the text's tag words, not expanded, and no
            tags read by the projection: :meth:`~vistag.search.queries.Searcher.hybrid`)
 template   a stored search template (``params.id``) or a mustache template file
