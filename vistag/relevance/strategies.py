@@ -161,6 +161,11 @@ def _vector_of(searcher: Searcher, query: Query) -> Any:
     return np.asarray(vector, np.float32)
 
 
+def _tag_words(query: Query, context: Context) -> dict[str, float]:
+    """The words of the query's text that are catalog tags, IDF-weighted."""
+    return tags_from_text(query.text, context.document_frequency, context.documents or 1)
+
+
 def run_strategy(
     searcher: Searcher, strategy: Strategy, query: Query, k: int = 10, context: Context | None = None
 ) -> list[str]:
@@ -176,7 +181,7 @@ def run_strategy(
     if kind == "keyword":
         hits = searcher.keyword(query.text, size=size)
     elif kind in ("tags", "expand"):
-        weights = tags_from_text(query.text, context.document_frequency, context.documents or 1)
+        weights = _tag_words(query, context)
         if kind == "expand" and context.relations is None:
             raise ConfigError(f"strategy {strategy.name!r} expands tags: give the tag relations")
         hits = (
@@ -193,7 +198,7 @@ def run_strategy(
             raise ConfigError(f"strategy {strategy.name!r} needs the text->image projection")
         hits = searcher.image(context.projection.encode([query.text])[0], k=size)
     elif kind == "hybrid" and not p.get("expand", True):  # BM25 + the words that are tags, not expanded
-        weights = tags_from_text(query.text, context.document_frequency, context.documents or 1)
+        weights = _tag_words(query, context)
         vector = context.projection.encode([query.text])[0] if context.projection is not None else None
         hits = searcher.hybrid(
             query.text,

@@ -74,6 +74,14 @@ def _strategies(args: argparse.Namespace) -> list[Any]:
     return out
 
 
+def _catalog_rows(path: str) -> list[dict]:
+    """The usable rows of a catalog with the bundled schema (malformed rows left out)."""
+    from vistag.catalog.rows import MalformedRow, read_catalog
+    from vistag.catalog.schema import CatalogSchema
+
+    return [r.fields for r in read_catalog(path, CatalogSchema.bundled()) if not isinstance(r, MalformedRow)]
+
+
 def _judgments(args: argparse.Namespace, queries: list[Any]) -> dict:
     from vistag.relevance.judgments import from_labels, read_click_log, read_judgments
 
@@ -84,10 +92,7 @@ def _judgments(args: argparse.Namespace, queries: list[Any]) -> dict:
     if args.judge_by:
         if not args.catalog:
             raise ConfigError("--judge-by needs --catalog")
-        from vistag.catalog.rows import read_catalog
-        from vistag.catalog.schema import CatalogSchema
-
-        rows = [r.fields for r in read_catalog(args.catalog, CatalogSchema.bundled()) if hasattr(r, "fields")]
+        rows = _catalog_rows(args.catalog)
         missing = [q.id for q in queries if not q.product]
         if missing:
             raise ConfigError(f"--judge-by needs each query's product; {missing[:5]} have none")
@@ -126,13 +131,11 @@ def run_relevance(args: argparse.Namespace) -> int:
     if not args.queries:
         raise ConfigError(f"{args.action} needs --queries")
     if args.action == "queries":
-        from vistag.catalog.rows import read_catalog
-        from vistag.catalog.schema import CatalogSchema
         from vistag.relevance.queries import sample_queries, write_queries
 
         if not args.catalog:
             raise ConfigError("queries needs --catalog")
-        rows = [r.fields for r in read_catalog(args.catalog, CatalogSchema.bundled()) if hasattr(r, "fields")]
+        rows = _catalog_rows(args.catalog)
         queries = sample_queries(
             rows, args.count, kind=args.kind, seed=args.seed, split_column=args.split_col, images=args.images
         )
