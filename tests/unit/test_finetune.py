@@ -97,6 +97,29 @@ def test_config_checks():
         FineTuneConfig(stages=0)
     with pytest.raises(ValueError, match="views"):
         FineTuneConfig(views=0)
+    with pytest.raises(ValueError, match="head_epochs"):
+        FineTuneConfig(head_epochs=-1)
+
+
+def test_the_cli_defaults_are_the_configs():
+    """`vistag train --fine-tune` spells its defaults out (the parser does not import torch): they must
+    stay those of FineTuneConfig."""
+    from vistag.cli.parser import build_parser
+
+    args = build_parser().parse_args(["train", "--catalog", "c.csv", "--out", "m", "--fine-tune"])
+    default = FineTuneConfig()
+    given = {
+        "stages": args.fine_tune_stages,
+        "attention": args.attention,
+        "views": args.views,
+        "epochs": args.fine_tune_epochs,
+        "lr": args.fine_tune_lr,
+        "backbone_lr": args.backbone_lr,
+        "head_epochs": args.fine_tune_head_epochs,
+        "refit_head": args.refit_head,
+    }
+    assert given == {name: getattr(default, name) for name in given}
+    assert default.patience >= default.epochs  # the CLI passes patience=epochs: no early stop by default
 
 
 def test_float16_cache_round_trip(tmp_path):

@@ -361,13 +361,16 @@ def fine_tune_model(
     """Fine-tune the network's last stages with the heads of ``frozen`` (see :mod:`vistag.models.finetune`).
 
     The middle-stage maps of every row (``config.views`` views) are read from, or added
-    to, the cache below ``cache_dir``; the fine-tuned network then embeds every row once
-    more (from its first view), the head is calibrated and thresholded on those vectors,
+    to, the cache below ``cache_dir``; a fresh head is trained for ``config.head_epochs`` on
+    the frozen vectors and fine-tuned with the network; the fine-tuned network then embeds
+    every row once more (from its first view), the usual head is trained afresh on those
+    vectors (``config.refit_head``; else the fine-tuned head is kept) and calibrated and thresholded,
     and, with a ``cache_dir``, the vectors are added to the embedding cache under the new
     model id (so indexing the same catalog does not run the network again).
 
     Args:
-        frozen: the model trained on the published network's features (its head is the start).
+        frozen: the model trained on the published network's features (its vocabularies and
+            head shape are kept; its head is the start when ``config.head_epochs`` is 0).
         data: the embedded catalog (its rows, hashes and frozen vectors).
         splits: each row's split.
         embedder: the published network's :class:`~vistag.models.embedder.ImageEmbedder`.
@@ -423,12 +426,18 @@ def fine_tune_model(
         network.add_attention(embedder.config.input_size)
     train_rows, val_rows = np.nonzero(splits == TRAIN)[0], np.nonzero(splits == VAL)[0]
     vocabularies = (frozen.levels, frozen.attributes, frozen.tags, settings.tag_columns)
+    train_split = _split(data.subset(splits == TRAIN), *vocabularies)
+    val_split = _split(data.subset(splits == VAL), *vocabularies) if len(val_rows) else None
+    start = frozen.head
+    if config.head_epochs:  # a short linear probe: the fully trained head has memorised the training rows
+        short = replace(settings.train, epochs=config.head_epochs, patience=config.head_epochs)
+        start, _ = train_head(frozen.head.config, train_split, val_split, short, progress=progress)
     result = run_fine_tune(
         network,
-        frozen.head,
-        _split(data.subset(splits == TRAIN), *vocabularies),
+        start,
+        train_split,
         maps[train_rows],
-        _split(data.subset(splits == VAL), *vocabularies) if len(val_rows) else None,
+        val_split,
         maps[val_rows] if len(val_rows) else None,
         config,
         settings.train.class_weighting,
@@ -445,8 +454,8 @@ def fine_tune_model(
         name=frozen.name,
         split_info=split_info,
         progress=progress,
-        head=result.head,
-        history=result.history,
+        head=None if config.refit_head else result.head,
+        history=None if config.refit_head else result.history,
     )
     model.backbone_weights = result.weights
     if cache_dir is not None:
@@ -463,6 +472,7 @@ def fine_tune_model(
             "bytes_per_image": int(acts.dim * 2),
             "bytes": int(acts.dim * 2 * len(data)),
         },
+        "history": result.history,
         "frozen_validation": frozen.info["validation"],
         "frozen_history": frozen.info["training"]["history"],
         "seconds": round(time.monotonic() - started, 1),

@@ -104,7 +104,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="Chen et al.'s spatial attention after the last block (default: on)",
     )
-    tune.add_argument("--fine-tune-epochs", type=int, default=4, help="fine-tuning epochs (default %(default)s)")
+    tune.add_argument("--fine-tune-epochs", type=int, default=8, help="fine-tuning epochs (default %(default)s)")
+    tune.add_argument(
+        "--fine-tune-head-epochs",
+        type=int,
+        default=4,
+        help="epochs of the fresh head, on the frozen features, that fine-tuning starts from "
+        "(0: the fully trained head; default %(default)s)",
+    )
+    tune.add_argument(
+        "--refit-head",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the usual head afresh on the fine-tuned vectors (default: on)",
+    )
     tune.add_argument(
         "--views",
         type=int,
@@ -112,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="cached views per image: the photo, then mirrored crops (default %(default)s)",
     )
     tune.add_argument(
-        "--fine-tune-lr", type=float, default=1e-4, help="peak learning rate of the heads (default %(default)s)"
+        "--fine-tune-lr", type=float, default=1e-3, help="peak learning rate of the heads (default %(default)s)"
     )
     tune.add_argument(
         "--backbone-lr",
@@ -221,6 +234,8 @@ def run_train(args: argparse.Namespace) -> int:
             patience=args.fine_tune_epochs,
             lr=args.fine_tune_lr,
             backbone_lr=args.backbone_lr,
+            head_epochs=args.fine_tune_head_epochs,
+            refit_head=args.refit_head,
             seed=args.seed,
         )
         if args.fine_tune
