@@ -21,9 +21,10 @@ rows whose labels agree with their twins' (byte-identical photos and near twins,
 :mod:`vistag.evaluation.ceiling`), and image search over the whole catalog with each
 network's vectors (exact kNN for the relevance benchmark's 300 query photos: recall@10 same
 type, nDCG@10 same type and colour). ``--check-split`` repeats it on a second split (test
-rows by id hash, seed 1) kept apart from the first.
+rows by id hash, seed 1) kept apart from the first; ``--no-paper`` skips the paper-setting
+models (about a third of the time).
 
-    python benchmarks/bench_tagging.py [--cold] [--fine-tune [--check-split]] [--out benchmarks/out]
+    python benchmarks/bench_tagging.py [--cold] [--fine-tune [--check-split]] [--no-paper] [--out benchmarks/out]
 
 References:
     F. Li, S. Kant, S. Araki, S. Bangera, S. S. Shukla, "Neural Networks for Fashion Image Classification and Visual Search".
@@ -149,7 +150,7 @@ def run_variant(args: argparse.Namespace, out: Path, flags: list[str], split: li
         ],
         env,
     )
-    paper_runs = {"image only": ("model-paper", [])}
+    paper_runs = {} if args.no_paper else {"image only": ("model-paper", [])}
     if args.title_aware:
         paper_runs["title-aware"] = ("model-paper-title-aware", ["--title-aware"])
     paper_ev = {}
@@ -368,6 +369,7 @@ def main() -> None:
         "--check-split", action="store_true", help="with --fine-tune: repeat on a second split (id hash, seed 1)"
     )
     parser.add_argument("--queries", type=int, default=300, help="image search query photos (default %(default)s)")
+    parser.add_argument("--no-paper", action="store_true", help="skip the paper-setting models (Li et al.'s filter)")
     parser.add_argument("--reuse", action="store_true", help="keep model directories a previous run left in --out")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -398,7 +400,11 @@ def main() -> None:
         compared = photo_only(models, args.data, splits_of(models["frozen"]), args.queries)
         summary[split_name] = {
             "photo_only": compared,
-            "paper": {n: {c: v["paper"]["image only"]["attributes"][c] for c in PAPER} for n, v in variants.items()},
+            "paper": {
+                n: {c: v["paper"]["image only"]["attributes"][c] for c in PAPER}
+                for n, v in variants.items()
+                if v["paper"]
+            },
             "full": {
                 n: {"levels": v["full"]["levels"], "attributes": v["full"]["attributes"]} for n, v in variants.items()
             },
@@ -406,6 +412,8 @@ def main() -> None:
             "times": {n: v["times"] for n, v in variants.items()},
         }
         for name, v in variants.items():
+            if not v["paper"]:
+                continue
             ev = v["paper"]["image only"]["attributes"]
             print(
                 f"  paper setting {name}: "

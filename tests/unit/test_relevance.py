@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vistag.errors import ConfigError, NotFoundError
-from vistag.relevance.evaluate import StrategyResult, compare, split_queries
+from vistag.relevance.evaluate import StrategyResult, compare, compare_runs, split_queries
 from vistag.relevance.judgments import (
     from_clicks,
     from_labels,
@@ -21,7 +21,7 @@ from vistag.relevance.judgments import (
     write_qrels,
 )
 from vistag.relevance.queries import Query, parse_queries, read_queries, sample_queries
-from vistag.relevance.report import markdown, plot
+from vistag.relevance.report import comparison_markdown, markdown, plot
 from vistag.relevance.stats import (
     bootstrap_ci,
     holm,
@@ -169,6 +169,57 @@ def test_compare_against_a_baseline_on_shared_queries():
     assert out["image"]["ndcg@10"]["queries"] == 10 and out["image"]["ndcg@10"]["p"] == 1.0
     with pytest.raises(ConfigError, match="baseline 'nope'"):
         compare([base], "nope", ["ndcg@10"])
+
+
+def _run(*results: StrategyResult) -> dict:
+    return {
+        "metrics": ["ndcg@10"],
+        "strategies": [{"strategy": r.strategy.to_dict(), "per_query": r.per_query} for r in results],
+    }
+
+
+def test_compare_runs_pairs_each_strategy_with_its_namesake_query_by_query(tmp_path, capsys):
+    before = _run(
+        _result("image", {f"q{i}": 0.4 for i in range(30)}), _result("bm25", {f"q{i}": 0.5 for i in range(30)})
+    )
+    # after a change: image better on 20 queries, bm25 unchanged; a strategy only one run has is left out
+    after = _run(
+        _result("bm25", {f"q{i}": 0.5 for i in range(30)}),
+        _result("image", {f"q{i}": 0.4 + (0.3 if i % 3 else 0.0) for i in range(25)}),  # answered 25 queries
+        _result("new", {f"q{i}": 1.0 for i in range(30)}),
+    )
+    out = compare_runs(after, before, permutations=2000)
+    assert set(out) == {"bm25", "image"}
+    i = out["image"]["ndcg@10"]
+    assert i["queries"] == 25 and (i["wins"], i["ties"], i["losses"]) == (16, 9, 0)
+    assert i["before_mean"] == pytest.approx(0.4) and i["after_mean"] == pytest.approx(0.4 + 0.3 * 16 / 25)
+    assert i["p"] < 0.001 and i["p_holm"] >= i["p"] and out["bm25"]["ndcg@10"]["p"] == 1.0
+    swapped = compare_runs(before, after, permutations=2000)["image"]["ndcg@10"]  # the direction is the runs' order
+    assert swapped["delta"] == pytest.approx(-i["delta"]) and swapped["losses"] == 16
+    text = comparison_markdown(out, 2000)
+    assert "| image | 25 | 0.400 -> 0.592; +0.192, 16/9/0, p 0.0" in text and "2000 sign flips" in text
+    with pytest.raises(ConfigError, match="no strategy name"):
+        compare_runs(_run(_result("x", {"q": 1.0})), before)
+    with pytest.raises(ConfigError, match="no metric"):
+        compare_runs({**after, "metrics": ["mrr@10"]}, before)
+    from vistag.cli.main import main
+
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    (tmp_path / "before.json").write_text(json.dumps(before))
+    argv = [
+        "-q",
+        "relevance",
+        "report",
+        "--run",
+        str(tmp_path / "after.json"),
+        "--against",
+        str(tmp_path / "before.json"),
+    ]
+    assert main([*argv, "--permutations", "2000", "--out", str(tmp_path / "ab")]) == 0
+    written = json.loads((tmp_path / "ab" / "comparison.json").read_text())
+    assert written["comparisons"]["image"]["ndcg@10"]["wins"] == 16 and written["info"]["permutations"] == 2000
+    assert "| image | 25 | 0.400 -> 0.592" in (tmp_path / "ab" / "comparison.md").read_text()
+    capsys.readouterr()
 
 
 def test_queries_files_and_errors(tmp_path):

@@ -1,5 +1,6 @@
-"""Run a query set through several strategies and compare them: :func:`evaluate`, and :func:`tune` for fusion
-weights (chosen on some queries, reported on the others).
+"""Run a query set through several strategies and compare them: :func:`evaluate`, :func:`tune` for fusion
+weights (chosen on some queries, reported on the others), and :func:`compare_runs` for two runs (before
+and after a change).
 
 Examples:
     >>> result = evaluate(client, "products", queries, judgments, parse_strategies(["keyword", "hybrid"]),
@@ -130,6 +131,28 @@ class RelevanceResult:
         }
 
 
+def _paired(a: Sequence[float], b: Sequence[float], permutations: int, seed: int) -> dict[str, Any]:
+    """Mean difference, wins/ties/losses and p-values of ``a`` against ``b`` (the same queries, in order)."""
+    wins, ties, losses = wins_ties_losses(a, b)
+    return {
+        "queries": len(a),
+        "delta": float(np.mean(np.subtract(a, b))) if len(a) else 0.0,
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
+        "p": randomisation_test(a, b, permutations, seed),
+        "p_t": paired_t_test(a, b),
+    }
+
+
+def _add_holm(out: dict[str, dict[str, dict[str, Any]]], metrics: Sequence[str]) -> None:
+    """Set ``p_holm``: each metric's ``p`` corrected over every comparison of that metric."""
+    for m in metrics:
+        names = [n for n in out if m in out[n]]
+        for name, adjusted in zip(names, holm([out[n][m]["p"] for n in names])):
+            out[name][m]["p_holm"] = adjusted
+
+
 def compare(
     results: Sequence[StrategyResult], baseline: str, metrics: Sequence[str], permutations: int = 10_000, seed: int = 0
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -144,23 +167,67 @@ def compare(
         if r is base:
             continue
         shared = [q for q in base.per_query if q in r.per_query]
-        out[r.strategy.name] = {}
+        out[r.strategy.name] = {
+            m: _paired(r.values(m, shared), base.values(m, shared), permutations, seed) for m in metrics
+        }
+    _add_holm(out, metrics)
+    return out
+
+
+def compare_runs(
+    run: Mapping[str, Any],
+    before: Mapping[str, Any],
+    metrics: Sequence[str] | None = None,
+    permutations: int = 10_000,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each strategy of ``run`` against the strategy of the same name in ``before``: an A/B of two runs.
+
+    Two runs over the same query set and judgments -- before and after a change of model, index
+    settings or fusion weights -- are compared query by query on the queries both answered, with
+    the same statistics as :func:`compare` (``before_mean`` and ``after_mean`` added), Holm's
+    correction over the strategies compared per metric.
+
+    Args:
+        run: a run's JSON form (:meth:`RelevanceResult.to_dict`, what ``relevance.json`` holds), the "after".
+        before: the earlier run, the "before".
+        metrics: metrics compared (default: those of both runs).
+        permutations: sign flips of the randomisation test.
+        seed: its random seed.
+
+    Raises:
+        ConfigError: the runs share no strategy name or no metric.
+
+    Examples:
+        >>> def one(name, values):
+        ...     return {"metrics": ["ndcg@10"], "strategies": [{"strategy": {"name": name},
+        ...             "per_query": {str(q): {"ndcg@10": v} for q, v in enumerate(values)}}]}
+        >>> c = compare_runs(one("image", [1.0, 0.5, 0.5]), one("image", [0.5, 0.5, 1.0]))
+        >>> c["image"]["ndcg@10"]["wins"], c["image"]["ndcg@10"]["losses"], c["image"]["ndcg@10"]["delta"]
+        (1, 1, 0.0)
+    """
+
+    def by_name(r: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+        return {s["strategy"]["name"]: s["per_query"] for s in r.get("strategies", [])}
+
+    after_runs, before_runs = by_name(run), by_name(before)
+    names = [n for n in after_runs if n in before_runs]
+    if not names:
+        raise ConfigError("the two runs share no strategy name: nothing to compare")
+    metrics = list(metrics or [m for m in run.get("metrics", []) if m in before.get("metrics", [])])
+    if not metrics:
+        raise ConfigError("the two runs share no metric: nothing to compare")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in names:
+        a, b = after_runs[name], before_runs[name]
+        shared = [q for q in b if q in a]
+        out[name] = {}
         for m in metrics:
-            a, b = r.values(m, shared), base.values(m, shared)
-            wins, ties, losses = wins_ties_losses(a, b)
-            out[r.strategy.name][m] = {
-                "queries": len(shared),
-                "delta": float(np.mean(np.subtract(a, b))) if shared else 0.0,
-                "wins": wins,
-                "ties": ties,
-                "losses": losses,
-                "p": randomisation_test(a, b, permutations, seed),
-                "p_t": paired_t_test(a, b),
-            }
-    for m in metrics:
-        names = list(out)
-        for name, adjusted in zip(names, holm([out[n][m]["p"] for n in names])):
-            out[name][m]["p_holm"] = adjusted
+            after, earlier = [a[q][m] for q in shared], [b[q][m] for q in shared]
+            out[name][m] = _paired(after, earlier, permutations, seed)
+            out[name][m]["after_mean"] = float(np.mean(after)) if shared else 0.0
+            out[name][m]["before_mean"] = float(np.mean(earlier)) if shared else 0.0
+    _add_holm(out, metrics)
     return out
 
 

@@ -102,6 +102,42 @@ def plot(run: Mapping[str, Any], path: str | Path, metric: str | None = None) ->
     return path
 
 
+def comparison_markdown(
+    comparison: Mapping[str, Mapping[str, Mapping[str, Any]]], permutations: int | None = None
+) -> str:
+    """A table of :func:`~vistag.relevance.evaluate.compare_runs`: per strategy and metric, before -> after,
+    the difference with wins/ties/losses and the Holm-corrected p-value.
+
+    Examples:
+        >>> c = {"image": {"ndcg@10": {"queries": 3, "before_mean": 0.5, "after_mean": 0.6, "delta": 0.1,
+        ...                            "wins": 2, "ties": 1, "losses": 0, "p": 0.5, "p_holm": 0.5}}}
+        >>> print(comparison_markdown(c).splitlines()[2])
+        | image | 3 | 0.500 -> 0.600; +0.100, 2/1/0, p 0.500 |
+    """
+    metrics = list(dict.fromkeys(m for by_metric in comparison.values() for m in by_metric))
+    head = ["strategy", "queries", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, by_metric in comparison.items():
+        queries = next(iter(by_metric.values()))["queries"] if by_metric else 0
+        cells = [name, str(queries)]
+        for m in metrics:
+            c = by_metric.get(m)
+            cells.append(
+                f"{c['before_mean']:.3f} -> {c['after_mean']:.3f}; {c['delta']:+.3f}, "
+                f"{c['wins']}/{c['ties']}/{c['losses']}, p {_p(c['p_holm'])}"
+                if c
+                else ""
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    flips = f"{permutations} sign flips, " if permutations else ""
+    note = (
+        "\nEach cell: the mean before -> after on the queries both runs answered; the difference, wins/ties/losses "
+        f"of the later run, and the p-value of the two-sided paired randomisation test ({flips}Holm's correction "
+        f"over the {len(comparison)} strategies compared; paired t-test p-values in the JSON)."
+    )
+    return "\n".join([*lines, note]) + "\n"
+
+
 def write_report(run: Mapping[str, Any], folder: str | Path, name: str = "relevance") -> dict[str, Path]:
     """Write ``NAME.json``, ``NAME.md`` and ``NAME.png`` into ``folder``; return their paths."""
     folder = Path(folder)

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="queries: draw a query set from a catalog's held-out rows. run: every strategy over the query "
         "set, nDCG/recall/precision/MRR@k, wins/ties/losses and paired significance tests against a baseline, "
         "latency; writes relevance.json, .md and .png. tune: choose a hybrid's weights on part of the queries, "
-        "report on the rest. report: render a run's JSON again.",
+        "report on the rest. report: render a run's JSON again, or (--against) compare it with an earlier run, "
+        "query by query.",
     )
     add_connection(rel)
     rel.add_argument("action", choices=("queries", "run", "tune", "report"))
@@ -57,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rel.add_argument("--relations", default=None, help="tag relations file (tags, expand, hybrid)")
     rel.add_argument("--metric", default="ndcg", help="tune: the metric maximised (default %(default)s)")
     rel.add_argument("--run", default=None, help="report: a run's relevance.json")
+    rel.add_argument(
+        "--against",
+        default=None,
+        help="report: an earlier run's relevance.json (same queries and judgments); compares each strategy of "
+        "--run with the same strategy there, query by query (comparison.json, comparison.md)",
+    )
     rel.add_argument("--permutations", type=int, default=10_000, help="randomisation test (default %(default)s)")
     rel.add_argument("--seed", type=int, default=0)
     rel.add_argument("--out", default="relevance", help="folder of the report (default %(default)s)")
@@ -119,6 +126,25 @@ def _context(args: argparse.Namespace, strategies: list[Any]) -> Any:
     return context
 
 
+def _write_comparison(args: argparse.Namespace) -> dict[str, Path]:
+    """``report --run AFTER --against BEFORE``: the paired comparison of two runs, as JSON and Markdown."""
+    from vistag.relevance.evaluate import compare_runs
+    from vistag.relevance.report import comparison_markdown, read_run
+
+    comparison = compare_runs(
+        read_run(args.run), read_run(args.against), permutations=args.permutations, seed=args.seed
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "comparison.json", "markdown": out / "comparison.md"}
+    info = {"after": str(args.run), "before": str(args.against), "permutations": args.permutations}
+    paths["json"].write_text(json.dumps({"info": info, "comparisons": comparison}, indent=1))
+    paths["markdown"].write_text(
+        f"{args.run} against {args.against}\n\n" + comparison_markdown(comparison, args.permutations)
+    )
+    return paths
+
+
 def run_relevance(args: argparse.Namespace) -> int:
     """Draw a query set, run or tune strategies, or render a report."""
     from vistag.relevance.report import read_run, write_report
@@ -126,6 +152,9 @@ def run_relevance(args: argparse.Namespace) -> int:
     if args.action == "report":
         if not args.run:
             raise ConfigError("report needs --run RELEVANCE_JSON")
+        if args.against:
+            print_json({k: str(v) for k, v in _write_comparison(args).items()})
+            return 0
         print_json({k: str(v) for k, v in write_report(read_run(args.run), args.out).items()})
         return 0
     if not args.queries:
