@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -94,9 +95,17 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results-relevance"), help="reports go here")
     args = parser.parse_args()
-    data = default_data_dir()
     print(f"machine: {machine()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="vistag-relevance-"))
+    try:
+        measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Index the catalog into each engine, run every strategy and write the reports; scratch files in ``work``."""
+    data = default_data_dir()
     with open(data / "labels.csv", newline="", encoding="utf-8") as fh:
         all_rows = list(csv.DictReader(fh))[: args.limit]
     catalog = work / "catalog.csv"
@@ -128,44 +137,46 @@ def main() -> None:
     summary: dict = {"machine": machine(), "docs": len(all_rows), "queries": len(queries), "model": embedder.model_id}
     for engine in args.engines:
         node = LocalNode(engine, name="bench", heap="1g")
-        client = connect(ConnectionSettings(urls=(node.start(),)))
-        index = "bench-products"
-        client.delete_index(index)
-        batch = BatchEmbedder(embedder, store, cache, workers=2)
-        options = IndexOptions(index=index, progress=False, dead_letter=work / f"{engine}.jsonl", chunk_size=1000)
-        indexed = run_index(client, catalog, schema, batch, options)
-        batch.close()
-        assert indexed.ok, indexed.to_dict()
-        print(f"{engine}: indexed {indexed.indexed} into {index} in {indexed.seconds:.0f}s", flush=True)
-        searcher = Searcher(client, index, embedder=embedder)
-        chosen = strategies(searcher.fusion_site("rrf") == "engine", projection is not None)
-        summary[engine] = {}
-        for name, judged in judgments.items():
-            result = evaluate(
-                searcher, index, queries, judged, chosen, k=K, context=context, permutations=args.permutations
-            )
-            run = result.to_dict()
-            run["info"]["judgments_from"] = f"labels: same {name}"
-            paths = write_report(run, args.out, f"{engine}-{name.replace('+', '-')}")
-            print(f"\n{engine}, relevant = same {name} ({paths['markdown']}):\n{markdown(run)}", flush=True)
-            summary[engine][name] = {"summary": run["summary"], "comparisons": run["comparisons"]}
-        if has_rank_eval(searcher):
-            keyword = chosen[0]
-            theirs = rank_eval(searcher, queries, judgments["type+colour"], keyword, "ndcg", K)
-            mine = evaluate(searcher, index, queries, judgments["type+colour"], [keyword], k=K, permutations=1)
-            diff = max(abs(theirs[q] - v[f"ndcg@{K}"]) for q, v in mine.strategies[0].per_query.items())
-            print(f"_rank_eval nDCG@{K} of BM25 against vistag's, largest per-query difference: {diff:.2e}")
-            summary[engine]["rank_eval_max_difference"] = diff
-        else:
-            print(f"_rank_eval: {engine} has no rank-eval module (skipped)")
-        if projection is not None:
-            tuned = tune(searcher, index, queries, judgments["type+colour"], chosen[-2], k=K, context=context)
-            print(
-                f"\nweights tuned on {len(tuned.tuned_on)} queries: {tuned.weights} (nDCG@{K} {tuned.tuning_score:.3f}); "
-                f"on the other queries:\n{markdown(tuned.held_out.to_dict())}"
-            )
-            summary[engine]["tuned"] = {"weights": tuned.weights, "held_out": tuned.held_out.to_dict()["summary"]}
-        node.stop()
+        try:
+            client = connect(ConnectionSettings(urls=(node.start(),)))
+            index = "bench-products"
+            client.delete_index(index)
+            batch = BatchEmbedder(embedder, store, cache, workers=2)
+            options = IndexOptions(index=index, progress=False, dead_letter=work / f"{engine}.jsonl", chunk_size=1000)
+            indexed = run_index(client, catalog, schema, batch, options)
+            batch.close()
+            assert indexed.ok, indexed.to_dict()
+            print(f"{engine}: indexed {indexed.indexed} into {index} in {indexed.seconds:.0f}s", flush=True)
+            searcher = Searcher(client, index, embedder=embedder)
+            chosen = strategies(searcher.fusion_site("rrf") == "engine", projection is not None)
+            summary[engine] = {}
+            for name, judged in judgments.items():
+                result = evaluate(
+                    searcher, index, queries, judged, chosen, k=K, context=context, permutations=args.permutations
+                )
+                run = result.to_dict()
+                run["info"]["judgments_from"] = f"labels: same {name}"
+                paths = write_report(run, args.out, f"{engine}-{name.replace('+', '-')}")
+                print(f"\n{engine}, relevant = same {name} ({paths['markdown']}):\n{markdown(run)}", flush=True)
+                summary[engine][name] = {"summary": run["summary"], "comparisons": run["comparisons"]}
+            if has_rank_eval(searcher):
+                keyword = chosen[0]
+                theirs = rank_eval(searcher, queries, judgments["type+colour"], keyword, "ndcg", K)
+                mine = evaluate(searcher, index, queries, judgments["type+colour"], [keyword], k=K, permutations=1)
+                diff = max(abs(theirs[q] - v[f"ndcg@{K}"]) for q, v in mine.strategies[0].per_query.items())
+                print(f"_rank_eval nDCG@{K} of BM25 against vistag's, largest per-query difference: {diff:.2e}")
+                summary[engine]["rank_eval_max_difference"] = diff
+            else:
+                print(f"_rank_eval: {engine} has no rank-eval module (skipped)")
+            if projection is not None:
+                tuned = tune(searcher, index, queries, judgments["type+colour"], chosen[-2], k=K, context=context)
+                print(
+                    f"\nweights tuned on {len(tuned.tuned_on)} queries: {tuned.weights} (nDCG@{K} {tuned.tuning_score:.3f}); "
+                    f"on the other queries:\n{markdown(tuned.held_out.to_dict())}"
+                )
+                summary[engine]["tuned"] = {"weights": tuned.weights, "held_out": tuned.held_out.to_dict()["summary"]}
+        finally:
+            node.stop()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"\nwritten {args.out}")
 
