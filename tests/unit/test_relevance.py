@@ -202,6 +202,8 @@ def test_compare_runs_pairs_each_strategy_with_its_namesake_query_by_query(tmp_p
         compare_runs(_run(_result("x", {"q": 1.0})), before)
     with pytest.raises(ConfigError, match="no metric"):
         compare_runs({**after, "metrics": ["mrr@10"]}, before)
+    with pytest.raises(ConfigError, match="earlier run is not a relevance run"):
+        compare_runs(after, {"strategies": [{"name": "image"}]})
     from vistag.cli.main import main
 
     (tmp_path / "after.json").write_text(json.dumps(after))

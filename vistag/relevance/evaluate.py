@@ -207,10 +207,13 @@ def compare_runs(
         (1, 1, 0.0)
     """
 
-    def by_name(r: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-        return {s["strategy"]["name"]: s["per_query"] for s in r.get("strategies", [])}
+    def by_name(r: Mapping[str, Any], which: str) -> dict[str, dict[str, dict[str, float]]]:
+        try:
+            return {s["strategy"]["name"]: dict(s["per_query"]) for s in r.get("strategies", [])}
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ConfigError(f"the {which} run is not a relevance run: strategies need a name and per_query") from e
 
-    after_runs, before_runs = by_name(run), by_name(before)
+    after_runs, before_runs = by_name(run, "later"), by_name(before, "earlier")
     names = [n for n in after_runs if n in before_runs]
     if not names:
         raise ConfigError("the two runs share no strategy name: nothing to compare")
