@@ -22,9 +22,14 @@ rows whose labels agree with their twins' (byte-identical photos and near twins,
 network's vectors (exact kNN for the relevance benchmark's 300 query photos: recall@10 same
 type, nDCG@10 same type and colour). ``--check-split`` repeats it on a second split (test
 rows by id hash, seed 1) kept apart from the first; ``--no-paper`` skips the paper-setting
-models (about a third of the time).
+models (about a third of the time). With ``--backbone efficientnet-lite0-colour`` both are
+the colour backbone's; ``--baseline DIR`` (repeatable) adds other models (the default frozen one,
+say) to the photo-only table, first, for the catalog split.
 
     python benchmarks/bench_tagging.py [--cold] [--fine-tune [--check-split]] [--no-paper] [--out benchmarks/out]
+    python benchmarks/bench_tagging.py --fine-tune --no-paper --backbone efficientnet-lite0-colour \
+        --out benchmarks/out/colour --baseline benchmarks/out/catalog-frozen/model-full \
+        --baseline benchmarks/out/catalog-fine-tuned/model-full
 
 References:
     F. Li, S. Kant, S. Araki, S. Bangera, S. S. Shukla, "Neural Networks for Fashion Image Classification and Visual Search".
@@ -371,6 +376,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="image search query photos (default %(default)s)")
     parser.add_argument("--no-paper", action="store_true", help="skip the paper-setting models (Li et al.'s filter)")
     parser.add_argument("--reuse", action="store_true", help="keep model directories a previous run left in --out")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --fine-tune: a model directory compared first in the catalog split's photo-only table "
+        "(named by its folder; repeatable)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_index import machine
@@ -396,6 +409,13 @@ def main() -> None:
             slug = f"{split_name.split()[0]}-{name}"
             variants[name] = run_variant(args, args.out / slug, flags, split, env)
         models = {name: v["model"] for name, v in variants.items()}
+        if split_name == "catalog split" and args.baseline:
+            baselines = {}
+            for directory in args.baseline:
+                if splits_of(directory) != splits_of(models["frozen"]):
+                    sys.exit(f"--baseline {directory}: trained on another split than the catalog's")
+                baselines[directory.parent.name if directory.name == "model-full" else directory.name] = directory
+            models = {**baselines, **models}
         print(f"\n=== {split_name}: frozen vs fine-tuned ===")
         compared = photo_only(models, args.data, splits_of(models["frozen"]), args.queries)
         summary[split_name] = {

@@ -170,3 +170,84 @@ def test_an_index_embedded_by_one_network_refuses_queries_from_another(models, n
         reference_index_tagger(client, "products", CatalogSchema.bundled(), model_id=tuned.model_id)
     finally:
         client.close()
+
+
+def test_a_colour_backbone_fine_tunes_its_network_and_keeps_each_photos_colour_block(data_dir, tmp_path, monkeypatch):
+    """``--backbone efficientnet-lite0-colour --fine-tune``: the network is fine-tuned under the colour block
+    (read from the pixels), and the saved model embeds a photo as training embedded it."""
+    from vistag.images import ImageStore, sha256_of
+    from vistag.models.backbones import weights_digest
+    from vistag.models.cache import EmbeddingCache
+    from vistag.models.loading import load_model
+
+    catalog, images, rows = write_slice(data_dir, tmp_path, 80, start=11, step=97)
+    monkeypatch.setenv("VISTAG_HOME", str(tmp_path / "home"))
+    tuned = tmp_path / "tuned"
+    _train(
+        catalog,
+        images,
+        tuned,
+        tmp_path,
+        "--backbone",
+        "efficientnet-lite0-colour",
+        "--fine-tune",
+        "--fine-tune-epochs",
+        "1",
+    )
+    config = json.loads((tuned / "vistag-model.json").read_text())
+    digest = weights_digest(tuned / "backbone.pt")
+    assert config["model_id"] == f"efficientnet-lite0-colour@1-128px-meanmidgrid-lab0.5-att-ft{digest}"
+    cache = tmp_path / "home" / "cache" / "embeddings"
+    assert (cache / "efficientnet-lite0@1-128px-meanmidgrid-mid10-views2-seed0").is_dir()  # the plain network's maps
+    loaded = load_model(tuned, device="cpu")
+    store = ImageStore(images)
+    photos = [store.load(r["file"]).image for r in rows[:4]]
+    first = loaded.embedder.embed_images(photos)
+    assert first.shape == (4, 2048)
+    trained, found = EmbeddingCache(cache, config["model_id"], 2048).get_many(
+        [sha256_of(store.read(r["file"])) for r in rows[:4]]
+    )
+    assert all(found)
+    assert float(np.min(np.sum(trained * first, axis=1))) > 0.999  # the vectors the heads were trained on
+    # the colour block is the published backbone's, read from the pixels (a rebuild that dropped or
+    # shuffled it would differ: the photos' colours differ)
+    from vistag.models.finetune import extra_block
+    from vistag.models.loading import create_embedder
+
+    published = create_embedder("efficientnet-lite0-colour", device="cpu").embed_images(photos)
+    assert np.allclose(extra_block(first, 1840), extra_block(published, 1840), atol=1e-4)
+
+
+@pytest.mark.parametrize("fine_tune", [False, True], ids=["published", "fine-tuned"])
+def test_head_vectors_embed_through_the_trained_hidden_layer(data_dir, tmp_path, monkeypatch, fine_tune):
+    """``--head-vectors``: the model embeds with its network and the trained head's hidden layer, a photo from its
+    pixels as training embedded it, under an id of its own; a tampered weights file is refused."""
+    from vistag.images import ImageStore, sha256_of
+    from vistag.models.backbones import weights_digest
+    from vistag.models.cache import EmbeddingCache
+    from vistag.models.loading import load_model
+
+    catalog, images, rows = write_slice(data_dir, tmp_path, 80, start=13, step=89)
+    monkeypatch.setenv("VISTAG_HOME", str(tmp_path / "home"))
+    out = tmp_path / "hv"
+    flags = ["--fine-tune", "--fine-tune-epochs", "1"] if fine_tune else []
+    _train(catalog, images, out, tmp_path, "--hidden", "64", "--head-vectors", *flags)
+    config = json.loads((out / "vistag-model.json").read_text())
+    digest = weights_digest(out / "backbone.pt")
+    stem = "efficientnet-lite0@1-128px-meanmidgrid" + ("-att" if fine_tune else "")
+    assert config["model_id"] == f"{stem}-hv64-ft{digest}"
+    assert config["info"]["training"]["head_vectors"]["width"] == 64
+    loaded = load_model(out, device="cpu")
+    assert loaded.embedder.dim == 64 and loaded.tagging is not None
+    store = ImageStore(images)
+    photos = [store.load(r["file"]).image for r in rows[:4]]
+    fresh = loaded.embedder.embed_images(photos)
+    cache = EmbeddingCache(tmp_path / "home" / "cache" / "embeddings", config["model_id"], 64)
+    trained, found = cache.get_many([sha256_of(store.read(r["file"])) for r in rows[:4]])
+    assert all(found)
+    tolerance = 0.99 if fine_tune else 0.9999  # fine-tuned: from float16 feature maps
+    assert float(np.min(np.sum(trained * fresh, axis=1))) > tolerance
+    assert loaded.tagging.predict(fresh).attributes[TASK].shape == (4, len(loaded.tagging.attributes[0].classes))
+    (out / "backbone.pt").write_bytes((out / "backbone.pt").read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(ConfigError, match="are not those of"):
+        load_model(out, device="cpu")

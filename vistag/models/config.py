@@ -35,6 +35,11 @@ class BackboneConfig:
         attention: EfficientNet-Lite with Chen et al.'s spatial attention module after its
             last block (:class:`vistag.models.backbones.SpatialAttention`; trained by
             ``vistag train --fine-tune``).
+        head_vectors: when above 0, the network is followed by the multi-task head's
+            standardisation and hidden layer of this width, trained with the heads, and the
+            embedding is that layer's output (:class:`vistag.models.backbones.HeadVectors`;
+            ``vistag train --head-vectors``): image search reads what the heads learnt to
+            tell apart. ``embedding_dim`` is this width; the weights are the model directory's.
         tuned: the first 12 hex digits of the sha256 of fine-tuned weights (``vistag train
             --fine-tune``); empty for the published weights. The weights themselves live in
             the model directory, so a tuned config is built from there.
@@ -53,6 +58,7 @@ class BackboneConfig:
     colour: float = 0.0
     flip: bool = False
     attention: bool = False
+    head_vectors: int = 0
     tuned: str = ""
 
     def with_input_size(self, size: int | None) -> BackboneConfig:
@@ -73,6 +79,8 @@ class BackboneConfig:
             suffix += "-flip"
         if self.attention:
             suffix += "-att"
+        if self.head_vectors:
+            suffix += f"-hv{self.head_vectors}"
         if self.tuned:
             suffix += f"-ft{self.tuned}"
         return f"{self.name}@{self.version}-{self.input_size}px{suffix}"

@@ -41,7 +41,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -168,6 +168,8 @@ class MidActivations:
 
     def __init__(self, embedder: Any, views: int = 2, seed: int = 0) -> None:
         lite = embedder.model
+        if embedder.config.colour and isinstance(getattr(lite, "net", None), LiteMeanMid):
+            lite = lite.net  # ColourJoined: the colour evidence is read from the pixels, not from the maps
         if embedder.compiled or not isinstance(lite, LiteMeanMid):
             raise ConfigError(
                 f"{embedder.model_id}: fine-tuning needs an EfficientNet-Lite backbone with mean+mid(grid) pooling "
@@ -184,7 +186,11 @@ class MidActivations:
             probe = lite.to_mid(torch.zeros(1, 3, self.config.input_size, self.config.input_size, device=self.device))
         self.shape: tuple[int, int, int] = tuple(probe.shape[1:])  # type: ignore[assignment]
         self.dim = views * math.prod(self.shape)
-        self.model_id = f"{embedder.model_id}-mid{lite.mid_index}-views{views}-seed{seed}"
+        network = self.config
+        if network.colour:  # the maps are the published network's: shared with the backbone without colour
+            network = replace(network, name=network.name.removesuffix("-colour"), colour=0.0)
+        network_id = network.model_id
+        self.model_id = f"{network_id}-mid{lite.mid_index}-views{views}-seed{seed}"
         self._batches = 0
 
     @torch.inference_mode()
@@ -255,17 +261,55 @@ def trainable_parameters(network: LiteMeanMid, stages: int) -> list[tuple[str, t
     return chosen
 
 
+def joined(vectors: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+    """The embedding the heads read: the network's unit vectors, joined with each row's fixed ``extra``
+    block when there is one (the colour evidence of a ``-colour`` backbone, at the norm
+    :class:`~vistag.models.colour.ColourJoined` gives it), the whole L2-normalised as the embedder does.
+
+    Examples:
+        >>> import torch
+        >>> joined(torch.tensor([[3.0, 4.0]]), None).tolist()
+        [[0.6000000238418579, 0.800000011920929]]
+        >>> joined(torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0]])).tolist()
+        [[0.6000000238418579, 0.800000011920929, 0.0]]
+    """
+    vectors = F.normalize(vectors, dim=1)
+    return vectors if extra is None else F.normalize(torch.cat([vectors, extra.to(vectors)], dim=1), dim=1)
+
+
+def extra_block(x: np.ndarray, dim: int) -> np.ndarray | None:
+    """The fixed block that follows the network's ``dim`` numbers in embeddings ``x`` (``None`` if nothing
+    follows), at the norm it had before the embedder normalised the whole (so :func:`joined` rebuilds ``x``).
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.6, 0.8, 1.0]]) / np.sqrt(2)  # a unit vector of 2 numbers, then a block of norm 1
+        >>> np.round(extra_block(x, 2), 6).tolist()
+        [[1.0]]
+    """
+    if x.shape[1] == dim:
+        return None
+    cnn = np.linalg.norm(x[:, :dim].astype(np.float32), axis=1, keepdims=True)
+    return (x[:, dim:].astype(np.float32) / np.maximum(cnn, 1e-12)).astype(np.float32)
+
+
 @torch.inference_mode()
-def embed_maps(network: LiteMeanMid, maps: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Unit embeddings of cached middle-stage maps ``(N, C, H, W)`` (one view), float32, on the network's device."""
+def embed_maps(
+    network: LiteMeanMid, maps: np.ndarray, extra: np.ndarray | None = None, batch_size: int = 512
+) -> np.ndarray:
+    """Embeddings of cached middle-stage maps ``(N, C, H, W)`` (one view), float32, computed on the network's
+    device: unit vectors, joined with the rows' ``extra`` block when given (see :func:`joined`).
+    """
     network.eval()
     device = next(network.parameters()).device
     out = []
     for start in range(0, len(maps), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(maps[start : start + batch_size])).to(device).float()
-        emb = F.normalize(network.from_mid(x.contiguous(memory_format=torch.channels_last)), dim=1)
+        more = None if extra is None else torch.from_numpy(extra[start : start + batch_size])
+        emb = joined(network.from_mid(x.contiguous(memory_format=torch.channels_last)), more)
         out.append(emb.cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, network.dim), np.float32)
+    dim = network.dim + (0 if extra is None else extra.shape[1])
+    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
 
 
 def fine_tune(
@@ -279,6 +323,9 @@ def fine_tune(
     class_weighting: str = "sqrt",
     progress: bool = False,
     device: str | torch.device = "cpu",
+    *,
+    train_extra: np.ndarray | None = None,
+    val_extra: np.ndarray | None = None,
 ) -> FineTuneResult:
     """Train the network's last stages and the multi-task head together (see the module docstring).
 
@@ -294,13 +341,27 @@ def fine_tune(
         progress: show a progress bar over steps.
         device: where the network and head train (the cached maps stay in host memory; each
             batch is copied over).
+        train_extra: a fixed block joined to each training row's network vector before the head
+            (:func:`joined`; the colour evidence of a ``-colour`` backbone, :func:`extra_block`).
+        val_extra: the same for the validation rows.
 
     Returns:
         The network and head of the best epoch, the history, and the saved weights with their digest.
     """
     with seeded(config.seed):
         return _fine_tune(
-            network, head, train, train_maps, val, val_maps, config, class_weighting, progress, torch.device(device)
+            network,
+            head,
+            train,
+            train_maps,
+            val,
+            val_maps,
+            config,
+            class_weighting,
+            progress,
+            torch.device(device),
+            train_extra,
+            val_extra,
         )
 
 
@@ -315,6 +376,8 @@ def _fine_tune(
     class_weighting: str,
     progress: bool,
     device: torch.device,
+    train_extra: np.ndarray | None,
+    val_extra: np.ndarray | None,
 ) -> FineTuneResult:
     import copy
 
@@ -329,6 +392,7 @@ def _fine_tune(
     tags = torch.from_numpy(train.tags).to(device) if train.tags is not None and head.config.n_tags else None
     tag_mask = torch.from_numpy(train.tag_mask).to(device) if tags is not None and train.tag_mask is not None else None
     steps = max(1, math.ceil(n / config.batch_size))
+    extra = None if train_extra is None else torch.from_numpy(np.ascontiguousarray(train_extra, np.float32)).to(device)
     groups = [
         {"params": [p for _, p in chosen], "lr": config.backbone_lr},
         {"params": list(head.parameters()), "lr": config.lr},
@@ -350,7 +414,8 @@ def _fine_tune(
 
     def score() -> dict[str, float]:
         assert val is not None and val_maps is not None
-        return validation_score(head, Split(embed_maps(network, val_maps[:, 0]), val.targets, val.tags, val.tag_mask))
+        x = embed_maps(network, val_maps[:, 0], val_extra)
+        return validation_score(head, Split(x, val.targets, val.tags, val.tag_mask))
 
     history: list[dict] = []
     best_score, best_epoch, stale = -1.0, 0, 0
@@ -370,7 +435,8 @@ def _fine_tune(
         for step in range(steps):
             idx = np.sort(order[step * config.batch_size : (step + 1) * config.batch_size])
             maps = torch.from_numpy(train_maps[idx, picks[idx]]).to(device).float()
-            out = head(F.normalize(network.from_mid(maps.contiguous(memory_format=torch.channels_last)), dim=1))
+            more = None if extra is None else extra[torch.from_numpy(idx)]
+            out = head(joined(network.from_mid(maps.contiguous(memory_format=torch.channels_last)), more))
             ti = torch.from_numpy(idx).to(device)
             total += optimise_batch(opt, sched, out, ti, ys, weights, tags, tag_mask, config.label_smoothing)
             bar.update(1)

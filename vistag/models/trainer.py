@@ -235,6 +235,7 @@ def train(
     max_pixels: int | None = None,
     progress: bool = False,
     fine_tune: FineTuneConfig | None = None,
+    head_vectors: bool = False,
 ) -> TrainResult:
     """Embed a labelled catalog (through the embedding cache), train the heads and write the model directory.
 
@@ -262,6 +263,9 @@ def train(
         progress: progress bars.
         fine_tune: also train the network's last stages with the heads
             (:func:`fine_tune_model`); the model then carries its own network and model id.
+        head_vectors: then embed with the network followed by the trained head's hidden layer
+            (:func:`head_vectors_model`): the vectors that are indexed and searched are those
+            the heads read their tasks from, and the heads are trained afresh on them.
 
     Raises:
         ConfigError: nothing to learn, no training rows, ``text_image`` without titles, or
@@ -318,6 +322,12 @@ def train(
             max_pixels=max_pixels,
             split_info=split.to_dict(),
             progress=progress,
+        )
+    if head_vectors:
+        if settings.title_column:
+            raise ConfigError("head vectors embed the photo alone: drop --title-aware")
+        model, data = head_vectors_model(
+            model, data, splits, settings, split_info=split.to_dict(), cache_dir=cache_dir, progress=progress
         )
     projection = None
     if text_image:
@@ -400,11 +410,11 @@ def fine_tune_model(
     from vistag.errors import ImageLoadError
     from vistag.models.cache import EmbeddingCache
     from vistag.models.embedding import open_batch_embedder
-    from vistag.models.finetune import MidActivations, embed_maps
+    from vistag.models.finetune import MidActivations, embed_maps, extra_block
     from vistag.models.finetune import fine_tune as run_fine_tune
 
-    if embedder.config.colour or embedder.config.flip or embedder.config.tuned:
-        raise ConfigError(f"{embedder.model_id}: fine-tune the plain published network (no colour, flip or tuning)")
+    if embedder.config.flip or embedder.config.tuned:
+        raise ConfigError(f"{embedder.model_id}: fine-tune the published network (no flip averaging or tuning)")
     started = time.monotonic()
     acts = MidActivations(embedder, config.views, config.seed)
     maps = np.empty((len(data), config.views, *acts.shape), np.float16)
@@ -421,7 +431,9 @@ def fine_tune_model(
         bar.close()
     maps_s = time.monotonic() - started
     logger.info("feature maps of %d rows in %.0fs (%d computed)", len(data), maps_s, batch.computed)
-    network = copy.deepcopy(embedder.model)
+    network = copy.deepcopy(acts.lite)
+    # a -colour backbone: each row's colour block (read from the pixels, not trained) joins the network's vector
+    extra = extra_block(data.x, network.dim)
     if config.attention:
         network.add_attention(embedder.config.input_size)
     train_rows, val_rows = np.nonzero(splits == TRAIN)[0], np.nonzero(splits == VAL)[0]
@@ -443,9 +455,11 @@ def fine_tune_model(
         settings.train.class_weighting,
         progress,
         device=embedder.device,
+        train_extra=None if extra is None else extra[train_rows],
+        val_extra=None if extra is None or not len(val_rows) else extra[val_rows],
     )
     tuned = replace(embedder.config, attention=config.attention, tuned=result.digest)
-    tuned_data = replace(data, x=embed_maps(result.network, maps[:, 0]))
+    tuned_data = replace(data, x=embed_maps(result.network, maps[:, 0], extra))
     model = train_model(
         tuned_data,
         splits,
@@ -478,6 +492,100 @@ def fine_tune_model(
         "seconds": round(time.monotonic() - started, 1),
     }
     return model, tuned_data
+
+
+def head_vectors_model(
+    trained: TaggingModel,
+    data: EmbeddedCatalog,
+    splits: np.ndarray,
+    settings: TrainSettings,
+    *,
+    split_info: dict | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[TaggingModel, EmbeddedCatalog]:
+    """The model whose network ends in ``trained``'s hidden layer (:class:`~vistag.models.backbones.HeadVectors`).
+
+    Every row's new vector is the hidden layer's output for its current vector (no image is
+    read again), the usual head is trained afresh on those vectors, and the network with
+    the layer is saved as the model's weights under its own model id (``...-hv<width>-ft<sha256>``);
+    with a ``cache_dir`` the vectors are added to the embedding cache under that id.
+
+    Args:
+        trained: a model trained on the network's vectors (frozen or fine-tuned), with a hidden layer.
+        data: the catalog embedded by that network.
+        splits: each row's split.
+        settings: what the new heads learn.
+        split_info: how the split was made (recorded).
+        cache_dir: the embedding cache root.
+        progress: progress bars.
+
+    Returns:
+        The new model (``backbone.head_vectors`` set, ``backbone_weights`` to save) and the
+        catalog with the new vectors.
+
+    Raises:
+        ConfigError: a head without a hidden layer, a model that has head vectors already, or a
+            network that is not EfficientNet-Lite with ``mean+mid(grid)`` pooling.
+    """
+    import hashlib
+    import io
+
+    import torch
+    from torch.nn import functional as F
+
+    from vistag.models.backbones import HeadVectors, LiteMeanMid
+    from vistag.models.cache import EmbeddingCache
+    from vistag.models.registry import builder_for
+
+    width = trained.head.config.hidden
+    if not width:
+        raise ConfigError("head vectors are the head's hidden layer: train with --hidden above 0")
+    if trained.backbone.head_vectors:
+        raise ConfigError(f"{trained.backbone.model_id} embeds with head vectors already")
+    if trained.backbone.pooling not in ("mean+mid", "mean+midgrid"):
+        raise ConfigError(
+            f"{trained.backbone.model_id}: head vectors need EfficientNet-Lite with mean+mid(grid) pooling"
+        )
+    started = time.monotonic()
+    base = replace(trained.backbone, tuned="")
+    network = builder_for(base.name)(base)  # the published weights (the attention module, the colour block)
+    if trained.backbone.tuned:  # the fine-tuned network's own weights
+        assert trained.backbone_weights is not None
+        lite = network if isinstance(network, LiteMeanMid) else network.net
+        lite.load_state_dict(torch.load(io.BytesIO(trained.backbone_weights), map_location="cpu", weights_only=True))
+    module = HeadVectors(network, base.embedding_dim, width).eval()
+    head = trained.head
+    module.mean.copy_(head.mean.cpu())
+    module.std.copy_(head.std.cpu())
+    module.trunk.load_state_dict(head.trunk.state_dict())
+    with torch.inference_mode():
+        parts = [
+            F.normalize(module.project(torch.from_numpy(np.asarray(data.x[i : i + 4096], np.float32))), dim=1).numpy()
+            for i in range(0, len(data), 4096)
+        ]
+    x = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    weights = buffer.getvalue()
+    config = replace(
+        trained.backbone, head_vectors=width, embedding_dim=width, tuned=hashlib.sha256(weights).hexdigest()[:12]
+    )
+    vectors = replace(data, x=x)
+    model = train_model(vectors, splits, config, settings, name=trained.name, split_info=split_info, progress=progress)
+    model.backbone_weights = weights
+    if cache_dir is not None:
+        EmbeddingCache(cache_dir, config.model_id, width).put_many(vectors.sha256, x)
+    for key in ("embedding", "fine_tune"):
+        if key in trained.info["training"]:
+            model.info["training"][key] = trained.info["training"][key]
+    model.info["training"]["head_vectors"] = {
+        "from": trained.backbone.model_id,
+        "width": width,
+        "validation_before": trained.info["validation"],
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    return model, vectors
 
 
 def _split(

@@ -97,6 +97,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fine-tune the network with its heads; the model directory then holds its own network and model id",
     )
+    tune.add_argument(
+        "--head-vectors",
+        action="store_true",
+        help="embed (index, search) with the network followed by the trained head's hidden layer; "
+        "the heads are trained afresh on those vectors (EfficientNet-Lite; with or without --fine-tune)",
+    )
     tune.add_argument("--fine-tune-stages", type=int, default=2, help="last stages trained (default %(default)s)")
     tune.add_argument(
         "--attention",
@@ -240,6 +246,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
         if args.fine_tune
         else None,
+        head_vectors=args.head_vectors,
         **_loading(args),
     )
     if args.json:
