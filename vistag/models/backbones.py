@@ -272,11 +272,32 @@ def build_efficientnet_lite(config: BackboneConfig, weights: str | None = None) 
     return model
 
 
-def weights_digest(path: str | Path) -> str:
-    """The first 12 hex digits of a weights file's sha256 (a fine-tuned model's id)."""
+def _digest(data: bytes) -> str:
     import hashlib
 
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def weights_digest(path: str | Path) -> str:
+    """The first 12 hex digits of a weights file's sha256 (a fine-tuned model's id)."""
+    return _digest(Path(path).read_bytes())
+
+
+def saved_weights(module: nn.Module) -> tuple[bytes, str]:
+    """``module``'s state as the bytes of a ``backbone.pt`` (tensors on the host) and their digest
+    (:func:`weights_digest` of that file: the ``tuned`` part of the model id).
+
+    Examples:
+        >>> data, digest = saved_weights(torch.nn.Linear(2, 1))
+        >>> len(digest)
+        12
+    """
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in module.state_dict().items()}, buffer)
+    data = buffer.getvalue()
+    return data, _digest(data)
 
 
 def load_tuned(module: nn.Module, path: str | Path, config: BackboneConfig) -> None:

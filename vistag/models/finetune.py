@@ -35,8 +35,6 @@ References:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import math
 import time
@@ -50,7 +48,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from vistag.errors import ConfigError
-from vistag.models.backbones import LiteMeanMid
+from vistag.models.backbones import LiteMeanMid, saved_weights
 from vistag.models.heads import MultiTaskHead
 from vistag.models.seeding import seeded
 from vistag.models.training import Split, class_weights, optimise_batch, validation_score
@@ -466,9 +464,7 @@ def _fine_tune(
     head = head.cpu().eval()  # the head is saved and used on the host; the network embeds on ``device``
     for param in network.parameters():
         param.requires_grad_(False)
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in network.state_dict().items()}, buffer)
-    weights_bytes = buffer.getvalue()
+    weights_bytes, digest = saved_weights(network)
     return FineTuneResult(
         network,
         head,
@@ -480,6 +476,6 @@ def _fine_tune(
             "history": history,
         },
         weights_bytes,
-        hashlib.sha256(weights_bytes).hexdigest()[:12],
+        digest,
         [name for name, _ in chosen],
     )

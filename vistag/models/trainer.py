@@ -528,13 +528,12 @@ def head_vectors_model(
         ConfigError: a head without a hidden layer, a model that has head vectors already, or a
             network that is not EfficientNet-Lite with ``mean+mid(grid)`` pooling.
     """
-    import hashlib
     import io
 
     import torch
     from torch.nn import functional as F
 
-    from vistag.models.backbones import HeadVectors, LiteMeanMid
+    from vistag.models.backbones import HeadVectors, LiteMeanMid, saved_weights
     from vistag.models.cache import EmbeddingCache
     from vistag.models.registry import builder_for
 
@@ -565,12 +564,8 @@ def head_vectors_model(
             for i in range(0, len(data), 4096)
         ]
     x = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
-    buffer = io.BytesIO()
-    torch.save(module.state_dict(), buffer)
-    weights = buffer.getvalue()
-    config = replace(
-        trained.backbone, head_vectors=width, embedding_dim=width, tuned=hashlib.sha256(weights).hexdigest()[:12]
-    )
+    weights, digest = saved_weights(module)
+    config = replace(trained.backbone, head_vectors=width, embedding_dim=width, tuned=digest)
     vectors = replace(data, x=x)
     model = train_model(vectors, splits, config, settings, name=trained.name, split_info=split_info, progress=progress)
     model.backbone_weights = weights
