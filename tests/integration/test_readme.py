@@ -48,8 +48,28 @@ def test_the_readme_python_runs_as_printed_and_prints_what_it_says(node, tmp_pat
     node.client().delete_index("readme-products")
 
 
+def shell_lines(code: str) -> list[str]:
+    """The block's command lines, comments dropped and backslash-continued lines joined."""
+    lines: list[str] = []
+    pending = ""
+    for raw in code.splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        lines.append((pending + line).strip())
+        pending = ""
+    assert not pending, f"the block ends inside a continued line: {pending!r}"
+    return lines
+
+
+def test_shell_lines_join_continuations():
+    joined = shell_lines("vistag a \\\n  --b  # c\nvistag d\n")
+    assert [shlex.split(line) for line in joined] == [["vistag", "a", "--b"], ["vistag", "d"]]
+
+
 def test_every_vistag_line_of_the_readme_parses():
-    lines = [line.split("#", 1)[0].strip() for code in blocks("sh") for line in code.splitlines()]
+    lines = [line for code in blocks("sh") for line in shell_lines(code)]
     commands = [line for line in lines if line.startswith("vistag ")]
     assert len(commands) >= 10
     parser = build_parser()
