@@ -74,10 +74,23 @@ def test_trainable_stages_are_the_last_ones(lite):
     assert any(n.startswith("net._conv_head") for n in names)
     frozen = [n for n, p in lite.named_parameters() if not p.requires_grad]
     assert any(n.startswith("net._blocks.10.") for n in frozen) and any(n.startswith("net._conv_stem") for n in frozen)
-    with pytest.raises(ConfigError, match="2 stages follow"):
-        trainable_parameters(lite, 3)
+    three = {name.split(".")[2] for name, _ in trainable_parameters(lite, 3) if name.startswith("net._blocks")}
+    assert three == {"8", "9", "10"} | two  # the middle stage too: its maps are cut earlier
+    with pytest.raises(ConfigError, match="1 to 6 of the network's stages, got 7"):
+        trainable_parameters(lite, 7)
     for p in lite.parameters():
         p.requires_grad_(True)
+
+
+def test_maps_cut_before_the_middle_stage_give_the_same_vector(lite):
+    assert [lite.cut_before(n) for n in (1, 2, 3, 4)] == [10, 10, 7, 4]
+    x = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        early = lite.to_mid(x, lite.cut_before(3))
+        assert early.shape == (2, 80, 8, 8)
+        assert torch.allclose(lite.from_mid(early, 7), lite(x), atol=1e-5)
+        with pytest.raises(RuntimeError):  # maps of another block do not pass for these
+            lite.from_mid(early)
 
 
 def test_views_mirror_and_crop_without_changing_colour():
@@ -184,3 +197,53 @@ def test_a_colour_backbone_shares_the_maps_and_its_vectors_are_rebuilt_from_them
     # the colours differ, so a rebuild that dropped or shuffled the block would not match
     shuffled = embed_maps(acts.lite, maps, extra[[1, 2, 0]])
     assert float(np.min(np.sum(shuffled * vectors, axis=1))) < 0.99
+
+
+def test_maps_cut_for_three_stages_have_their_own_cache_and_rebuild_the_vectors():
+    """``stages=3``: the maps are the 80-channel stage's (``-mid7``, never mixed with the middle stage's
+    cache) and the network's vector rebuilt from them, through the middle stage, is the embedder's."""
+    from PIL import Image
+
+    from vistag.models.finetune import MidActivations, embed_maps
+    from vistag.models.loading import create_embedder
+
+    plain = create_embedder("efficientnet-lite0", device="cpu")
+    rng = np.random.default_rng(1)
+    photos = [Image.fromarray(rng.integers(0, 255, (70, 50, 3), dtype=np.uint8)) for _ in range(2)]
+    acts = MidActivations(plain, views=1, stages=3)
+    assert acts.model_id == "efficientnet-lite0@1-128px-meanmidgrid-mid7-views1-seed0"
+    assert acts.shape == (80, 8, 8)
+    maps = acts.embed_prepared([plain.prepare(p) for p in photos]).reshape(len(photos), *acts.shape)
+    vectors = plain.embed_images(photos)
+    assert float(np.min(np.sum(embed_maps(acts.lite, maps, cut=acts.cut) * vectors, axis=1))) > 0.999
+    assert float(np.min(np.sum(embed_maps(acts.lite, maps[:, :, :4, :4], cut=acts.cut) * vectors, axis=1))) < 0.99
+    with pytest.raises(ConfigError, match="got 0"):
+        MidActivations(plain, views=1, stages=0)
+
+
+@pytest.mark.parametrize(
+    ("config", "title_aware", "message"),
+    [
+        (FineTuneConfig(stages=7), False, "1 to 6 of the network's stages, got 7"),
+        (FineTuneConfig(), True, "drop --title-aware"),
+    ],
+)
+def test_train_refuses_a_fine_tune_it_cannot_run_before_reading_any_image(tmp_path, config, title_aware, message):
+    """The check comes first: the catalog named here does not exist, so a late check would fail on it instead."""
+    from vistag.catalog import CatalogSchema
+    from vistag.models.trainer import TrainSettings, train
+
+    schema = CatalogSchema(category=("articleType",))
+    settings = TrainSettings.for_schema(schema, title_aware=title_aware)
+    with pytest.raises(ConfigError, match=message):
+        train(
+            tmp_path / "no-such-catalog.csv",
+            tmp_path / "model",
+            images=tmp_path / "no-such-images",
+            schema=schema,
+            backbone="efficientnet-lite0",
+            settings=settings,
+            device="cpu",
+            fine_tune=config,
+        )
+    assert not (tmp_path / "model").exists()

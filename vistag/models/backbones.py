@@ -138,17 +138,36 @@ class LiteMeanMid(nn.Module):
             out[-1].append(i)
         return out
 
-    def to_mid(self, x: torch.Tensor) -> torch.Tensor:
-        """The middle stage's feature maps for the batch ``x`` (112 x 8 x 8 for lite0 at 128 px)."""
+    def cut_before(self, stages: int) -> int:
+        """The block whose output is cached when the last ``stages`` stages train: the middle stage
+        (its maps also feed the pooled vector), or the block before the earliest trained stage when
+        more stages than follow the middle one are trained.
+
+        Raises:
+            ConfigError: ``stages`` below 1, or not fewer than the network's stages (the first one's
+                input is the stem's full-resolution map).
+        """
+        groups = self.stages()
+        if not 1 <= stages < len(groups):
+            raise ConfigError(f"fine-tuning trains 1 to {len(groups) - 1} of the network's stages, got {stages}")
+        return min(self.mid_index, groups[len(groups) - stages][0] - 1)
+
+    def to_mid(self, x: torch.Tensor, cut: int | None = None) -> torch.Tensor:
+        """The batch ``x``'s feature maps after block ``cut`` (default the middle stage: 112 x 8 x 8 for lite0)."""
         net = self.net
+        cut = self.mid_index if cut is None else cut
         x = net._swish(net._bn0(net._conv_stem(x)))
-        for block in net._blocks[: self.mid_index + 1]:
+        for block in net._blocks[: cut + 1]:
             x = block(x)
         return x
 
-    def from_mid(self, mid: torch.Tensor) -> torch.Tensor:
-        """The pooled vector from the middle stage's feature maps."""
+    def from_mid(self, maps: torch.Tensor, cut: int | None = None) -> torch.Tensor:
+        """The pooled vector from the feature maps of block ``cut`` (default the middle stage)."""
         net = self.net
+        cut = self.mid_index if cut is None else cut
+        mid = maps
+        for block in net._blocks[cut + 1 : self.mid_index + 1]:
+            mid = block(mid)
         x = mid
         for block in net._blocks[self.mid_index + 1 :]:
             x = block(x)

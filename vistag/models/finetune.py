@@ -6,7 +6,10 @@ feature maps (112 x 8 x 8 for lite0 at 128 px, float16, 14 KB per view) go to an
 cache keyed by the image's content, like embeddings (:class:`MidActivations`). Training
 then runs only :meth:`~vistag.models.backbones.LiteMeanMid.from_mid` -- the last stages
 at 4 x 4 (the last ``stages`` of them trainable, the rest frozen), Chen et al.'s spatial
-attention, the head convolution, the pooling -- and the multi-task head, end to end:
+attention, the head convolution, the pooling -- and the multi-task head, end to end. To train
+more stages than follow the middle one, the maps are cached earlier, before the earliest
+trained stage (:meth:`~vistag.models.backbones.LiteMeanMid.cut_before`; a cache of their own).
+The recipe:
 
 * linear probing, then fine-tuning: the head starts from a fresh one trained for a few
   epochs on the frozen features (``head_epochs``), the attention module from the identity.
@@ -63,7 +66,9 @@ class FineTuneConfig:
     Attributes:
         stages: the last stages of the network that are trained (EfficientNet-Lite0 has two
             after its middle stage: 4 blocks of 192 channels, then 1 of 320 and the head
-            convolution, which always trains with the last stage).
+            convolution, which always trains with the last stage). With more, the maps are
+            cached before the earliest trained stage (3: the 80-channel stage's output, 80 x 8 x 8,
+            10 KB per view) and the middle stage, whose maps the vector pools too, trains as well.
         attention: insert Chen et al.'s spatial attention after the last block.
         views: cached views per image: the photo, then mirror images with random crops.
         epochs: maximum epochs.
@@ -146,7 +151,9 @@ def augment(batch: torch.Tensor, view: int, generator: torch.Generator) -> torch
 
 
 class MidActivations:
-    """The middle-stage feature maps of ``views`` views of each image, in the shape of an embedder.
+    """The cached feature maps of ``views`` views of each image, in the shape of an embedder: the
+    middle stage's, or an earlier block's when more stages train (``stages``,
+    :meth:`~vistag.models.backbones.LiteMeanMid.cut_before`).
 
     A :class:`~vistag.models.embedding.BatchEmbedder` (through
     :func:`~vistag.models.embedding.open_batch_embedder`) reads, decodes and caches them
@@ -157,14 +164,16 @@ class MidActivations:
         embedder: an :class:`~vistag.models.embedder.ImageEmbedder` of an EfficientNet-Lite backbone.
         views: views per image (see :func:`augment`).
         seed: seed of the random crops (part of the model id).
+        stages: the stages fine-tuning trains (where the maps are cut: part of the model id).
 
     Raises:
-        ConfigError: a backbone that is not EfficientNet-Lite with ``mean+mid`` pooling, or a compiled one.
+        ConfigError: a backbone that is not EfficientNet-Lite with ``mean+mid`` pooling, or a compiled
+            one; ``stages`` out of range.
     """
 
     cache_dtype = np.float16
 
-    def __init__(self, embedder: Any, views: int = 2, seed: int = 0) -> None:
+    def __init__(self, embedder: Any, views: int = 2, seed: int = 0, stages: int = 2) -> None:
         lite = embedder.model
         if embedder.config.colour and isinstance(getattr(lite, "net", None), LiteMeanMid):
             lite = lite.net  # ColourJoined: the colour evidence is read from the pixels, not from the maps
@@ -175,20 +184,23 @@ class MidActivations:
             )
         self.embedder = embedder
         self.lite = lite
+        self.cut = lite.cut_before(stages)
         self.views = views
         self.seed = seed
         self.config = embedder.config
         self.batch_size = embedder.batch_size
         self.device = embedder.device
         with torch.inference_mode():
-            probe = lite.to_mid(torch.zeros(1, 3, self.config.input_size, self.config.input_size, device=self.device))
+            probe = lite.to_mid(
+                torch.zeros(1, 3, self.config.input_size, self.config.input_size, device=self.device), self.cut
+            )
         self.shape: tuple[int, int, int] = tuple(probe.shape[1:])  # type: ignore[assignment]
         self.dim = views * math.prod(self.shape)
         network = self.config
         if network.colour:  # the maps are the published network's: shared with the backbone without colour
             network = replace(network, name=network.name.removesuffix("-colour"), colour=0.0)
         network_id = network.model_id
-        self.model_id = f"{network_id}-mid{lite.mid_index}-views{views}-seed{seed}"
+        self.model_id = f"{network_id}-mid{self.cut}-views{views}-seed{seed}"
         self._batches = 0
 
     @torch.inference_mode()
@@ -200,7 +212,7 @@ class MidActivations:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self._batches)
             self._batches += 1
             maps = [
-                self.lite.to_mid(augment(batch, v, generator).contiguous(memory_format=torch.channels_last))
+                self.lite.to_mid(augment(batch, v, generator).contiguous(memory_format=torch.channels_last), self.cut)
                 for v in range(self.views)
             ]
             out.append(torch.stack(maps, 1).flatten(1).half().cpu().numpy())
@@ -234,17 +246,14 @@ def trainable_parameters(network: LiteMeanMid, stages: int) -> list[tuple[str, t
     its batch norm and the attention module); the others get ``requires_grad=False``.
 
     Raises:
-        ConfigError: more stages than follow the middle stage (their input is what is cached).
+        ConfigError: ``stages`` out of range (:meth:`~vistag.models.backbones.LiteMeanMid.cut_before`).
 
     Examples:
         >>> names = [n for n, _ in trainable_parameters(network, 1)]  # doctest: +SKIP
     """
-    after = [s for s in network.stages() if s[0] > network.mid_index]
-    if stages > len(after):
-        raise ConfigError(
-            f"{stages} stages cannot be fine-tuned on the cached middle-stage maps: {len(after)} stages follow it"
-        )
-    blocks = {i for s in after[len(after) - stages :] for i in s}
+    network.cut_before(stages)  # checks the range
+    groups = network.stages()
+    blocks = {i for s in groups[len(groups) - stages :] for i in s}
     chosen = []
     for name, param in network.named_parameters():
         parts = name.split(".")
@@ -293,10 +302,15 @@ def extra_block(x: np.ndarray, dim: int) -> np.ndarray | None:
 
 @torch.inference_mode()
 def embed_maps(
-    network: LiteMeanMid, maps: np.ndarray, extra: np.ndarray | None = None, batch_size: int = 512
+    network: LiteMeanMid,
+    maps: np.ndarray,
+    extra: np.ndarray | None = None,
+    batch_size: int = 512,
+    cut: int | None = None,
 ) -> np.ndarray:
-    """Embeddings of cached middle-stage maps ``(N, C, H, W)`` (one view), float32, computed on the network's
-    device: unit vectors, joined with the rows' ``extra`` block when given (see :func:`joined`).
+    """Embeddings of cached maps ``(N, C, H, W)`` (one view) of block ``cut`` (default the middle stage),
+    float32, computed on the network's device: unit vectors, joined with the rows' ``extra`` block when
+    given (see :func:`joined`).
     """
     network.eval()
     device = next(network.parameters()).device
@@ -304,7 +318,7 @@ def embed_maps(
     for start in range(0, len(maps), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(maps[start : start + batch_size])).to(device).float()
         more = None if extra is None else torch.from_numpy(extra[start : start + batch_size])
-        emb = joined(network.from_mid(x.contiguous(memory_format=torch.channels_last)), more)
+        emb = joined(network.from_mid(x.contiguous(memory_format=torch.channels_last), cut), more)
         out.append(emb.cpu().numpy())
     dim = network.dim + (0 if extra is None else extra.shape[1])
     return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
@@ -331,7 +345,8 @@ def fine_tune(
         network: the EfficientNet-Lite module (changed in place; with an attention module when asked for).
         head: the head fine-tuning starts from, trained on the frozen features (its copy is trained).
         train: the training rows' targets (``x`` is not used).
-        train_maps: their cached maps, ``(N, views, C, H, W)``.
+        train_maps: their cached maps, ``(N, views, C, H, W)``, cut where ``config.stages`` asks
+            (:meth:`~vistag.models.backbones.LiteMeanMid.cut_before`, :class:`MidActivations`).
         val: the validation rows' targets (``None``: all epochs, the last kept).
         val_maps: their maps (the first view is used).
         config: hyper-parameters.
@@ -382,6 +397,7 @@ def _fine_tune(
     head = copy.deepcopy(head).to(device)
     network.to(device)
     chosen = trainable_parameters(network, config.stages)
+    cut = network.cut_before(config.stages)
     generator = torch.Generator().manual_seed(config.seed)
     n, views = len(train), train_maps.shape[1]
     ys = {name: torch.from_numpy(y).to(device) for name, y in train.targets.items()}
@@ -412,7 +428,7 @@ def _fine_tune(
 
     def score() -> dict[str, float]:
         assert val is not None and val_maps is not None
-        x = embed_maps(network, val_maps[:, 0], val_extra)
+        x = embed_maps(network, val_maps[:, 0], val_extra, cut=cut)
         return validation_score(head, Split(x, val.targets, val.tags, val.tag_mask))
 
     history: list[dict] = []
@@ -434,7 +450,7 @@ def _fine_tune(
             idx = np.sort(order[step * config.batch_size : (step + 1) * config.batch_size])
             maps = torch.from_numpy(train_maps[idx, picks[idx]]).to(device).float()
             more = None if extra is None else extra[torch.from_numpy(idx)]
-            out = head(joined(network.from_mid(maps.contiguous(memory_format=torch.channels_last)), more))
+            out = head(joined(network.from_mid(maps.contiguous(memory_format=torch.channels_last), cut), more))
             ti = torch.from_numpy(idx).to(device)
             total += optimise_batch(opt, sched, out, ti, ys, weights, tags, tag_mask, config.label_smoothing)
             bar.update(1)

@@ -281,6 +281,12 @@ def train(
     embedder = create_embedder(
         backbone, device=device, batch_size=batch_size, input_size=input_size, weights=weights, compile=compile
     )
+    if fine_tune is not None:  # refused before minutes of embedding and training, not after
+        from vistag.models.finetune import MidActivations
+
+        if settings.title_column:
+            raise ConfigError("fine-tuning trains the network on the photo alone: drop --title-aware")
+        MidActivations(embedder, fine_tune.views, fine_tune.seed, fine_tune.stages)
     with open_batch_embedder(
         embedder, images, cache_dir, workers=workers, processes=decode_processes, max_pixels=max_pixels
     ) as batch:
@@ -305,8 +311,6 @@ def train(
         "rows": len(data),
     }
     if fine_tune is not None:
-        if settings.title_column:
-            raise ConfigError("fine-tuning trains the network on the photo alone: drop --title-aware")
         model, data = fine_tune_model(
             model,
             data,
@@ -416,7 +420,7 @@ def fine_tune_model(
     if embedder.config.flip or embedder.config.tuned:
         raise ConfigError(f"{embedder.model_id}: fine-tune the published network (no flip averaging or tuning)")
     started = time.monotonic()
-    acts = MidActivations(embedder, config.views, config.seed)
+    acts = MidActivations(embedder, config.views, config.seed, config.stages)
     maps = np.empty((len(data), config.views, *acts.shape), np.float16)
     with open_batch_embedder(
         acts, images, cache_dir, workers=workers, processes=decode_processes, max_pixels=max_pixels
@@ -459,7 +463,7 @@ def fine_tune_model(
         val_extra=None if extra is None or not len(val_rows) else extra[val_rows],
     )
     tuned = replace(embedder.config, attention=config.attention, tuned=result.digest)
-    tuned_data = replace(data, x=embed_maps(result.network, maps[:, 0], extra))
+    tuned_data = replace(data, x=embed_maps(result.network, maps[:, 0], extra, cut=acts.cut))
     model = train_model(
         tuned_data,
         splits,

@@ -103,7 +103,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="embed (index, search) with the network followed by the trained head's hidden layer; "
         "the heads are trained afresh on those vectors (EfficientNet-Lite; with or without --fine-tune)",
     )
-    tune.add_argument("--fine-tune-stages", type=int, default=2, help="last stages trained (default %(default)s)")
+    tune.add_argument(
+        "--fine-tune-stages",
+        type=int,
+        default=2,
+        help="last stages trained (default %(default)s; above 2 the maps are cached before the middle stage, "
+        "which trains too)",
+    )
     tune.add_argument(
         "--attention",
         action=argparse.BooleanOptionalAction,
